@@ -1,0 +1,155 @@
+/* kpay-admin: creates and checks kpay's topics, and waits for the cluster.
+ *
+ *   kpay-admin topics     create every topic of DESIGN.md §2 that is missing
+ *                         and check the others (partitions, cleanup.policy)
+ *   kpay-admin wait       wait until the cluster answers a metadata request
+ *   kpay-admin describe T print T's partition count and cleanup.policy
+ *
+ * Exit status: 0 on success, 1 on a Kafka error or a topic that does not
+ * match, 2 on a bad argument. */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kpay/kp_admin.h"
+#include "kpay/kp_app.h"
+#include "kpay/kp_kafka.h"
+#include "kpay/kp_log.h"
+
+typedef struct admin_conf_s {
+        int64_t partitions;
+        int64_t replication_factor;
+        int64_t timeout_ms;
+} admin_conf_t;
+
+static admin_conf_t aconf;
+
+#define AOPT(field) offsetof(admin_conf_t, field)
+static const kp_conf_opt_t admin_opts[] = {
+    {"partitions", 0, KP_CONF_INT, AOPT(partitions), "12", 1, 10000, NULL,
+     "Partition count of the keyed topics and the changelogs."},
+    {"replication-factor", 0, KP_CONF_INT, AOPT(replication_factor), "1", 1, 16,
+     NULL, "Replication factor of new topics (3 in production)."},
+    {"timeout-ms", 0, KP_CONF_INT, AOPT(timeout_ms), "30000", 100, 3600000,
+     NULL, "How long to wait for the cluster."},
+    {NULL},
+};
+
+static rd_kafka_t *new_client(const kp_app_conf_t *c) {
+        char errstr[512];
+        rd_kafka_conf_t *conf =
+            kp_kafka_conf_new(c, NULL, "kpay-admin", errstr, sizeof(errstr));
+        if (!conf) {
+                fprintf(stderr, "kpay-admin: %s\n", errstr);
+                return NULL;
+        }
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        if (!rk) {
+                fprintf(stderr,
+                        "kpay-admin: cannot create a Kafka client: %s\n",
+                        errstr);
+                rd_kafka_conf_destroy(conf);
+        }
+        return rk;
+}
+
+static int cmd_wait(rd_kafka_t *rk, const kp_app_conf_t *c) {
+        if (kp_kafka_wait_ready(rk, (int)aconf.timeout_ms) != KP_OK) {
+                fprintf(stderr,
+                        "kpay-admin: no broker answered at %s within %lld ms\n",
+                        c->bootstrap_servers, (long long)aconf.timeout_ms);
+                return 1;
+        }
+        return 0;
+}
+
+static int cmd_topics(rd_kafka_t *rk, const kp_app_conf_t *c) {
+        char errstr[512];
+        kp_topic_plan_t plan = {0};
+        if (cmd_wait(rk, c))
+                return 1;
+        kp_topic_plan_all(&plan, c->topic_prefix, (int)aconf.partitions,
+                          (int)aconf.replication_factor);
+        kp_err_t err = kp_admin_ensure_topics(rk, &plan, (int)aconf.timeout_ms,
+                                              stdout, errstr, sizeof(errstr));
+        kp_topic_plan_clear(&plan);
+        fflush(stdout);
+        if (err) {
+                fprintf(stderr, "kpay-admin: %s\n", errstr);
+                return 1;
+        }
+        return 0;
+}
+
+static int cmd_describe(rd_kafka_t *rk, const kp_app_conf_t *c, int argc,
+                        char **argv) {
+        char errstr[512], cleanup[64];
+        int parts, rc = 0;
+        if (cmd_wait(rk, c))
+                return 1;
+        for (int i = 1; i < argc; i++) {
+                if (kp_admin_describe_topic(rk, argv[i], (int)aconf.timeout_ms,
+                                            &parts, cleanup, sizeof(cleanup),
+                                            errstr, sizeof(errstr))) {
+                        fprintf(stderr, "kpay-admin: %s\n", errstr);
+                        rc = 1;
+                        continue;
+                }
+                printf("%s partitions=%d cleanup.policy=%s\n", argv[i], parts,
+                       cleanup);
+        }
+        return rc;
+}
+
+int main(int argc, char **argv) {
+        int rc;
+        const kp_app_def_t def = {
+            .name = "kpay-admin",
+            .summary =
+                "Create and check kpay's topics.\n"
+                "Commands: topics | wait | describe TOPIC...",
+            .usage_args = "COMMAND [ARGS]",
+            .groups     = KP_APP_CLIENT,
+            .opts       = admin_opts,
+            .opts_base  = &aconf,
+        };
+        kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
+        if (!app)
+                return rc;
+
+        int nargs;
+        char **args            = kp_conf_args(kp_app_kp_conf(app), &nargs);
+        const kp_app_conf_t *c = kp_app_conf(app);
+        if (nargs < 1 ||
+            (strcmp(args[0], "topics") && strcmp(args[0], "wait") &&
+             strcmp(args[0], "describe"))) {
+                fprintf(stderr,
+                        "kpay-admin: expected a command: topics, wait "
+                        "or describe TOPIC... (see --help)\n");
+                kp_app_destroy(app);
+                return 2;
+        }
+        if ((!strcmp(args[0], "describe") && nargs < 2) ||
+            (strcmp(args[0], "describe") && nargs > 1)) {
+                fprintf(stderr, "kpay-admin: wrong arguments for %s\n",
+                        args[0]);
+                kp_app_destroy(app);
+                return 2;
+        }
+
+        rd_kafka_t *rk = new_client(c);
+        if (!rk) {
+                kp_app_destroy(app);
+                return 2;
+        }
+        if (!strcmp(args[0], "wait"))
+                rc = cmd_wait(rk, c);
+        else if (!strcmp(args[0], "topics"))
+                rc = cmd_topics(rk, c);
+        else
+                rc = cmd_describe(rk, c, nargs, args);
+        rd_kafka_destroy(rk);
+        kp_app_destroy(app);
+        return rc;
+}

@@ -1,0 +1,75 @@
+/**
+ * @file kp_admin.h
+ * @brief Creating and checking topics through librdkafka's Admin API.
+ */
+#ifndef KPAY_KP_ADMIN_H
+#define KPAY_KP_ADMIN_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "kpay/kp_err.h"
+
+/** One topic as it must exist on the broker. */
+typedef struct kp_topic_req_s {
+        char *name;
+        int partitions;
+        int replication_factor;
+        const char *cleanup_policy; /**< "delete" or "compact" */
+        const char *retention_ms;   /**< NULL for the broker default */
+} kp_topic_req_t;
+
+/** A list of kp_topic_req_t that owns its names. */
+typedef struct kp_topic_plan_s {
+        size_t cnt;
+        kp_topic_req_t *reqs;
+} kp_topic_plan_t;
+
+/**
+ * @brief Adds one topic to @p plan (the name is copied).
+ */
+void kp_topic_plan_add(kp_topic_plan_t *plan, const char *name, int partitions,
+                       int replication_factor, const char *cleanup_policy,
+                       const char *retention_ms);
+
+/**
+ * @brief Adds every topic of DESIGN.md §2 with @p prefix: the data, control,
+ *        metadata, DLQ and ops topics and the changelogs of kp_known_stores.
+ * @param partitions the deployment's partition count (topics with a fixed
+ *        count, such as kpay.metadata, keep theirs).
+ */
+void kp_topic_plan_all(kp_topic_plan_t *plan, const char *prefix,
+                       int partitions, int replication_factor);
+
+/** @brief Frees the plan's contents (not @p plan itself). */
+void kp_topic_plan_clear(kp_topic_plan_t *plan);
+
+/**
+ * @brief Creates the topics of @p plan that do not exist and checks those that
+ *        do.
+ *
+ * Idempotent. An existing topic with another partition count or cleanup
+ * policy is an error that names the topic; every mismatch is reported on
+ * @p report (one line each) and in errstr (the first one). Progress lines
+ * ("created", "ok") go to @p report when it is not NULL.
+ *
+ * @returns KP_OK, KP_ERR_TOPIC_MISMATCH, KP_ERR_KAFKA or KP_ERR_TIMED_OUT.
+ * @locality any thread; blocks up to about @p timeout_ms per request
+ */
+kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
+                                int timeout_ms, FILE *report, char *errstr,
+                                size_t errstr_size);
+
+/**
+ * @brief Reads the partition count and cleanup.policy of @p topic.
+ * @param cleanup receives the policy ("delete", "compact", "compact,delete").
+ * @returns KP_OK, KP_ERR_NOT_FOUND if the topic does not exist, or
+ *          KP_ERR_KAFKA / KP_ERR_TIMED_OUT with a reason in errstr.
+ */
+kp_err_t kp_admin_describe_topic(rd_kafka_t *rk, const char *topic,
+                                 int timeout_ms, int *partitionsp,
+                                 char *cleanup, size_t cleanup_size,
+                                 char *errstr, size_t errstr_size);
+
+#endif /* KPAY_KP_ADMIN_H */

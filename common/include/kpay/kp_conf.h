@@ -1,0 +1,113 @@
+/**
+ * @file kp_conf.h
+ * @brief Declarative configuration: one option table per daemon.
+ *
+ * A daemon describes its options once, as a table of kp_conf_opt_t rows that
+ * point (by offset) into a plain struct. kp_conf_load() fills the struct from,
+ * in increasing precedence: the defaults in the table, an optional file
+ * (`--config FILE` or KPAY_CONFIG), the environment (KPAY_<NAME>, dashes as
+ * underscores) and the command line. `--help` is generated from the same
+ * tables, as is the option reference in docs/.
+ */
+#ifndef KPAY_KP_CONF_H
+#define KPAY_KP_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kpay/kp_err.h"
+
+typedef enum kp_conf_type_e {
+        KP_CONF_STR,  /**< char *, owned by the config (kp_conf_destroy) */
+        KP_CONF_INT,  /**< int64_t, checked against min/max */
+        KP_CONF_BOOL, /**< int, 0 or 1 */
+        KP_CONF_KV,   /**< kp_conf_kv_t: repeated key=value pairs */
+} kp_conf_type_t;
+
+/** A list of key=value pairs, such as the librdkafka properties of -X. */
+typedef struct kp_conf_kv_s {
+        size_t cnt;
+        char **keys;
+        char **values;
+} kp_conf_kv_t;
+
+/** One option. Tables end with a row whose name is NULL. */
+typedef struct kp_conf_opt_s {
+        const char *name; /**< long flag without "--"; also the file key */
+        char short_name;  /**< single-letter flag, or 0 */
+        kp_conf_type_t type;
+        size_t offset;       /**< offsetof() the field in the table's struct */
+        const char *defval;  /**< default as text, or NULL for none */
+        int64_t min, max;    /**< bounds for KP_CONF_INT */
+        const char *metavar; /**< value placeholder in --help ("HOST:PORT") */
+        const char *desc;    /**< one sentence for --help */
+} kp_conf_opt_t;
+
+typedef struct kp_conf_s kp_conf_t;
+
+/**
+ * @brief A new, empty configuration for program @p prog.
+ * @param summary one line printed under the usage line of --help.
+ * @param usage_args what follows the options in the usage line, or NULL.
+ */
+kp_conf_t *kp_conf_new(const char *prog, const char *summary,
+                       const char *usage_args);
+
+/**
+ * @brief Adds a table of options whose fields live in @p base.
+ *        Neither is copied: both must outlive the configuration.
+ */
+void kp_conf_add_table(kp_conf_t *conf, const kp_conf_opt_t *opts, void *base);
+
+/**
+ * @brief Fills every table's struct from defaults, file, environment and
+ *        command line.
+ *
+ * `--help` prints the generated help to stdout, `--help-markdown` the option
+ * reference as a Markdown table (docs/options.md is made from it) and
+ * `--version` the version; each sets *exitp to 0 and return KP_OK: the caller
+ * then exits with *exitp. Otherwise *exitp is -1. Arguments that are not
+ * options are collected and available through kp_conf_args().
+ *
+ * @returns KP_OK, or KP_ERR_CONFIG with a one-line reason in errstr.
+ */
+kp_err_t kp_conf_load(kp_conf_t *conf, int argc, char **argv, int *exitp,
+                      char *errstr, size_t errstr_size);
+
+/** @brief The non-option arguments left by kp_conf_load(). */
+char **kp_conf_args(const kp_conf_t *conf, int *cntp);
+
+/**
+ * @brief Sets one option from text, as a flag would.
+ * @returns KP_OK, KP_ERR_NOT_FOUND for an unknown name, or KP_ERR_CONFIG
+ *          for a bad value (reason in errstr).
+ */
+kp_err_t kp_conf_set(kp_conf_t *conf, const char *name, const char *value,
+                     char *errstr, size_t errstr_size);
+
+/** @brief Writes the --help text to @p fp. */
+void kp_conf_print_help(const kp_conf_t *conf, FILE *fp);
+
+/** @brief Writes the option reference as a Markdown table to @p fp. */
+void kp_conf_print_markdown(const kp_conf_t *conf, FILE *fp);
+
+/**
+ * @brief Frees the configuration and every string and list it allocated in
+ *        the tables' structs. NULL is a no-op.
+ */
+void kp_conf_destroy(kp_conf_t *conf);
+
+/** @brief Looks up @p key in @p kv. @returns the value or NULL. */
+const char *kp_conf_kv_get(const kp_conf_kv_t *kv, const char *key);
+
+/**
+ * @brief Parses a decimal int64 with no trailing garbage and no overflow.
+ * @returns KP_OK or KP_ERR_INVALID_ARG.
+ */
+kp_err_t kp_parse_int64(const char *s, int64_t *valp);
+
+/** The version string of every kpay binary. */
+extern const char kp_version_str[];
+
+#endif /* KPAY_KP_CONF_H */

@@ -1,0 +1,73 @@
+/**
+ * @file kp_topics.h
+ * @brief The topics of kpay (DESIGN.md §2, docs/topics.md) and their names.
+ *
+ * Every name takes the deployment's optional prefix (--topic-prefix), which is
+ * prepended as is: prefix "blue." gives "blue.kpay.payments.incoming".
+ */
+#ifndef KPAY_KP_TOPICS_H
+#define KPAY_KP_TOPICS_H
+
+#include <stddef.h>
+
+typedef enum kp_topic_id_e {
+        KP_TOPIC_INCOMING,
+        KP_TOPIC_INFLIGHT,
+        KP_TOPIC_COMPLETE,
+        KP_TOPIC_CONFIRMED,
+        KP_TOPIC_CONTROL_STATUS,
+        KP_TOPIC_METADATA,
+        KP_TOPIC_DLQ,
+        KP_TOPIC_OPS_LOG,
+        KP_TOPIC_OPS_AUDIT,
+        KP_TOPIC__CNT
+} kp_topic_id_t;
+
+/** How a topic is laid out on the broker. */
+typedef struct kp_topic_spec_s {
+        const char *name;         /**< without the prefix */
+        int partitions;           /**< fixed count, or 0 for the deployment's */
+        const char *cleanup;      /**< "delete" or "compact" */
+        const char *retention_ms; /**< retention.ms, or NULL for the default */
+} kp_topic_spec_t;
+
+/** A state store whose changelog topic the deployment creates up front. */
+typedef struct kp_store_spec_s {
+        const char *service; /**< "account" for kpay-account */
+        const char *store;   /**< "balances" */
+} kp_store_spec_t;
+
+/** @brief The layout of topic @p id. @locality any thread */
+const kp_topic_spec_t *kp_topic_spec(kp_topic_id_t id);
+
+/**
+ * @brief The stores of kpay's processors, ending with a {NULL, NULL} row.
+ *        `kpay-admin topics` creates their changelogs; the runtime creates
+ *        any other store's changelog when it first opens the store.
+ */
+extern const kp_store_spec_t kp_known_stores[];
+
+/**
+ * @brief Writes prefix + the name of topic @p id into @p buf.
+ * @returns @p buf. Names longer than @p size are truncated; 249 characters
+ *          (Kafka's limit) always fit a 256-byte buffer.
+ */
+char *kp_topic_name(char *buf, size_t size, const char *prefix,
+                    kp_topic_id_t id);
+
+/**
+ * @brief Writes the changelog topic name of a store:
+ *        prefix + "kpay-<service>-<store>-changelog".
+ * @returns @p buf.
+ */
+char *kp_changelog_name(char *buf, size_t size, const char *prefix,
+                        const char *service, const char *store);
+
+/**
+ * @brief Checks that @p name is a legal Kafka topic name (1-249 characters of
+ *        [A-Za-z0-9._-], not "." or "..").
+ * @returns 1 if legal, else 0.
+ */
+int kp_topic_name_valid(const char *name);
+
+#endif /* KPAY_KP_TOPICS_H */

@@ -1,0 +1,386 @@
+/* kp_admin.c: topic creation and verification through the Admin API. */
+#include "kpay/kp_admin.h"
+
+#include <string.h>
+
+#include "kpay/kp_log.h"
+#include "kpay/kp_mem.h"
+#include "kpay/kp_topics.h"
+
+void kp_topic_plan_add(kp_topic_plan_t *plan, const char *name, int partitions,
+                       int replication_factor, const char *cleanup_policy,
+                       const char *retention_ms) {
+        plan->reqs =
+            kp_realloc(plan->reqs, sizeof(*plan->reqs) * (plan->cnt + 1));
+        kp_topic_req_t *r     = &plan->reqs[plan->cnt++];
+        r->name               = kp_strdup(name);
+        r->partitions         = partitions;
+        r->replication_factor = replication_factor;
+        r->cleanup_policy     = cleanup_policy;
+        r->retention_ms       = retention_ms;
+}
+
+void kp_topic_plan_all(kp_topic_plan_t *plan, const char *prefix,
+                       int partitions, int replication_factor) {
+        char name[256];
+        for (int id = 0; id < KP_TOPIC__CNT; id++) {
+                const kp_topic_spec_t *s = kp_topic_spec((kp_topic_id_t)id);
+                kp_topic_name(name, sizeof(name), prefix, (kp_topic_id_t)id);
+                kp_topic_plan_add(
+                    plan, name, s->partitions ? s->partitions : partitions,
+                    replication_factor, s->cleanup, s->retention_ms);
+        }
+        for (const kp_store_spec_t *st = kp_known_stores; st->service; st++) {
+                kp_changelog_name(name, sizeof(name), prefix, st->service,
+                                  st->store);
+                kp_topic_plan_add(plan, name, partitions, replication_factor,
+                                  "compact", NULL);
+        }
+}
+
+void kp_topic_plan_clear(kp_topic_plan_t *plan) {
+        for (size_t i = 0; i < plan->cnt; i++)
+                kp_free(plan->reqs[i].name);
+        kp_free(plan->reqs);
+        plan->reqs = NULL;
+        plan->cnt  = 0;
+}
+
+/* Waits for the result event of one admin request on @p q. */
+static rd_kafka_event_t *wait_result(rd_kafka_queue_t *q, int timeout_ms,
+                                     char *errstr, size_t errstr_size) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 5000);
+        if (!ev) {
+                snprintf(errstr, errstr_size,
+                         "no answer from the cluster within %d ms",
+                         timeout_ms + 5000);
+                return NULL;
+        }
+        if (rd_kafka_event_error(ev)) {
+                snprintf(errstr, errstr_size, "%s",
+                         rd_kafka_event_error_string(ev));
+                rd_kafka_event_destroy(ev);
+                return NULL;
+        }
+        return ev;
+}
+
+/* Partition counts of all topics, looked up by name in @p md. */
+static int md_partitions(const struct rd_kafka_metadata *md, const char *name) {
+        for (int i = 0; i < md->topic_cnt; i++)
+                if (!strcmp(md->topics[i].topic, name) && !md->topics[i].err)
+                        return md->topics[i].partition_cnt;
+        return -1;
+}
+
+static kp_err_t create_missing(rd_kafka_t *rk, rd_kafka_queue_t *q,
+                               const kp_topic_plan_t *plan, const int *missing,
+                               int timeout_ms, FILE *report, char *errstr,
+                               size_t errstr_size) {
+        size_t cnt = 0;
+        rd_kafka_NewTopic_t **nts =
+            kp_calloc(plan->cnt ? plan->cnt : 1, sizeof(*nts));
+        kp_err_t err = KP_OK;
+        char rderr[256];
+
+        for (size_t i = 0; i < plan->cnt; i++) {
+                if (!missing[i])
+                        continue;
+                const kp_topic_req_t *r = &plan->reqs[i];
+                rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(
+                    r->name, r->partitions, r->replication_factor, rderr,
+                    sizeof(rderr));
+                if (!nt) {
+                        snprintf(errstr, errstr_size, "topic %s: %s", r->name,
+                                 rderr);
+                        err = KP_ERR_INVALID_ARG;
+                        goto done;
+                }
+                nts[cnt++] = nt;
+                if (rd_kafka_NewTopic_set_config(nt, "cleanup.policy",
+                                                 r->cleanup_policy) ||
+                    (r->retention_ms &&
+                     rd_kafka_NewTopic_set_config(nt, "retention.ms",
+                                                  r->retention_ms))) {
+                        snprintf(errstr, errstr_size,
+                                 "topic %s: cannot set its configuration",
+                                 r->name);
+                        err = KP_ERR_INVALID_ARG;
+                        goto done;
+                }
+        }
+        if (!cnt)
+                goto done;
+
+        rd_kafka_AdminOptions_t *opts =
+            rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+        if (rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, rderr,
+                                                        sizeof(rderr)) ||
+            rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, rderr,
+                                                      sizeof(rderr))) {
+                rd_kafka_AdminOptions_destroy(opts);
+                snprintf(errstr, errstr_size, "admin options: %s", rderr);
+                err = KP_ERR_INVALID_ARG;
+                goto done;
+        }
+        rd_kafka_CreateTopics(rk, nts, cnt, opts, q);
+        rd_kafka_AdminOptions_destroy(opts);
+
+        rd_kafka_event_t *ev = wait_result(q, timeout_ms, errstr, errstr_size);
+        if (!ev) {
+                err = KP_ERR_KAFKA;
+                goto done;
+        }
+        const rd_kafka_CreateTopics_result_t *res =
+            rd_kafka_event_CreateTopics_result(ev);
+        size_t rcnt;
+        const rd_kafka_topic_result_t **trs =
+            rd_kafka_CreateTopics_result_topics(res, &rcnt);
+        for (size_t i = 0; i < rcnt; i++) {
+                rd_kafka_resp_err_t terr = rd_kafka_topic_result_error(trs[i]);
+                const char *name         = rd_kafka_topic_result_name(trs[i]);
+                if (terr == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+                        /* Created concurrently by someone else: it is
+                         * checked like any existing topic by the caller. */
+                        continue;
+                }
+                if (terr) {
+                        if (err == KP_OK)
+                                snprintf(
+                                    errstr, errstr_size,
+                                    "cannot create topic %s: %s", name,
+                                    rd_kafka_topic_result_error_string(trs[i]));
+                        if (report)
+                                fprintf(
+                                    report, "error   %s: %s\n", name,
+                                    rd_kafka_topic_result_error_string(trs[i]));
+                        err = KP_ERR_KAFKA;
+                } else if (report) {
+                        fprintf(report, "created %s\n", name);
+                }
+        }
+        rd_kafka_event_destroy(ev);
+done:
+        for (size_t i = 0; i < cnt; i++)
+                rd_kafka_NewTopic_destroy(nts[i]);
+        kp_free(nts);
+        return err;
+}
+
+/* Fetches cleanup.policy of each named topic into @p policies (kp_strdup'd). */
+static kp_err_t describe_cleanup(rd_kafka_t *rk, rd_kafka_queue_t *q,
+                                 const char **names, size_t cnt,
+                                 char **policies, int timeout_ms, char *errstr,
+                                 size_t errstr_size) {
+        rd_kafka_ConfigResource_t **crs = kp_calloc(cnt, sizeof(*crs));
+        kp_err_t err                    = KP_OK;
+        char rderr[256];
+
+        for (size_t i = 0; i < cnt; i++)
+                crs[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC,
+                                                     names[i]);
+        rd_kafka_AdminOptions_t *opts =
+            rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+        if (rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, rderr,
+                                                      sizeof(rderr))) {
+                snprintf(errstr, errstr_size, "admin options: %s", rderr);
+                rd_kafka_AdminOptions_destroy(opts);
+                err = KP_ERR_INVALID_ARG;
+                goto done;
+        }
+        rd_kafka_DescribeConfigs(rk, crs, cnt, opts, q);
+        rd_kafka_AdminOptions_destroy(opts);
+
+        rd_kafka_event_t *ev = wait_result(q, timeout_ms, errstr, errstr_size);
+        if (!ev) {
+                err = KP_ERR_KAFKA;
+                goto done;
+        }
+        const rd_kafka_DescribeConfigs_result_t *res =
+            rd_kafka_event_DescribeConfigs_result(ev);
+        size_t rcnt;
+        const rd_kafka_ConfigResource_t **rrs =
+            rd_kafka_DescribeConfigs_result_resources(res, &rcnt);
+        for (size_t i = 0; i < rcnt; i++) {
+                const char *name = rd_kafka_ConfigResource_name(rrs[i]);
+                size_t idx;
+                for (idx = 0; idx < cnt; idx++)
+                        if (!strcmp(names[idx], name))
+                                break;
+                if (idx == cnt)
+                        continue;
+                if (rd_kafka_ConfigResource_error(rrs[i])) {
+                        snprintf(errstr, errstr_size,
+                                 "cannot describe topic %s: %s", name,
+                                 rd_kafka_ConfigResource_error_string(rrs[i]));
+                        err = KP_ERR_KAFKA;
+                        continue;
+                }
+                size_t ecnt;
+                const rd_kafka_ConfigEntry_t **entries =
+                    rd_kafka_ConfigResource_configs(rrs[i], &ecnt);
+                for (size_t e = 0; e < ecnt; e++) {
+                        if (!strcmp(rd_kafka_ConfigEntry_name(entries[e]),
+                                    "cleanup.policy")) {
+                                const char *v =
+                                    rd_kafka_ConfigEntry_value(entries[e]);
+                                kp_free(policies[idx]);
+                                policies[idx] = kp_strdup(v ? v : "");
+                        }
+                }
+        }
+        rd_kafka_event_destroy(ev);
+done:
+        for (size_t i = 0; i < cnt; i++)
+                rd_kafka_ConfigResource_destroy(crs[i]);
+        kp_free(crs);
+        return err;
+}
+
+/* cleanup.policy is a list; compare it as a set of words. */
+static int policy_equal(const char *a, const char *b) {
+        int a_compact = strstr(a, "compact") != NULL;
+        int a_delete  = strstr(a, "delete") != NULL;
+        int b_compact = strstr(b, "compact") != NULL;
+        int b_delete  = strstr(b, "delete") != NULL;
+        return a_compact == b_compact && a_delete == b_delete;
+}
+
+kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
+                                int timeout_ms, FILE *report, char *errstr,
+                                size_t errstr_size) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_queue_t *q                = rd_kafka_queue_new(rk);
+        int *missing = kp_calloc(plan->cnt ? plan->cnt : 1, sizeof(int));
+        const char **names =
+            kp_calloc(plan->cnt ? plan->cnt : 1, sizeof(*names));
+        char **policies =
+            kp_calloc(plan->cnt ? plan->cnt : 1, sizeof(*policies));
+        kp_err_t err       = KP_OK;
+        size_t missing_cnt = 0;
+
+        errstr[0] = '\0';
+        rd_kafka_resp_err_t rerr =
+            rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+        if (rerr) {
+                snprintf(errstr, errstr_size, "cannot list topics: %s",
+                         rd_kafka_err2str(rerr));
+                err = rerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? KP_ERR_TIMED_OUT
+                                                           : KP_ERR_KAFKA;
+                goto done;
+        }
+        for (size_t i = 0; i < plan->cnt; i++) {
+                if (md_partitions(md, plan->reqs[i].name) < 0) {
+                        missing[i] = 1;
+                        missing_cnt++;
+                }
+        }
+        rd_kafka_metadata_destroy(md);
+        md = NULL;
+
+        if (missing_cnt &&
+            (err = create_missing(rk, q, plan, missing, timeout_ms, report,
+                                  errstr, errstr_size)))
+                goto done;
+
+        /* Check every topic, including those just created: a concurrent
+         * creator may have made them differently. Newly created topics can
+         * take a moment to appear in metadata. */
+        for (int attempt = 0;; attempt++) {
+                rerr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+                if (rerr) {
+                        snprintf(errstr, errstr_size, "cannot list topics: %s",
+                                 rd_kafka_err2str(rerr));
+                        err = KP_ERR_KAFKA;
+                        goto done;
+                }
+                size_t absent = 0;
+                for (size_t i = 0; i < plan->cnt; i++)
+                        if (md_partitions(md, plan->reqs[i].name) < 0)
+                                absent++;
+                if (!absent || attempt >= 50)
+                        break;
+                rd_kafka_metadata_destroy(md);
+                md = NULL;
+                rd_kafka_poll(rk, 100);
+        }
+
+        for (size_t i = 0; i < plan->cnt; i++)
+                names[i] = plan->reqs[i].name;
+        if ((err = describe_cleanup(rk, q, names, plan->cnt, policies,
+                                    timeout_ms, errstr, errstr_size)))
+                goto done;
+
+        for (size_t i = 0; i < plan->cnt; i++) {
+                const kp_topic_req_t *r = &plan->reqs[i];
+                int parts               = md_partitions(md, r->name);
+                char why[200]           = "";
+                if (parts < 0)
+                        snprintf(why, sizeof(why),
+                                 "does not exist after creation");
+                else if (parts != r->partitions)
+                        snprintf(why, sizeof(why),
+                                 "has %d partitions, kpay expects %d", parts,
+                                 r->partitions);
+                else if (!policies[i])
+                        snprintf(why, sizeof(why),
+                                 "has no cleanup.policy in its description");
+                else if (!policy_equal(policies[i], r->cleanup_policy))
+                        snprintf(why, sizeof(why),
+                                 "has cleanup.policy=%s, kpay expects %s",
+                                 policies[i], r->cleanup_policy);
+                if (why[0]) {
+                        if (err == KP_OK)
+                                snprintf(errstr, errstr_size, "topic %s %s",
+                                         r->name, why);
+                        if (report)
+                                fprintf(report, "error   %s %s\n", r->name,
+                                        why);
+                        err = KP_ERR_TOPIC_MISMATCH;
+                } else if (report && !missing[i]) {
+                        fprintf(report, "ok      %s (%d partitions, %s)\n",
+                                r->name, parts, r->cleanup_policy);
+                }
+        }
+
+done:
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        for (size_t i = 0; i < plan->cnt; i++)
+                kp_free(policies[i]);
+        kp_free(policies);
+        kp_free(names);
+        kp_free(missing);
+        rd_kafka_queue_destroy(q);
+        return err;
+}
+
+kp_err_t kp_admin_describe_topic(rd_kafka_t *rk, const char *topic,
+                                 int timeout_ms, int *partitionsp,
+                                 char *cleanup, size_t cleanup_size,
+                                 char *errstr, size_t errstr_size) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t rerr =
+            rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+        if (rerr) {
+                snprintf(errstr, errstr_size, "cannot list topics: %s",
+                         rd_kafka_err2str(rerr));
+                return KP_ERR_KAFKA;
+        }
+        int parts = md_partitions(md, topic);
+        rd_kafka_metadata_destroy(md);
+        if (parts < 0) {
+                snprintf(errstr, errstr_size, "topic %s does not exist", topic);
+                return KP_ERR_NOT_FOUND;
+        }
+        *partitionsp        = parts;
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        char *policy        = NULL;
+        kp_err_t err = describe_cleanup(rk, q, &topic, 1, &policy, timeout_ms,
+                                        errstr, errstr_size);
+        rd_kafka_queue_destroy(q);
+        if (!err)
+                snprintf(cleanup, cleanup_size, "%s", policy ? policy : "");
+        kp_free(policy);
+        return err;
+}

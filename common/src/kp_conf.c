@@ -1,0 +1,510 @@
+/* kp_conf.c: declarative configuration from file, environment and flags. */
+#include "kpay/kp_conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kpay/kp_mem.h"
+
+#ifndef KPAY_VERSION
+#define KPAY_VERSION "0.0.0-dev"
+#endif
+const char kp_version_str[] = KPAY_VERSION;
+
+#define KP_CONF_MAX_TABLES 8
+
+struct kp_conf_s {
+        const char *prog;
+        const char *summary;
+        const char *usage_args;
+        size_t table_cnt;
+        const kp_conf_opt_t *tables[KP_CONF_MAX_TABLES];
+        void *bases[KP_CONF_MAX_TABLES];
+        int args_cnt;
+        char **args;
+};
+
+/* The options every program has; their values are not stored in a table. */
+static const char *builtin_help =
+    "  -h, --help                 Print this help and exit.\n"
+    "      --version              Print the version and exit.\n"
+    "      --config=FILE          Read options from FILE (lines of "
+    "name = value);\n"
+    "                             env KPAY_CONFIG.\n";
+
+kp_conf_t *kp_conf_new(const char *prog, const char *summary,
+                       const char *usage_args) {
+        kp_conf_t *conf  = kp_calloc(1, sizeof(*conf));
+        conf->prog       = prog;
+        conf->summary    = summary;
+        conf->usage_args = usage_args;
+        return conf;
+}
+
+void kp_conf_add_table(kp_conf_t *conf, const kp_conf_opt_t *opts, void *base) {
+        if (conf->table_cnt == KP_CONF_MAX_TABLES)
+                abort(); /* A programming error, not a runtime one. */
+        conf->tables[conf->table_cnt] = opts;
+        conf->bases[conf->table_cnt]  = base;
+        conf->table_cnt++;
+}
+
+kp_err_t kp_parse_int64(const char *s, int64_t *valp) {
+        char *end;
+        if (!s || !*s || isspace((unsigned char)*s))
+                return KP_ERR_INVALID_ARG;
+        errno       = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno == ERANGE || *end != '\0')
+                return KP_ERR_INVALID_ARG;
+        *valp = (int64_t)v;
+        return KP_OK;
+}
+
+const char *kp_conf_kv_get(const kp_conf_kv_t *kv, const char *key) {
+        for (size_t i = kv->cnt; i > 0; i--)
+                if (!strcmp(kv->keys[i - 1], key))
+                        return kv->values[i - 1];
+        return NULL;
+}
+
+static void kv_set(kp_conf_kv_t *kv, const char *key, size_t keylen,
+                   const char *value) {
+        for (size_t i = 0; i < kv->cnt; i++) {
+                if (strlen(kv->keys[i]) == keylen &&
+                    !strncmp(kv->keys[i], key, keylen)) {
+                        kp_free(kv->values[i]);
+                        kv->values[i] = kp_strdup(value);
+                        return;
+                }
+        }
+        kv->keys = kp_realloc(kv->keys, sizeof(*kv->keys) * (kv->cnt + 1));
+        kv->values =
+            kp_realloc(kv->values, sizeof(*kv->values) * (kv->cnt + 1));
+        kv->keys[kv->cnt]   = kp_strndup(key, keylen);
+        kv->values[kv->cnt] = kp_strdup(value);
+        kv->cnt++;
+}
+
+static void kv_clear(kp_conf_kv_t *kv) {
+        for (size_t i = 0; i < kv->cnt; i++) {
+                kp_free(kv->keys[i]);
+                kp_free(kv->values[i]);
+        }
+        kp_free(kv->keys);
+        kp_free(kv->values);
+        memset(kv, 0, sizeof(*kv));
+}
+
+static const kp_conf_opt_t *find_opt(const kp_conf_t *conf, const char *name,
+                                     size_t namelen, char short_name,
+                                     void **basep) {
+        for (size_t t = 0; t < conf->table_cnt; t++) {
+                for (const kp_conf_opt_t *o = conf->tables[t]; o->name; o++) {
+                        int match = short_name
+                                        ? o->short_name == short_name
+                                        : (strlen(o->name) == namelen &&
+                                           !strncmp(o->name, name, namelen));
+                        if (match) {
+                                *basep = conf->bases[t];
+                                return o;
+                        }
+                }
+        }
+        return NULL;
+}
+
+/* Applies one textual value to an option. For KP_CONF_KV the value is one
+ * "key=value" pair. */
+static kp_err_t apply(const kp_conf_opt_t *o, void *base, const char *value,
+                      const char *source, char *errstr, size_t errstr_size) {
+        char *field = (char *)base + o->offset;
+        switch (o->type) {
+        case KP_CONF_STR: {
+                char **sp = (char **)(void *)field;
+                kp_free(*sp);
+                *sp = kp_strdup(value);
+                return KP_OK;
+        }
+        case KP_CONF_INT: {
+                int64_t v;
+                if (kp_parse_int64(value, &v) != KP_OK) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: --%s expects an integer, not \"%s\"",
+                                 source, o->name, value);
+                        return KP_ERR_CONFIG;
+                }
+                if (v < o->min || v > o->max) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: --%s must be between %" PRId64
+                                 " and %" PRId64 ", not %" PRId64,
+                                 source, o->name, o->min, o->max, v);
+                        return KP_ERR_CONFIG;
+                }
+                *(int64_t *)(void *)field = v;
+                return KP_OK;
+        }
+        case KP_CONF_BOOL: {
+                int v;
+                if (!strcmp(value, "true") || !strcmp(value, "1") ||
+                    !strcmp(value, "yes") || !strcmp(value, "on"))
+                        v = 1;
+                else if (!strcmp(value, "false") || !strcmp(value, "0") ||
+                         !strcmp(value, "no") || !strcmp(value, "off"))
+                        v = 0;
+                else {
+                        snprintf(errstr, errstr_size,
+                                 "%s: --%s expects true or false, not \"%s\"",
+                                 source, o->name, value);
+                        return KP_ERR_CONFIG;
+                }
+                *(int *)(void *)field = v;
+                return KP_OK;
+        }
+        case KP_CONF_KV: {
+                const char *eq = strchr(value, '=');
+                if (!eq || eq == value) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: --%s expects key=value, not \"%s\"",
+                                 source, o->name, value);
+                        return KP_ERR_CONFIG;
+                }
+                kv_set((kp_conf_kv_t *)(void *)field, value,
+                       (size_t)(eq - value), eq + 1);
+                return KP_OK;
+        }
+        }
+        return KP_ERR_CONFIG;
+}
+
+kp_err_t kp_conf_set(kp_conf_t *conf, const char *name, const char *value,
+                     char *errstr, size_t errstr_size) {
+        void *base;
+        const kp_conf_opt_t *o = find_opt(conf, name, strlen(name), 0, &base);
+        if (!o) {
+                snprintf(errstr, errstr_size, "unknown option \"%s\"", name);
+                return KP_ERR_NOT_FOUND;
+        }
+        return apply(o, base, value, "config", errstr, errstr_size);
+}
+
+static char *trim(char *s) {
+        while (isspace((unsigned char)*s))
+                s++;
+        char *e = s + strlen(s);
+        while (e > s && isspace((unsigned char)e[-1]))
+                *--e = '\0';
+        return s;
+}
+
+static kp_err_t load_file(kp_conf_t *conf, const char *path, char *errstr,
+                          size_t errstr_size) {
+        FILE *fp = fopen(path, "r");
+        if (!fp) {
+                snprintf(errstr, errstr_size, "cannot open config file %s: %s",
+                         path, strerror(errno));
+                return KP_ERR_CONFIG;
+        }
+        char line[4096];
+        int lineno   = 0;
+        kp_err_t err = KP_OK;
+        while (err == KP_OK && fgets(line, sizeof(line), fp)) {
+                lineno++;
+                char *s = trim(line);
+                if (!*s || *s == '#')
+                        continue;
+                char *eq = strchr(s, '=');
+                if (!eq) {
+                        snprintf(errstr, errstr_size,
+                                 "%s:%d: expected name = value", path, lineno);
+                        err = KP_ERR_CONFIG;
+                        break;
+                }
+                *eq         = '\0';
+                char *name  = trim(s);
+                char *value = trim(eq + 1);
+                char src[300];
+                void *base;
+                snprintf(src, sizeof(src), "%s:%d", path, lineno);
+                const kp_conf_opt_t *o =
+                    find_opt(conf, name, strlen(name), 0, &base);
+                if (!o) {
+                        snprintf(errstr, errstr_size, "%s: unknown option %s",
+                                 src, name);
+                        err = KP_ERR_CONFIG;
+                        break;
+                }
+                err = apply(o, base, value, src, errstr, errstr_size);
+        }
+        if (err == KP_OK && ferror(fp)) {
+                snprintf(errstr, errstr_size, "reading %s: %s", path,
+                         strerror(errno));
+                err = KP_ERR_CONFIG;
+        }
+        fclose(fp);
+        return err;
+}
+
+/* KPAY_BOOTSTRAP_SERVERS for "bootstrap-servers". */
+static void env_name(const char *name, char *buf, size_t size) {
+        size_t of = (size_t)snprintf(buf, size, "KPAY_");
+        for (; *name && of + 1 < size; name++)
+                buf[of++] = *name == '-' ? '_' : (char)toupper(*name);
+        buf[of] = '\0';
+}
+
+static kp_err_t load_env(kp_conf_t *conf, char *errstr, size_t errstr_size) {
+        for (size_t t = 0; t < conf->table_cnt; t++) {
+                for (const kp_conf_opt_t *o = conf->tables[t]; o->name; o++) {
+                        char name[128];
+                        env_name(o->name, name, sizeof(name));
+                        const char *v = getenv(name);
+                        if (!v)
+                                continue;
+                        kp_err_t err;
+                        if (o->type != KP_CONF_KV) {
+                                err = apply(o, conf->bases[t], v, name, errstr,
+                                            errstr_size);
+                                if (err)
+                                        return err;
+                                continue;
+                        }
+                        /* Lists: pairs separated by ';' or newlines. */
+                        char *copy = kp_strdup(v), *save = NULL;
+                        err = KP_OK;
+                        for (char *p = strtok_r(copy, ";\n", &save); p && !err;
+                             p       = strtok_r(NULL, ";\n", &save)) {
+                                p = trim(p);
+                                if (*p)
+                                        err = apply(o, conf->bases[t], p, name,
+                                                    errstr, errstr_size);
+                        }
+                        kp_free(copy);
+                        if (err)
+                                return err;
+                }
+        }
+        return KP_OK;
+}
+
+static void version(const kp_conf_t *conf) {
+        printf("%s %s\n", conf->prog, kp_version_str);
+}
+
+kp_err_t kp_conf_load(kp_conf_t *conf, int argc, char **argv, int *exitp,
+                      char *errstr, size_t errstr_size) {
+        kp_err_t err;
+        *exitp = -1;
+
+        /* Defaults. */
+        for (size_t t = 0; t < conf->table_cnt; t++)
+                for (const kp_conf_opt_t *o = conf->tables[t]; o->name; o++)
+                        if (o->defval &&
+                            (err = apply(o, conf->bases[t], o->defval,
+                                         "default", errstr, errstr_size)))
+                                return err;
+
+        /* --help and --version win over everything, even bad options. */
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--"))
+                        break;
+                if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+                        kp_conf_print_help(conf, stdout);
+                        *exitp = 0;
+                        return KP_OK;
+                }
+                if (!strcmp(argv[i], "--help-markdown")) {
+                        kp_conf_print_markdown(conf, stdout);
+                        *exitp = 0;
+                        return KP_OK;
+                }
+                if (!strcmp(argv[i], "--version")) {
+                        version(conf);
+                        *exitp = 0;
+                        return KP_OK;
+                }
+        }
+
+        /* The file: the last --config on the command line, else KPAY_CONFIG.*/
+        const char *file = getenv("KPAY_CONFIG");
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--"))
+                        break;
+                if (!strcmp(argv[i], "--config") && i + 1 < argc)
+                        file = argv[++i];
+                else if (!strncmp(argv[i], "--config=", 9))
+                        file = argv[i] + 9;
+        }
+        if (file && *file && (err = load_file(conf, file, errstr, errstr_size)))
+                return err;
+
+        if ((err = load_env(conf, errstr, errstr_size)))
+                return err;
+
+        /* Flags. */
+        for (int i = 1; i < argc; i++) {
+                const char *arg   = argv[i];
+                const char *value = NULL;
+                const kp_conf_opt_t *o;
+                void *base;
+                char flag[140];
+
+                if (!strcmp(arg, "--")) {
+                        for (i++; i < argc; i++) {
+                                conf->args = kp_realloc(
+                                    conf->args,
+                                    sizeof(*conf->args) *
+                                        (size_t)(conf->args_cnt + 1));
+                                conf->args[conf->args_cnt++] = argv[i];
+                        }
+                        break;
+                }
+                if (arg[0] != '-' || arg[1] == '\0') {
+                        conf->args = kp_realloc(
+                            conf->args,
+                            sizeof(*conf->args) * (size_t)(conf->args_cnt + 1));
+                        conf->args[conf->args_cnt++] = argv[i];
+                        continue;
+                }
+                if (arg[1] == '-') {
+                        const char *name = arg + 2;
+                        const char *eq   = strchr(name, '=');
+                        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+                        if (len == 6 && !strncmp(name, "config", 6)) {
+                                if (!eq)
+                                        i++; /* Already loaded above. */
+                                continue;
+                        }
+                        o           = find_opt(conf, name, len, 0, &base);
+                        int negated = 0;
+                        if (!o && len > 3 && !strncmp(name, "no-", 3)) {
+                                o = find_opt(conf, name + 3, len - 3, 0, &base);
+                                if (o && o->type != KP_CONF_BOOL)
+                                        o = NULL;
+                                negated = 1;
+                        }
+                        if (!o) {
+                                snprintf(errstr, errstr_size,
+                                         "unknown option --%.*s (see --help)",
+                                         (int)len, name);
+                                return KP_ERR_CONFIG;
+                        }
+                        if (eq)
+                                value = eq + 1;
+                        else if (o->type == KP_CONF_BOOL)
+                                value = negated ? "false" : "true";
+                        snprintf(flag, sizeof(flag), "--%s", o->name);
+                } else {
+                        o = find_opt(conf, NULL, 0, arg[1], &base);
+                        if (!o) {
+                                snprintf(errstr, errstr_size,
+                                         "unknown option -%c (see --help)",
+                                         arg[1]);
+                                return KP_ERR_CONFIG;
+                        }
+                        if (arg[2])
+                                value = arg + 2;
+                        else if (o->type == KP_CONF_BOOL)
+                                value = "true";
+                        snprintf(flag, sizeof(flag), "-%c", o->short_name);
+                }
+                if (!value) {
+                        if (i + 1 >= argc) {
+                                snprintf(errstr, errstr_size,
+                                         "%s needs a value", flag);
+                                return KP_ERR_CONFIG;
+                        }
+                        value = argv[++i];
+                }
+                if ((err = apply(o, base, value, flag, errstr, errstr_size)))
+                        return err;
+        }
+        return KP_OK;
+}
+
+char **kp_conf_args(const kp_conf_t *conf, int *cntp) {
+        *cntp = conf->args_cnt;
+        return conf->args;
+}
+
+static const char *type_metavar(const kp_conf_opt_t *o) {
+        if (o->metavar)
+                return o->metavar;
+        switch (o->type) {
+        case KP_CONF_STR:
+                return "STR";
+        case KP_CONF_INT:
+                return "N";
+        case KP_CONF_KV:
+                return "KEY=VALUE";
+        case KP_CONF_BOOL:
+                return NULL;
+        }
+        return NULL;
+}
+
+void kp_conf_print_help(const kp_conf_t *conf, FILE *fp) {
+        fprintf(fp, "Usage: %s [OPTIONS]%s%s\n%s\n\nOptions:\n", conf->prog,
+                conf->usage_args ? " " : "",
+                conf->usage_args ? conf->usage_args : "", conf->summary);
+        for (size_t t = 0; t < conf->table_cnt; t++) {
+                for (const kp_conf_opt_t *o = conf->tables[t]; o->name; o++) {
+                        char lhs[128], env[128];
+                        const char *mv = type_metavar(o);
+                        if (o->short_name)
+                                snprintf(lhs, sizeof(lhs), "-%c, --%s%s%s",
+                                         o->short_name, o->name, mv ? "=" : "",
+                                         mv ? mv : "");
+                        else
+                                snprintf(lhs, sizeof(lhs), "    --%s%s%s",
+                                         o->name, mv ? "=" : "", mv ? mv : "");
+                        env_name(o->name, env, sizeof(env));
+                        fprintf(fp, "  %-26s %s\n", lhs, o->desc);
+                        fprintf(fp, "  %-26s default: %s; env %s%s\n", "",
+                                o->defval && *o->defval ? o->defval : "none",
+                                env, o->type == KP_CONF_KV ? " (a;b)" : "");
+                }
+        }
+        fputs(builtin_help, fp);
+}
+
+void kp_conf_print_markdown(const kp_conf_t *conf, FILE *fp) {
+        fprintf(fp, "| option | environment | default | description |\n");
+        fprintf(fp, "|---|---|---|---|\n");
+        for (size_t t = 0; t < conf->table_cnt; t++) {
+                for (const kp_conf_opt_t *o = conf->tables[t]; o->name; o++) {
+                        char env[128];
+                        const char *mv = type_metavar(o);
+                        env_name(o->name, env, sizeof(env));
+                        fprintf(fp, "| ");
+                        if (o->short_name)
+                                fprintf(fp, "`-%c`, ", o->short_name);
+                        fprintf(fp, "`--%s%s%s` | `%s` | %s%s%s | %s |\n",
+                                o->name, mv ? "=" : "", mv ? mv : "", env,
+                                o->defval && *o->defval ? "`" : "",
+                                o->defval && *o->defval ? o->defval : "none",
+                                o->defval && *o->defval ? "`" : "", o->desc);
+                }
+        }
+}
+
+void kp_conf_destroy(kp_conf_t *conf) {
+        if (!conf)
+                return;
+        for (size_t t = 0; t < conf->table_cnt; t++) {
+                for (const kp_conf_opt_t *o = conf->tables[t]; o->name; o++) {
+                        char *field = (char *)conf->bases[t] + o->offset;
+                        if (o->type == KP_CONF_STR) {
+                                kp_free(*(char **)(void *)field);
+                                *(char **)(void *)field = NULL;
+                        } else if (o->type == KP_CONF_KV) {
+                                kv_clear((kp_conf_kv_t *)(void *)field);
+                        }
+                }
+        }
+        kp_free(conf->args);
+        kp_free(conf);
+}

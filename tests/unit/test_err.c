@@ -1,0 +1,39 @@
+/* Unit tests of kp_err: every code has a name and a description. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kpay/kp_err.h"
+
+static void test_table(void **state) {
+        (void)state;
+        assert_int_equal(KP_OK, 0);
+        assert_string_equal(kp_err2name(KP_OK), "OK");
+        assert_string_equal(kp_err2str(KP_OK), "Success");
+        assert_string_equal(kp_err2name(KP_ERR_TOPIC_MISMATCH),
+                            "ERR_TOPIC_MISMATCH");
+#define CHECK(name, value, desc)                                               \
+        assert_true(KP_##name <= 0);                                           \
+        assert_string_equal(kp_err2str(KP_##name), desc);                      \
+        assert_string_equal(kp_err2name(KP_##name), #name);
+        KP_ERR_TABLE(CHECK)
+#undef CHECK
+}
+
+static void test_unknown(void **state) {
+        (void)state;
+        assert_string_equal(kp_err2str((kp_err_t)-9999), "Unknown error");
+        assert_string_equal(kp_err2name((kp_err_t)17), "ERR_UNKNOWN");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_table),
+            cmocka_unit_test(test_unknown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
