@@ -81,6 +81,8 @@ kp_app_t *kp_app_new(const kp_app_def_t *def, int argc, char **argv,
                 kp_conf_add_table(app->conf, processor_opts, &app->common);
         if (def->opts)
                 kp_conf_add_table(app->conf, def->opts, def->opts_base);
+        if (def->opts2)
+                kp_conf_add_table(app->conf, def->opts2, def->opts2_base);
 
         kp_log_set_service(def->name);
         if (kp_conf_load(app->conf, argc, argv, exitp, errstr,

@@ -95,3 +95,238 @@ rd_kafka_t *it_client(rd_kafka_type_t type, const char *const *props) {
                 fail_msg("rd_kafka_new: %s", errstr);
         return rk;
 }
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "kpay/kp_admin.h"
+
+void it_create_topics(const char *const *names, int partitions, int compact) {
+        char errstr[512];
+        rd_kafka_t *rk       = it_client(RD_KAFKA_PRODUCER, NULL);
+        kp_topic_plan_t plan = {0};
+        for (; *names; names++)
+                kp_topic_plan_add(&plan, *names, partitions, 1,
+                                  compact ? "compact" : "delete", NULL);
+        if (kp_admin_ensure_topics(rk, &plan, 30000, NULL, errstr,
+                                   sizeof(errstr)))
+                fail_msg("creating topics: %s", errstr);
+        kp_topic_plan_clear(&plan);
+        rd_kafka_destroy(rk);
+}
+
+pid_t it_spawn(char *const argv[], const char *logpath) {
+        pid_t pid = fork();
+        if (pid < 0)
+                fail_msg("fork: %s", strerror(errno));
+        if (pid == 0) {
+                int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+                if (fd >= 0) {
+                        dup2(fd, STDOUT_FILENO);
+                        dup2(fd, STDERR_FILENO);
+                        close(fd);
+                }
+                execv(argv[0], argv);
+                fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+                _exit(127);
+        }
+        return pid;
+}
+
+int it_wait_exit(pid_t pid, int timeout_ms) {
+        int status;
+        int64_t deadline = it_now_ms() + timeout_ms;
+        for (;;) {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+                if (r == pid)
+                        return WIFEXITED(status) ? WEXITSTATUS(status)
+                                                 : 128 + WTERMSIG(status);
+                if (it_now_ms() > deadline) {
+                        kill(pid, SIGKILL);
+                        waitpid(pid, &status, 0);
+                        return -1;
+                }
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+void it_dump_log(const char *logpath, int lines) {
+        char cmd[1200];
+        snprintf(cmd, sizeof(cmd), "tail -n %d '%s' >&2", lines, logpath);
+        if (system(cmd) != 0)
+                fprintf(stderr, "(could not show %s)\n", logpath);
+}
+
+int it_http(const char *method, const char *hostport, const char *path,
+            const char *body, char **bodyp) {
+        char host[64];
+        const char *colon = strrchr(hostport, ':');
+        if (!colon || (size_t)(colon - hostport) >= sizeof(host))
+                return -1;
+        memcpy(host, hostport, (size_t)(colon - hostport));
+        host[colon - hostport] = '\0';
+        struct sockaddr_in sa  = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)atoi(colon + 1))};
+        if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+                return -1;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+                return -1;
+        struct timeval tv = {10, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+                close(fd);
+                return -1;
+        }
+        char req[4096];
+        int n = snprintf(req, sizeof(req),
+                         "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+                         "Content-Length: %zu\r\n\r\n%s",
+                         method, path, hostport, body ? strlen(body) : 0,
+                         body ? body : "");
+        if (send(fd, req, (size_t)n, 0) != n) {
+                close(fd);
+                return -1;
+        }
+        size_t cap = 65536, len = 0;
+        char *buf = malloc(cap);
+        for (;;) {
+                if (len + 4096 > cap)
+                        buf = realloc(buf, cap *= 2);
+                ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+                if (r <= 0)
+                        break;
+                len += (size_t)r;
+        }
+        close(fd);
+        buf[len]   = '\0';
+        int status = -1;
+        if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+                status = -1;
+        if (bodyp) {
+                char *b = strstr(buf, "\r\n\r\n");
+                *bodyp  = strdup(b ? b + 4 : "");
+        }
+        free(buf);
+        return status;
+}
+
+int it_http_get(const char *hostport, const char *path, char **bodyp) {
+        return it_http("GET", hostport, path, NULL, bodyp);
+}
+
+size_t it_read_all(const char *topic, const char *isolation, it_rec_t **recsp) {
+        const char *props[] = {
+            "group.id", "kpay-it-reader",     "isolation.level",
+            isolation,  "enable.auto.commit", "false",
+            NULL};
+        rd_kafka_t *rk = it_client(RD_KAFKA_CONSUMER, props);
+        const struct rd_kafka_metadata *md;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 30000))
+                fail_msg("metadata of %s", topic);
+        int parts = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        if (parts <= 0)
+                fail_msg("topic %s has no partitions", topic);
+
+        rd_kafka_topic_partition_list_t *list =
+            rd_kafka_topic_partition_list_new(parts);
+        int64_t *end = calloc((size_t)parts, sizeof(*end));
+        for (int p = 0; p < parts; p++) {
+                int64_t lo;
+                if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &end[p],
+                                                     30000))
+                        fail_msg("watermarks of %s [%d]", topic, p);
+                rd_kafka_topic_partition_list_add(list, topic, p)->offset =
+                    RD_KAFKA_OFFSET_BEGINNING;
+        }
+        if (rd_kafka_assign(rk, list))
+                fail_msg("assign %s", topic);
+        size_t cnt = 0, cap = 1024;
+        it_rec_t *recs   = calloc(cap, sizeof(*recs));
+        int64_t deadline = it_now_ms() + 120000;
+        for (;;) {
+                rd_kafka_position(rk, list);
+                int done = 1;
+                for (int p = 0; p < parts; p++)
+                        if (end[p] > 0 && list->elems[p].offset < end[p])
+                                done = 0;
+                if (done)
+                        break;
+                if (it_now_ms() > deadline)
+                        fail_msg("reading %s did not reach its end", topic);
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m)
+                        continue;
+                if (m->err) {
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                if (cnt == cap)
+                        recs = realloc(recs, (cap *= 2) * sizeof(*recs));
+                it_rec_t *r  = &recs[cnt++];
+                r->key       = m->key ? strndup(m->key, m->key_len) : NULL;
+                r->value     = m->payload ? strndup(m->payload, m->len) : NULL;
+                r->partition = m->partition;
+                r->offset    = m->offset;
+                rd_kafka_headers_t *h;
+                r->headers = NULL;
+                if (!rd_kafka_message_detach_headers(m, &h))
+                        r->headers = h;
+                rd_kafka_message_destroy(m);
+        }
+        free(end);
+        rd_kafka_topic_partition_list_destroy(list);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        *recsp = recs;
+        return cnt;
+}
+
+void it_free_recs(it_rec_t *recs, size_t cnt) {
+        for (size_t i = 0; i < cnt; i++) {
+                free(recs[i].key);
+                free(recs[i].value);
+                if (recs[i].headers)
+                        rd_kafka_headers_destroy(recs[i].headers);
+        }
+        free(recs);
+}
+
+rd_kafka_t *it_producer(void) {
+        const char *props[] = {
+            "enable.idempotence", "true", "partitioner", "murmur2_random",
+            "linger.ms",          "5",    NULL};
+        return it_client(RD_KAFKA_PRODUCER, props);
+}
+
+void it_produce(rd_kafka_t *rk, const char *topic, int32_t partition,
+                const char *key, const char *value) {
+        for (;;) {
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(topic),
+                    RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA
+                                                       : partition),
+                    RD_KAFKA_V_KEY((void *)key, key ? strlen(key) : 0),
+                    RD_KAFKA_V_VALUE((void *)value, value ? strlen(value) : 0),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                if (!err)
+                        return;
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                        fail_msg("produce to %s: %s", topic,
+                                 rd_kafka_err2str(err));
+                rd_kafka_poll(rk, 50);
+        }
+}
+
+void it_producer_close(rd_kafka_t *rk) {
+        if (rd_kafka_flush(rk, 60000))
+                fail_msg("flush did not finish");
+        if (rd_kafka_outq_len(rk) != 0)
+                fail_msg("undelivered records");
+        rd_kafka_destroy(rk);
+}

@@ -27,3 +27,57 @@ int it_run(char *const argv[], int timeout_ms, char **outp);
 rd_kafka_t *it_client(rd_kafka_type_t type, const char *const *props);
 
 #endif
+
+#include <sys/types.h>
+
+/** Creates topics (NULL-terminated names) with @p partitions each;
+ *  compacted when @p compact. Fails the test on error. */
+void it_create_topics(const char *const *names, int partitions, int compact);
+
+/** Starts argv[0] with argv, stdout and stderr appended to @p logpath. */
+pid_t it_spawn(char *const argv[], const char *logpath);
+
+/** Waits up to timeout_ms for @p pid to exit; returns its exit status, 128+
+ *  signal when killed, or -1 on timeout (the process is then killed). */
+int it_wait_exit(pid_t pid, int timeout_ms);
+
+/** Prints the last lines of a log file to stderr (for failures). */
+void it_dump_log(const char *logpath, int lines);
+
+/** HTTP GET http://<hostport><path>; returns the status (or -1 when the
+ *  connection fails), the body in *bodyp (free() it) when not NULL. */
+int it_http_get(const char *hostport, const char *path, char **bodyp);
+
+/** HTTP with any method and an optional body. */
+int it_http(const char *method, const char *hostport, const char *path,
+            const char *body, char **bodyp);
+
+/** One consumed record. */
+typedef struct it_rec_s {
+        char *key;
+        char *value; /* NULL for a tombstone */
+        int32_t partition;
+        int64_t offset;
+        rd_kafka_headers_t *headers; /* may be NULL */
+} it_rec_t;
+
+/** Reads every partition of @p topic from the start to the end offsets
+ *  queried at call time (the end is reached when the position is there:
+ *  transaction markers are never delivered). Returns the count. */
+size_t it_read_all(const char *topic, const char *isolation, it_rec_t **recsp);
+
+/** Frees what it_read_all() returned. */
+void it_free_recs(it_rec_t *recs, size_t cnt);
+
+/** A producer (idempotent, murmur2_random partitioner like the Java
+ *  client). */
+rd_kafka_t *it_producer(void);
+
+/** Produces one record (key and value are strings) and fails the test on
+ *  error. partition -1: by key. */
+void it_produce(rd_kafka_t *rk, const char *topic, int32_t partition,
+                const char *key, const char *value);
+
+/** Flushes and destroys the producer, failing the test if anything was not
+ *  delivered. */
+void it_producer_close(rd_kafka_t *rk);

@@ -38,12 +38,14 @@ typedef struct kp_app_conf_s {
 #define KP_APP_PROCESSOR 0x4
 
 typedef struct kp_app_def_s {
-        const char *name;          /**< "kpay-account" */
-        const char *summary;       /**< one line for --help */
-        const char *usage_args;    /**< positional arguments, or NULL */
-        unsigned groups;           /**< KP_APP_CLIENT | ... */
-        const kp_conf_opt_t *opts; /**< the binary's own table, or NULL */
-        void *opts_base;           /**< the struct @p opts points into */
+        const char *name;           /**< "kpay-account" */
+        const char *summary;        /**< one line for --help */
+        const char *usage_args;     /**< positional arguments, or NULL */
+        unsigned groups;            /**< KP_APP_CLIENT | ... */
+        const kp_conf_opt_t *opts;  /**< the binary's own table, or NULL */
+        void *opts_base;            /**< the struct @p opts points into */
+        const kp_conf_opt_t *opts2; /**< a second table (kp_proc's), or NULL */
+        void *opts2_base;
 } kp_app_def_t;
 
 typedef struct kp_app_s kp_app_t;

@@ -1,0 +1,91 @@
+/**
+ * @file kp_http.h
+ * @brief A small HTTP/1.1 server (libmicrohttpd) with prefix routes and
+ *        JSON helpers, shared by every kpay daemon.
+ */
+#ifndef KPAY_KP_HTTP_H
+#define KPAY_KP_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "kpay/kp_err.h"
+
+typedef struct kp_http_s kp_http_t;
+typedef struct kp_http_req_s kp_http_req_t;
+
+/** What a handler fills in. The server frees body with kp_free(). */
+typedef struct kp_http_resp_s {
+        int status; /**< default 200 */
+        char *body; /**< kp_malloc()ed, or NULL */
+        size_t body_len;
+        const char *content_type; /**< static string; default JSON */
+} kp_http_resp_t;
+
+/**
+ * @brief A route handler. @p rest is the part of the (decoded) path after
+ *        the route's prefix ("" for an exact match).
+ * @locality http threads (several may run at once)
+ */
+typedef void(kp_http_handler_t)(const kp_http_req_t *req, const char *rest,
+                                kp_http_resp_t *resp, void *opaque);
+
+/**
+ * @brief A server that will listen on @p listen ("HOST:PORT"; port 0 picks a
+ *        free port) with @p threads worker threads.
+ * @returns the server (not yet listening), or NULL with a reason in errstr
+ *          (a malformed address, say).
+ */
+kp_http_t *kp_http_new(const char *listen, int threads, char *errstr,
+                       size_t errstr_size);
+
+/**
+ * @brief Adds a route before kp_http_start(). A @p path ending in '/'
+ *        matches every path under it (longest prefix wins); otherwise only
+ *        that exact path matches. @p method is "GET", "POST", "PUT",
+ *        "DELETE" or NULL for any. A path that matches a route but not its
+ *        method gets 405; a path that matches nothing gets 404; both with a
+ *        JSON error body.
+ */
+void kp_http_route(kp_http_t *http, const char *method, const char *path,
+                   kp_http_handler_t *handler, void *opaque);
+
+/**
+ * @brief Starts listening.
+ * @returns KP_OK, or KP_ERR_IO with a reason (address in use, say).
+ */
+kp_err_t kp_http_start(kp_http_t *http, char *errstr, size_t errstr_size);
+
+/** @brief The port actually bound (useful with port 0), or -1. */
+int kp_http_port(const kp_http_t *http);
+
+/** @brief Stops the server (waiting for running handlers) and frees it. */
+void kp_http_destroy(kp_http_t *http);
+
+/** @brief The request method ("GET"). */
+const char *kp_http_req_method(const kp_http_req_t *req);
+/** @brief The decoded request path without the query string. */
+const char *kp_http_req_path(const kp_http_req_t *req);
+/** @brief A decoded query parameter, or NULL when absent. */
+const char *kp_http_req_query(const kp_http_req_t *req, const char *name);
+/** @brief A request header (case-insensitive name), or NULL. */
+const char *kp_http_req_header(const kp_http_req_t *req, const char *name);
+/** @brief The request body (may be NULL when empty). */
+const char *kp_http_req_body(const kp_http_req_t *req, size_t *lenp);
+
+/** @brief Sets a JSON response; takes ownership of @p json. */
+void kp_http_resp_json(kp_http_resp_t *resp, int status, json_t *json);
+
+/**
+ * @brief Sets a JSON error response:
+ *        {"error": code, "message": "<formatted>"}.
+ */
+void kp_http_resp_error(kp_http_resp_t *resp, int status, const char *code,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/** @brief Sets a text response (copied) with the given content type. */
+void kp_http_resp_text(kp_http_resp_t *resp, int status,
+                       const char *content_type, const char *text, size_t len);
+
+#endif /* KPAY_KP_HTTP_H */

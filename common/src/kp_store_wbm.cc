@@ -1,0 +1,72 @@
+/* kp_store_wbm.cc: the RocksDB WriteBufferManager that the C API of RocksDB
+ * 7.8 does not expose, for kp_store.c. The only C++ in kpay: keep it small,
+ * and let no exception cross into C. */
+#include "kp_store_wbm.h"
+
+#include <cstdio>
+#include <exception>
+#include <memory>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_buffer_manager.h>
+
+/* The C API's handles are opaque structs wrapping the C++ objects. To reach
+ * those objects we re-declare the two wrappers we need exactly as RocksDB's
+ * db/c.cc defines them (RocksDB 7.8.3; they have had this form since the C
+ * API began). The definitions must stay identical to the library's, or the
+ * layout would differ: if a RocksDB upgrade changes them, change them here,
+ * or better, switch to rocksdb_write_buffer_manager_* once the C API has it
+ * (RocksDB 8.x). */
+extern "C" {
+struct rocksdb_options_t {
+        rocksdb::Options rep;
+};
+struct rocksdb_cache_t {
+        std::shared_ptr<rocksdb::Cache> rep;
+};
+}
+
+struct kp_store_wbm_s {
+        std::shared_ptr<rocksdb::WriteBufferManager> rep;
+};
+
+static void set_errstr(char *errstr, size_t errstr_size, const char *what) {
+        if (errstr && errstr_size)
+                std::snprintf(errstr, errstr_size, "write buffer manager: %s",
+                              what);
+}
+
+extern "C" kp_store_wbm_t *kp_store_wbm_new(size_t write_buffer_bytes,
+                                            rocksdb_cache_t *cache,
+                                            char *errstr, size_t errstr_size) {
+        try {
+                auto wbm = std::make_unique<kp_store_wbm_s>();
+                wbm->rep = std::make_shared<rocksdb::WriteBufferManager>(
+                    write_buffer_bytes,
+                    cache ? cache->rep : std::shared_ptr<rocksdb::Cache>());
+                return wbm.release();
+        } catch (const std::exception &e) {
+                set_errstr(errstr, errstr_size, e.what());
+        } catch (...) {
+                set_errstr(errstr, errstr_size, "unknown C++ exception");
+        }
+        return nullptr;
+}
+
+extern "C" int kp_store_wbm_set(rocksdb_options_t *opts, kp_store_wbm_t *wbm,
+                                char *errstr, size_t errstr_size) {
+        try {
+                opts->rep.write_buffer_manager = wbm->rep;
+                return 0;
+        } catch (const std::exception &e) {
+                set_errstr(errstr, errstr_size, e.what());
+        } catch (...) {
+                set_errstr(errstr, errstr_size, "unknown C++ exception");
+        }
+        return -1;
+}
+
+extern "C" void kp_store_wbm_destroy(kp_store_wbm_t *wbm) {
+        delete wbm;
+}

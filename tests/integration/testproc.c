@@ -1,0 +1,129 @@
+/* kpay-testproc: the runtime's test processor. For each input record
+ * (key K, value a decimal integer V) it adds V to the running sum of K in
+ * store "sums" and emits "K:V:SUM" to test.out on the input's partition.
+ * A value may carry padding after a '|' ("12|xxxx"), which is ignored: the
+ * benchmark uses it for realistic record sizes.
+ * With --punctuate-ms it also emits "tick" records to test.ticks from a
+ * wall-clock punctuator. Records whose value is not an integer are
+ * dead-lettered by the runtime (process() returns KP_ERR_PARSE). */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kpay/kp_app.h"
+#include "kpay/kp_conf.h"
+#include "kpay/kp_log.h"
+#include "kpay/kp_mem.h"
+#include "kpay/kp_proc.h"
+
+typedef struct testproc_conf_s {
+        int64_t punctuate_ms;
+} testproc_conf_t;
+
+static testproc_conf_t tconf;
+static kp_proc_conf_t pconf;
+
+static const kp_conf_opt_t testproc_opts[] = {
+    {"punctuate-ms", 0, KP_CONF_INT, offsetof(testproc_conf_t, punctuate_ms),
+     "0", 0, 3600000, NULL, "Emit a tick per partition this often (0: off)."},
+    {NULL},
+};
+
+static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
+        (void)opaque;
+        char text[32], key[256];
+        int64_t v, sum = 0;
+        size_t tlen = 0;
+        if (!rec->key || rec->key_len == 0 || rec->key_len >= sizeof(key) ||
+            !rec->value || rec->value_len == 0)
+                return KP_ERR_PARSE;
+        while (tlen < rec->value_len && ((const char *)rec->value)[tlen] != '|')
+                tlen++;
+        if (tlen == 0 || tlen >= sizeof(text))
+                return KP_ERR_PARSE;
+        memcpy(text, rec->value, tlen);
+        text[tlen] = '\0';
+        memcpy(key, rec->key, rec->key_len);
+        key[rec->key_len] = '\0';
+        if (kp_parse_int64(text, &v))
+                return KP_ERR_PARSE;
+
+        void *old;
+        size_t oldlen;
+        kp_err_t err =
+            kp_ctx_get(ctx, 0, rec->key, rec->key_len, &old, &oldlen);
+        if (err == KP_OK) {
+                char buf[32];
+                snprintf(buf, sizeof(buf), "%.*s", (int)oldlen,
+                         (const char *)old);
+                kp_free(old);
+                if (kp_parse_int64(buf, &sum))
+                        return KP_ERR_STORE;
+        } else if (err != KP_ERR_NOT_FOUND) {
+                return err;
+        }
+        if (__builtin_add_overflow(sum, v, &sum))
+                return KP_ERR_OVERFLOW;
+
+        char val[64];
+        int vlen = snprintf(val, sizeof(val), "%" PRId64, sum);
+        if ((err =
+                 kp_ctx_put(ctx, 0, rec->key, rec->key_len, val, (size_t)vlen)))
+                return err;
+        /* The output carries the input's padding, so it is as large. */
+        size_t padlen = rec->value_len - tlen;
+        char *out     = kp_asprintf("%s:%s:%" PRId64 "%.*s", key, text, sum,
+                                    (int)padlen, (const char *)rec->value + tlen);
+        err = kp_ctx_emit(ctx, "test.out", kp_ctx_partition(ctx), rec->key,
+                          rec->key_len, out, strlen(out), NULL);
+        kp_free(out);
+        return err;
+}
+
+static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
+        (void)opaque;
+        char key[32], val[64];
+        int klen = snprintf(key, sizeof(key), "%d", (int)kp_ctx_partition(ctx));
+        int vlen = snprintf(val, sizeof(val), "%" PRId64, now_ms);
+        kp_ctx_emit(ctx, "test.ticks", kp_ctx_partition(ctx), key, (size_t)klen,
+                    val, (size_t)vlen, NULL);
+}
+
+int main(int argc, char **argv) {
+        int rc;
+        char errstr[512];
+        static const char *const inputs[] = {"test.in", NULL};
+        static const char *const stores[] = {"sums", NULL};
+        const kp_app_def_t def            = {
+                       .name       = "kpay-testproc",
+                       .summary    = "Test processor of the kpay runtime: running sums.",
+                       .groups     = KP_APP_CLIENT | KP_APP_SERVICE | KP_APP_PROCESSOR,
+                       .opts       = testproc_opts,
+                       .opts_base  = &tconf,
+                       .opts2      = kp_proc_conf_table(),
+                       .opts2_base = &pconf,
+        };
+        kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
+        if (!app)
+                return rc;
+        kp_proc_def_t pdef = {
+            .service               = "testproc",
+            .inputs                = inputs,
+            .stores                = stores,
+            .process               = process,
+            .punctuate             = tconf.punctuate_ms ? punctuate : NULL,
+            .punctuate_interval_ms = tconf.punctuate_ms,
+        };
+        kp_proc_t *proc =
+            kp_proc_new(app, &pconf, &pdef, errstr, sizeof(errstr));
+        if (!proc) {
+                fprintf(stderr, "kpay-testproc: %s\n", errstr);
+                kp_app_destroy(app);
+                return 2;
+        }
+        rc = kp_proc_run(proc);
+        kp_proc_destroy(proc);
+        kp_app_destroy(app);
+        return rc;
+}
