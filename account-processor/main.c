@@ -1,13 +1,322 @@
-/* kpay-account: account processor: balances, debit, credit, refund.
- * Its business logic lands beside this file as pure functions; main.c stays
- * a thin shell over libkpay. */
+/* kpay-account: the balances processor (docs/pipeline.md, "kpay-account").
+ *
+ * Reads kpay.payments.inflight (keyed by account), keeps store "balances"
+ * (account -> {"balance","frozen","updated_ms","last_payment"}) and, for
+ * each payment, emits the next step of the saga: CREDIT or REFUND back to
+ * kpay.payments.inflight, COMPLETE or REJECTED to kpay.payments.complete on
+ * the payment's origin partition. The decisions are account.c's pure
+ * functions; this file only moves bytes between them and the runtime. */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "account.h"
 #include "kpay/kp_app.h"
+#include "kpay/kp_conf.h"
+#include "kpay/kp_log.h"
+#include "kpay/kp_mem.h"
+#include "kpay/kp_metrics.h"
+#include "kpay/kp_payment.h"
+#include "kpay/kp_proc.h"
+#include "kpay/kp_topics.h"
+
+typedef struct account_conf_s {
+        int64_t overdraft_limit;
+} account_conf_t;
+
+static const kp_conf_opt_t account_opts[] = {
+    {"overdraft-limit", 0, KP_CONF_INT,
+     offsetof(account_conf_t, overdraft_limit), "0", 0, INT64_MAX, "CENTS",
+     "How far below zero a regular account may go, in minor units (system "
+     "accounts, @..., have no limit)."},
+    {NULL},
+};
+
+/* The store of this processor: index 0 of stores[] in main(). */
+#define STORE_BALANCES 0
+
+/* Reasons that get a label of their own on the business counters; any
+ * other reason is counted as "other". */
+static const char *const known_reasons[] = {ACCT_REASON_FROZEN,
+                                            ACCT_REASON_INSUFFICIENT,
+                                            ACCT_REASON_OVERFLOW,
+                                            ACCT_REASON_REFUNDED,
+                                            "invalid_id",
+                                            "invalid_account",
+                                            "same_account",
+                                            "invalid_amount",
+                                            "invalid_currency",
+                                            "other",
+                                            NULL};
+#define REASON_CNT (sizeof(known_reasons) / sizeof(known_reasons[0]) - 1)
+
+/* Everything process() needs, handed over as its opaque. */
+typedef struct account_proc_s {
+        int64_t overdraft_limit;
+        kp_counter_t *debits;
+        kp_counter_t *credits;
+        kp_counter_t *commands;
+        kp_counter_t *refunds[REASON_CNT];
+        kp_counter_t *rejected[REASON_CNT];
+} account_proc_t;
+
+static void register_metrics(account_proc_t *ap, kp_metrics_t *m) {
+        char labels[128];
+        ap->debits   = kp_metrics_counter(m, "kpay_account_debits_total",
+                                          "Payers debited.", NULL);
+        ap->credits  = kp_metrics_counter(m, "kpay_account_credits_total",
+                                          "Payees credited.", NULL);
+        ap->commands = kp_metrics_counter(
+            m, "kpay_account_commands_total",
+            "Account commands (freeze, unfreeze) applied.", NULL);
+        for (size_t i = 0; i < REASON_CNT; i++) {
+                snprintf(labels, sizeof(labels), "reason=\"%s\"",
+                         known_reasons[i]);
+                ap->refunds[i] = kp_metrics_counter(
+                    m, "kpay_account_refunds_total",
+                    "Payers credited back after a refused credit, by "
+                    "reason.",
+                    labels);
+                ap->rejected[i] = kp_metrics_counter(
+                    m, "kpay_account_rejected_total",
+                    "Payments this processor ended REJECTED (refused debit "
+                    "or completed refund), by reason.",
+                    labels);
+        }
+}
+
+/* The counter of @p reason among @p by_reason (indexed like
+ * known_reasons). */
+static kp_counter_t *reason_counter(kp_counter_t *const *by_reason,
+                                    const char *reason) {
+        size_t other = REASON_CNT - 1;
+        for (size_t i = 0; i < other; i++)
+                if (!strcmp(known_reasons[i], reason))
+                        return by_reason[i];
+        return by_reason[other];
+}
+
+static int key_is(const kp_record_t *rec, const char *account) {
+        size_t len = strlen(account);
+        return rec->key && rec->key_len == len &&
+               !memcmp(rec->key, account, len);
+}
+
+/* Reads @p account from the store into @p a (a new account when absent).
+ * A value that does not decode is corruption: KP_ERR_STORE stops the
+ * instance, and the restart restores the store from its changelog. */
+static kp_err_t load_account(kp_ctx_t *ctx, const char *account, acct_t *a) {
+        void *val;
+        size_t vlen;
+        char errstr[256];
+        kp_err_t err = kp_ctx_get(ctx, STORE_BALANCES, account, strlen(account),
+                                  &val, &vlen);
+        if (err == KP_ERR_NOT_FOUND) {
+                acct_init(a);
+                return KP_OK;
+        }
+        if (err) {
+                KP_ERROR("reading account %s: %s", account, kp_err2str(err));
+                return KP_ERR_STORE;
+        }
+        err = acct_decode(val, vlen, a, errstr, sizeof(errstr));
+        kp_free(val);
+        if (err) {
+                KP_ERROR("stored value of account %s is corrupt: %s", account,
+                         errstr);
+                return KP_ERR_STORE;
+        }
+        return KP_OK;
+}
+
+static kp_err_t store_account(kp_ctx_t *ctx, const char *account,
+                              const acct_t *a) {
+        size_t vlen;
+        char *val    = acct_encode(a, &vlen);
+        kp_err_t err = kp_ctx_put(ctx, STORE_BALANCES, account, strlen(account),
+                                  val, vlen);
+        kp_free(val);
+        return err;
+}
+
+static kp_err_t process_cmd(kp_ctx_t *ctx, const kp_record_t *rec,
+                            account_proc_t *ap) {
+        kp_account_cmd_t cmd;
+        char detail[256];
+        acct_t a;
+        kp_pay_err_t perr = kp_account_cmd_parse(rec->value, rec->value_len,
+                                                 &cmd, detail, sizeof(detail));
+        if (perr != KP_PAY_E_OK)
+                return kp_ctx_dead_letter(ctx, kp_pay_err2code(perr), detail);
+        if (!key_is(rec, cmd.account))
+                return kp_ctx_dead_letter(ctx, "wrong_key",
+                                          "an account command must be keyed "
+                                          "by its account");
+        kp_err_t err = load_account(ctx, cmd.account, &a);
+        if (err)
+                return err;
+        acct_apply_cmd(&a, &cmd, kp_ctx_now_ms(ctx), &a);
+        if ((err = store_account(ctx, cmd.account, &a)))
+                return err;
+        kp_counter_add(ap->commands, 1);
+        return KP_OK;
+}
+
+/* Serializes @p out and emits it where acct_route() says. */
+static kp_err_t emit_payment(kp_ctx_t *ctx, const kp_payment_t *out) {
+        acct_route_t r = acct_route(out);
+        size_t vlen;
+        char *val = kp_payment_serialize(out, &vlen);
+        kp_err_t err =
+            kp_ctx_emit(ctx, kp_topic_spec(r.topic)->name, r.partition, r.key,
+                        strlen(r.key), val, vlen, NULL);
+        kp_free(val);
+        return err;
+}
+
+static void count_outcome(account_proc_t *ap, const acct_result_t *res) {
+        switch (res->outcome) {
+        case ACCT_DEBITED:
+                kp_counter_add(ap->debits, 1);
+                break;
+        case ACCT_CREDITED:
+                kp_counter_add(ap->credits, 1);
+                break;
+        case ACCT_CREDIT_REFUSED:
+                /* Counted once the refund is applied. */
+                break;
+        case ACCT_REFUNDED:
+                kp_counter_add(reason_counter(ap->refunds, res->reason), 1);
+                kp_counter_add(reason_counter(ap->rejected, res->reason), 1);
+                break;
+        case ACCT_DEBIT_REFUSED:
+                kp_counter_add(reason_counter(ap->rejected, res->reason), 1);
+                break;
+        }
+}
+
+/* The DLQ error code of an acct_apply_payment() failure. */
+static const char *apply_err2code(kp_err_t err) {
+        switch (err) {
+        case KP_ERR_STATE:
+                return "invalid_state";
+        case KP_ERR_OVERFLOW:
+                return ACCT_REASON_OVERFLOW;
+        default:
+                return "invalid_payment";
+        }
+}
+
+static kp_err_t process_payment(kp_ctx_t *ctx, const kp_record_t *rec,
+                                account_proc_t *ap) {
+        kp_payment_t p, out;
+        acct_t a;
+        acct_result_t res;
+        char detail[256];
+        kp_err_t err;
+        int64_t now;
+        kp_pay_err_t perr = kp_payment_parse(rec->value, rec->value_len, &p,
+                                             detail, sizeof(detail));
+        if (perr != KP_PAY_E_OK)
+                return kp_ctx_dead_letter(ctx, kp_pay_err2code(perr), detail);
+
+        const char *account = acct_payment_account(&p);
+        if (!account) {
+                snprintf(detail, sizeof(detail),
+                         "state %s does not belong on the inflight topic",
+                         kp_pay_state2str(p.state));
+                err = kp_ctx_dead_letter(ctx, "invalid_state", detail);
+                goto out;
+        }
+        if (!key_is(rec, account)) {
+                snprintf(detail, sizeof(detail),
+                         "a %s must be keyed by its account %s",
+                         kp_pay_state2str(p.state), account);
+                err = kp_ctx_dead_letter(ctx, "wrong_key", detail);
+                goto out;
+        }
+        if (p.origin_partition < 0 ||
+            p.origin_partition >= kp_ctx_partition_count(ctx)) {
+                snprintf(detail, sizeof(detail),
+                         "origin_partition %" PRId32 " is not in [0, %" PRId32
+                         ")",
+                         p.origin_partition, kp_ctx_partition_count(ctx));
+                err = kp_ctx_dead_letter(ctx, "no_origin_partition", detail);
+                goto out;
+        }
+        if ((err = load_account(ctx, account, &a)))
+                goto out;
+        now = kp_ctx_now_ms(ctx);
+        err = acct_apply_payment(&a, &p, ap->overdraft_limit, now, &res, detail,
+                                 sizeof(detail));
+        if (err) {
+                err = kp_ctx_dead_letter(ctx, apply_err2code(err), detail);
+                goto out;
+        }
+        if (acct_result_changed(&res) &&
+            (err = store_account(ctx, account, &res.account)))
+                goto out;
+        acct_outcome_payment(&p, &res, now, &out);
+        err = emit_payment(ctx, &out);
+        kp_payment_clear(&out);
+        if (!err)
+                count_outcome(ap, &res);
+out:
+        kp_payment_clear(&p);
+        return err;
+}
+
+static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
+        account_proc_t *ap = opaque;
+        if (!rec->value || rec->value_len == 0)
+                return kp_ctx_dead_letter(
+                    ctx, kp_pay_err2code(KP_PAY_E_NOT_JSON), "empty record");
+        if (kp_is_account_cmd(rec->value, rec->value_len))
+                return process_cmd(ctx, rec, ap);
+        return process_payment(ctx, rec, ap);
+}
 
 int main(int argc, char **argv) {
-        static const kp_app_def_t def = {
-            .name    = "kpay-account",
-            .summary = "Account processor: balances, debit, credit, refund.",
-            .groups  = KP_APP_CLIENT | KP_APP_SERVICE | KP_APP_PROCESSOR,
+        int rc;
+        char errstr[512];
+        static account_conf_t aconf;
+        static kp_proc_conf_t pconf;
+        static account_proc_t ap;
+        static const char *const inputs[] = {"kpay.payments.inflight", NULL};
+        static const char *const stores[] = {"balances", NULL};
+
+        const kp_app_def_t def = {
+            .name       = "kpay-account",
+            .summary    = "Account processor: balances, debit, credit, refund.",
+            .groups     = KP_APP_CLIENT | KP_APP_SERVICE | KP_APP_PROCESSOR,
+            .opts       = account_opts,
+            .opts_base  = &aconf,
+            .opts2      = kp_proc_conf_table(),
+            .opts2_base = &pconf,
         };
-        return kp_app_main_unbuilt(&def, argc, argv);
+        kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
+        if (!app)
+                return rc;
+        ap.overdraft_limit = aconf.overdraft_limit;
+        kp_proc_def_t pdef = {
+            .service = "account",
+            .inputs  = inputs,
+            .stores  = stores,
+            .process = process,
+            .opaque  = &ap,
+        };
+        kp_proc_t *proc =
+            kp_proc_new(app, &pconf, &pdef, errstr, sizeof(errstr));
+        if (!proc) {
+                fprintf(stderr, "kpay-account: %s\n", errstr);
+                kp_app_destroy(app);
+                return 2;
+        }
+        register_metrics(&ap, kp_proc_metrics(proc));
+        rc = kp_proc_run(proc);
+        kp_proc_destroy(proc);
+        kp_app_destroy(app);
+        return rc;
 }

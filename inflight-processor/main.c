@@ -1,15 +1,407 @@
-/* kpay-inflight: gateway processor: intake, dedup, in-flight totals, pause
- * gate. Its business logic lands beside this file as pure functions; main.c
- * stays a thin shell over libkpay. */
+/* kpay-inflight: the gateway processor (docs/pipeline.md). It reads
+ * kpay.payments.incoming and kpay.payments.complete, dedups payment ids,
+ * rejects invalid payments, records accepted ones in flight and emits their
+ * DEBIT, and removes them from flight when their outcome arrives. The
+ * decisions are the pure functions of inflight.c; this file reads the
+ * stores, applies the decisions and counts. */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "inflight.h"
 #include "kpay/kp_app.h"
+#include "kpay/kp_conf.h"
+#include "kpay/kp_log.h"
+#include "kpay/kp_mem.h"
+#include "kpay/kp_metrics.h"
+#include "kpay/kp_payment.h"
+#include "kpay/kp_proc.h"
+
+/* The inputs and stores, in the order of the arrays in main(). */
+enum { IN_INCOMING, IN_COMPLETE };
+enum { ST_INFLIGHT, ST_DEDUP, ST_TOTALS };
+
+/* Counters per known reason, then "other". */
+#define REASON_CNT (INFLIGHT_REASON_CNT + 1)
+
+typedef struct inflight_conf_s {
+        int64_t dedup_retention_ms;
+} inflight_conf_t;
+
+/* What the callbacks share: the configuration and the business counters. */
+typedef struct inflight_app_s {
+        int64_t retention_ms;
+        kp_counter_t *accepted;
+        kp_counter_t *rejected[REASON_CNT]; /* inflight_reasons, then other */
+        kp_counter_t *duplicates;
+        kp_counter_t *completed;
+        kp_counter_t *completions_unknown;
+        kp_counter_t *dedup_expired;
+} inflight_app_t;
+
+static inflight_conf_t iconf;
+static kp_proc_conf_t pconf;
+
+static const kp_conf_opt_t inflight_opts[] = {
+    {"dedup-retention-ms", 0, KP_CONF_INT,
+     offsetof(inflight_conf_t, dedup_retention_ms), "604800000",
+     INFLIGHT_DEDUP_RETENTION_MIN_MS, INT64_C(3153600000000), "MS",
+     "How long a payment id is remembered: a resubmission within this "
+     "window is counted and dropped, a later one is treated as new."},
+    {NULL},
+};
+
+static kp_counter_t *rejected_counter(inflight_app_t *a, const char *reason) {
+        const char *label = inflight_reason_label(reason);
+        size_t i;
+        for (i = 0; inflight_reasons[i]; i++)
+                if (label == inflight_reasons[i])
+                        break;
+        return a->rejected[i];
+}
+
+/* Reads the partition's totals; zeros when there are none yet. */
+static kp_err_t totals_load(kp_ctx_t *ctx, inflight_totals_t *t) {
+        void *val;
+        size_t vlen;
+        memset(t, 0, sizeof(*t));
+        kp_err_t err = kp_ctx_get(ctx, ST_TOTALS, INFLIGHT_TOTALS_KEY,
+                                  strlen(INFLIGHT_TOTALS_KEY), &val, &vlen);
+        if (err == KP_ERR_NOT_FOUND)
+                return KP_OK;
+        if (err)
+                return err;
+        err = inflight_totals_decode(val, vlen, t);
+        kp_free(val);
+        if (err) {
+                KP_ERROR("store totals [%d]: undecodable totals",
+                         (int)kp_ctx_partition(ctx));
+                return KP_ERR_STORE;
+        }
+        return KP_OK;
+}
+
+static kp_err_t totals_save(kp_ctx_t *ctx, const inflight_totals_t *t) {
+        size_t len;
+        char *s      = inflight_totals_encode(t, &len);
+        kp_err_t err = kp_ctx_put(ctx, ST_TOTALS, INFLIGHT_TOTALS_KEY,
+                                  strlen(INFLIGHT_TOTALS_KEY), s, len);
+        kp_free(s);
+        return err;
+}
+
+/* Reads the first-seen time of @p id: -1 when the id is not known. */
+static kp_err_t dedup_load(kp_ctx_t *ctx, const char *id, int64_t *msp) {
+        char key[INFLIGHT_DEDUP_KEY_SIZE];
+        void *val;
+        size_t vlen, klen = inflight_dedup_key(key, sizeof(key), id);
+        if (!klen)
+                return KP_ERR_INVALID_ARG;
+        *msp         = -1;
+        kp_err_t err = kp_ctx_get(ctx, ST_DEDUP, key, klen, &val, &vlen);
+        if (err == KP_ERR_NOT_FOUND)
+                return KP_OK;
+        if (err)
+                return err;
+        err = inflight_dedup_value_decode(val, vlen, msp);
+        kp_free(val);
+        if (err) {
+                KP_ERROR("store dedup [%d]: undecodable value of %s",
+                         (int)kp_ctx_partition(ctx), key);
+                return KP_ERR_STORE;
+        }
+        return KP_OK;
+}
+
+/* Records @p id as first seen at @p now_ms (and drops the expiry key of an
+ * expired entry it replaces). */
+static kp_err_t dedup_record(kp_ctx_t *ctx, const char *id, int64_t now_ms,
+                             int64_t expired_ms) {
+        char ikey[INFLIGHT_DEDUP_KEY_SIZE], tkey[INFLIGHT_EXPIRY_KEY_SIZE];
+        char val[24];
+        kp_err_t err;
+        size_t ilen = inflight_dedup_key(ikey, sizeof(ikey), id);
+        size_t tlen = inflight_expiry_key(tkey, sizeof(tkey), now_ms, id);
+        int vlen    = snprintf(val, sizeof(val), "%" PRId64, now_ms);
+        if (!ilen || !tlen)
+                return KP_ERR_INVALID_ARG;
+        if (expired_ms >= 0) {
+                char okey[INFLIGHT_EXPIRY_KEY_SIZE];
+                size_t olen =
+                    inflight_expiry_key(okey, sizeof(okey), expired_ms, id);
+                if (olen && (err = kp_ctx_delete(ctx, ST_DEDUP, okey, olen)))
+                        return err;
+        }
+        if ((err = kp_ctx_put(ctx, ST_DEDUP, ikey, ilen, val, (size_t)vlen)))
+                return err;
+        /* Not empty: Kafka may carry an empty value as a tombstone. */
+        return kp_ctx_put(ctx, ST_DEDUP, tkey, tlen, "1", 1);
+}
+
+static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
+                            const kp_payment_t *p) {
+        int64_t now = kp_ctx_now_ms(ctx), first_seen;
+        inflight_totals_t totals;
+        inflight_decision_t d;
+        kp_err_t err;
+
+        if ((err = dedup_load(ctx, p->id, &first_seen)) ||
+            (err = totals_load(ctx, &totals)))
+                return err;
+        if ((err = inflight_on_incoming(p, first_seen, a->retention_ms, &totals,
+                                        kp_ctx_partition(ctx), now, &d)))
+                return err; /* an overflow: dead-lettered by the runtime */
+
+        if (d.record_dedup)
+                err = dedup_record(ctx, p->id, now, d.expired_first_seen_ms);
+        if (!err && d.action == INFLIGHT_ACCEPT)
+                err = kp_ctx_put(ctx, ST_INFLIGHT, p->id, strlen(p->id),
+                                 d.stored, d.stored_len);
+        if (!err && d.action != INFLIGHT_DUPLICATE)
+                err = kp_ctx_emit(ctx, d.emit.topic, d.emit.partition,
+                                  d.emit.key, strlen(d.emit.key), d.emit.value,
+                                  d.emit.value_len, NULL);
+        if (!err)
+                err = totals_save(ctx, &d.totals);
+        if (!err) {
+                switch (d.action) {
+                case INFLIGHT_DUPLICATE:
+                        kp_counter_add(a->duplicates, 1);
+                        KP_DEBUG("duplicate payment %s dropped", p->id);
+                        break;
+                case INFLIGHT_REJECT:
+                        kp_counter_add(rejected_counter(a, d.reason), 1);
+                        KP_DEBUG("payment %s rejected: %s", p->id, d.reason);
+                        break;
+                case INFLIGHT_ACCEPT:
+                        kp_counter_add(a->accepted, 1);
+                        break;
+                }
+        }
+        inflight_decision_clear(&d);
+        return err;
+}
+
+static kp_err_t on_complete(kp_ctx_t *ctx, inflight_app_t *a,
+                            const kp_payment_t *c) {
+        kp_payment_t flight;
+        inflight_totals_t totals;
+        inflight_completion_t what;
+        void *val;
+        size_t vlen;
+        char detail[256];
+        int in_flight = 0;
+        kp_err_t err;
+
+        if (!inflight_is_outcome(c->state)) {
+                snprintf(detail, sizeof(detail),
+                         "state %s on the complete topic (payment %s)",
+                         kp_pay_state2str(c->state), c->id);
+                return kp_ctx_dead_letter(ctx, "wrong_state", detail);
+        }
+        err = kp_ctx_get(ctx, ST_INFLIGHT, c->id, strlen(c->id), &val, &vlen);
+        if (err == KP_OK) {
+                kp_pay_err_t perr = kp_payment_parse(val, vlen, &flight, detail,
+                                                     sizeof(detail));
+                kp_free(val);
+                if (perr) {
+                        KP_ERROR("store inflight [%d]: payment %s: %s",
+                                 (int)kp_ctx_partition(ctx), c->id, detail);
+                        return KP_ERR_STORE;
+                }
+                in_flight = 1;
+        } else if (err != KP_ERR_NOT_FOUND) {
+                return err;
+        }
+
+        err = totals_load(ctx, &totals);
+        if (!err)
+                err = inflight_on_complete(c, in_flight ? &flight : NULL,
+                                           &totals, &what);
+        if (!err && in_flight)
+                err = kp_ctx_delete(ctx, ST_INFLIGHT, c->id, strlen(c->id));
+        if (!err)
+                err = totals_save(ctx, &totals);
+        if (!err) {
+                if (what == INFLIGHT_COMPLETED)
+                        kp_counter_add(a->completed, 1);
+                else if (what == INFLIGHT_REJECTED)
+                        kp_counter_add(rejected_counter(a, c->reason), 1);
+                else
+                        kp_counter_add(a->completions_unknown, 1);
+        }
+        if (in_flight)
+                kp_payment_clear(&flight);
+        return err;
+}
+
+static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
+        inflight_app_t *a = opaque;
+        kp_payment_t p;
+        char detail[256];
+        kp_err_t err;
+
+        kp_pay_err_t perr =
+            kp_payment_parse(rec->value ? rec->value : "", rec->value_len, &p,
+                             detail, sizeof(detail));
+        if (perr)
+                return kp_ctx_dead_letter(ctx, kp_pay_err2code(perr), detail);
+        if (rec->input == IN_INCOMING)
+                err = on_incoming(ctx, a, &p);
+        else
+                err = on_complete(ctx, a, &p);
+        kp_payment_clear(&p);
+        return err;
+}
+
+/* State of one expiry run over the dedup store's "t:" index. */
+typedef struct expiry_s {
+        kp_ctx_t *ctx;
+        int64_t cutoff; /* first-seen times below it have expired */
+        int64_t deleted;
+        kp_err_t err;
+} expiry_t;
+
+/* Deletes "i:<id>" unless it was re-recorded after the expired time (a
+ * resubmission after the window): then a newer "t:" key covers it. */
+static kp_err_t expire_id(expiry_t *x, const char *id, size_t idlen) {
+        char key[INFLIGHT_DEDUP_KEY_SIZE];
+        void *val;
+        size_t vlen;
+        int64_t ms;
+        if (idlen + 2 >= sizeof(key))
+                return KP_OK; /* no such i: key can exist */
+        memcpy(key, INFLIGHT_DEDUP_PREFIX, 2);
+        memcpy(key + 2, id, idlen);
+        kp_err_t err =
+            kp_ctx_get(x->ctx, ST_DEDUP, key, idlen + 2, &val, &vlen);
+        if (err == KP_ERR_NOT_FOUND)
+                return KP_OK;
+        if (err)
+                return err;
+        err = inflight_dedup_value_decode(val, vlen, &ms);
+        kp_free(val);
+        if (!err && ms >= x->cutoff)
+                return KP_OK;
+        if (err)
+                KP_WARN("store dedup [%d]: deleting an undecodable entry",
+                        (int)kp_ctx_partition(x->ctx));
+        return kp_ctx_delete(x->ctx, ST_DEDUP, key, idlen + 2);
+}
+
+static int expire_cb(const void *key, size_t klen, const void *val, size_t vlen,
+                     void *opaque) {
+        expiry_t *x = opaque;
+        int64_t ms;
+        const char *id;
+        size_t idlen;
+        (void)val;
+        (void)vlen;
+        int r = inflight_expiry_key_parse(key, klen, &ms, &id, &idlen);
+        if (r == 0 || (r > 0 && ms >= x->cutoff) ||
+            x->deleted >= INFLIGHT_EXPIRY_MAX_PER_RUN)
+                return 1; /* past the index, the first live entry, or done */
+        if (r < 0)
+                KP_WARN("store dedup [%d]: deleting a malformed expiry key",
+                        (int)kp_ctx_partition(x->ctx));
+        else if ((x->err = expire_id(x, id, idlen)))
+                return 1;
+        if ((x->err = kp_ctx_delete(x->ctx, ST_DEDUP, key, klen)))
+                return 1;
+        x->deleted++;
+        return 0;
+}
+
+/* Expires dedup entries older than the window, oldest first. */
+static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
+        inflight_app_t *a = opaque;
+        expiry_t x        = {.ctx    = ctx,
+                             .cutoff = inflight_dedup_cutoff(now_ms, a->retention_ms)};
+        kp_err_t err =
+            kp_ctx_scan(ctx, ST_DEDUP, INFLIGHT_EXPIRY_PREFIX,
+                        strlen(INFLIGHT_EXPIRY_PREFIX), expire_cb, &x);
+        if (!err)
+                err = x.err;
+        if (x.deleted > 0) {
+                kp_counter_add(a->dedup_expired, x.deleted);
+                KP_DEBUG("partition %d: %" PRId64 " dedup entries expired",
+                         (int)kp_ctx_partition(ctx), x.deleted);
+        }
+        if (err)
+                KP_ERROR("partition %d: dedup expiry: %s",
+                         (int)kp_ctx_partition(ctx), kp_err2str(err));
+}
+
+static void register_metrics(kp_metrics_t *m, inflight_app_t *a) {
+        char labels[64];
+        a->accepted =
+            kp_metrics_counter(m, "kpay_inflight_accepted_total",
+                               "Payments accepted into flight.", NULL);
+        for (size_t i = 0; i < REASON_CNT; i++) {
+                snprintf(labels, sizeof(labels), "reason=\"%s\"",
+                         inflight_reasons[i] ? inflight_reasons[i] : "other");
+                a->rejected[i] = kp_metrics_counter(
+                    m, "kpay_inflight_rejected_total",
+                    "Payments rejected: by this processor, or while in "
+                    "flight.",
+                    labels);
+        }
+        a->duplicates = kp_metrics_counter(
+            m, "kpay_inflight_duplicates_total",
+            "Submissions dropped as duplicates of an id seen before.", NULL);
+        a->completed =
+            kp_metrics_counter(m, "kpay_inflight_completed_total",
+                               "Payments in flight that completed.", NULL);
+        a->completions_unknown = kp_metrics_counter(
+            m, "kpay_inflight_completions_unknown_total",
+            "Outcomes of ids not in flight (own rejections, duplicates).",
+            NULL);
+        a->dedup_expired = kp_metrics_counter(
+            m, "kpay_inflight_dedup_expired_total",
+            "Dedup entries deleted after the retention window.", NULL);
+}
 
 int main(int argc, char **argv) {
-        static const kp_app_def_t def = {
-            .name = "kpay-inflight",
-            .summary =
-                "Gateway processor: intake, dedup, in-flight totals, pause "
-                "gate.",
-            .groups = KP_APP_CLIENT | KP_APP_SERVICE | KP_APP_PROCESSOR,
+        int rc;
+        char errstr[512];
+        static const char *const inputs[] = {INFLIGHT_TOPIC_INCOMING,
+                                             INFLIGHT_TOPIC_COMPLETE, NULL};
+        static const char *const stores[] = {"inflight", "dedup", "totals",
+                                             NULL};
+        static inflight_app_t a;
+        const kp_app_def_t def = {
+            .name       = "kpay-inflight",
+            .summary    = "Gateway processor: intake, dedup, in-flight totals.",
+            .groups     = KP_APP_CLIENT | KP_APP_SERVICE | KP_APP_PROCESSOR,
+            .opts       = inflight_opts,
+            .opts_base  = &iconf,
+            .opts2      = kp_proc_conf_table(),
+            .opts2_base = &pconf,
         };
-        return kp_app_main_unbuilt(&def, argc, argv);
+        kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
+        if (!app)
+                return rc;
+        a.retention_ms     = iconf.dedup_retention_ms;
+        kp_proc_def_t pdef = {
+            .service               = "inflight",
+            .inputs                = inputs,
+            .stores                = stores,
+            .process               = process,
+            .punctuate             = punctuate,
+            .punctuate_interval_ms = INFLIGHT_PUNCTUATE_MS,
+            .opaque                = &a,
+        };
+        kp_proc_t *proc =
+            kp_proc_new(app, &pconf, &pdef, errstr, sizeof(errstr));
+        if (!proc) {
+                fprintf(stderr, "kpay-inflight: %s\n", errstr);
+                kp_app_destroy(app);
+                return 2;
+        }
+        register_metrics(kp_proc_metrics(proc), &a);
+        rc = kp_proc_run(proc);
+        kp_proc_destroy(proc);
+        kp_app_destroy(app);
+        return rc;
 }

@@ -543,9 +543,19 @@ static kp_err_t changelog(kp_ctx_t *ctx, int store, const void *key,
                        klen, val, vlen, NULL, (void *)(tag + 1));
 }
 
+kp_err_t kp_ctx_scan(kp_ctx_t *ctx, int store, const void *after,
+                     size_t after_len, kp_ctx_scan_cb *cb, void *opaque) {
+        if (store < 0 || store >= ctx->proc->store_cnt || !cb)
+                return KP_ERR_INVALID_ARG;
+        return kp_store_scan_committed(ctx->task->stores[store], after,
+                                       after_len, cb, opaque);
+}
+
 kp_err_t kp_ctx_put(kp_ctx_t *ctx, int store, const void *key, size_t klen,
                     const void *val, size_t vlen) {
-        if (store < 0 || store >= ctx->proc->store_cnt || !val)
+        /* An empty value would be a tombstone on the compacted changelog
+         * (and vanish on restore): refuse it. */
+        if (store < 0 || store >= ctx->proc->store_cnt || !val || !vlen)
                 return KP_ERR_INVALID_ARG;
         if (txn_begin(ctx->proc))
                 return KP_ERR_FATAL;
@@ -1775,6 +1785,10 @@ kp_proc_t *kp_proc_new(kp_app_t *app, const kp_proc_conf_t *pconf,
             kp_metrics_gauge(m, "kpay_assigned_partitions",
                              "Partitions this instance owns.", NULL);
         return proc;
+}
+
+kp_metrics_t *kp_proc_metrics(kp_proc_t *proc) {
+        return proc->metrics;
 }
 
 void kp_proc_destroy(kp_proc_t *proc) {

@@ -235,7 +235,7 @@ size_t it_read_all(const char *topic, const char *isolation, it_rec_t **recsp) {
 
         rd_kafka_topic_partition_list_t *list =
             rd_kafka_topic_partition_list_new(parts);
-        int64_t *end = calloc((size_t)parts, sizeof(*end));
+        int64_t *end = calloc(parts > 0 ? (size_t)parts : 1, sizeof(*end));
         for (int p = 0; p < parts; p++) {
                 int64_t lo;
                 if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &end[p],

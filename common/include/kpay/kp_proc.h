@@ -124,6 +124,13 @@ int kp_proc_run(kp_proc_t *proc);
 /** @brief Frees the processor. NULL is a no-op. */
 void kp_proc_destroy(kp_proc_t *proc);
 
+/**
+ * @brief The processor's metrics registry, for a daemon's own business
+ *        metrics (register them before kp_proc_run()).
+ * @locality any thread
+ */
+struct kp_metrics_s *kp_proc_metrics(kp_proc_t *proc);
+
 /* ------------------------------------------------------------------------
  * Inside process() and punctuate().
  */
@@ -149,12 +156,33 @@ int kp_ctx_store_index(const kp_ctx_t *ctx, const char *name);
 kp_err_t kp_ctx_get(kp_ctx_t *ctx, int store, const void *key, size_t klen,
                     void **valp, size_t *vlenp);
 
-/** @brief Writes @p key in store @p store, and to its changelog. */
+/**
+ * @brief Writes @p key in store @p store, and to its changelog.
+ * @returns KP_OK, KP_ERR_INVALID_ARG for an empty value (it would be a
+ *          tombstone on the compacted changelog), or KP_ERR_KAFKA.
+ */
 kp_err_t kp_ctx_put(kp_ctx_t *ctx, int store, const void *key, size_t klen,
                     const void *val, size_t vlen);
 
 /** @brief Deletes @p key from store @p store (a changelog tombstone). */
 kp_err_t kp_ctx_delete(kp_ctx_t *ctx, int store, const void *key, size_t klen);
+
+/**
+ * @brief Called for each key of kp_ctx_scan() in byte order; return
+ *        non-zero to stop.
+ */
+typedef int(kp_ctx_scan_cb)(const void *key, size_t klen, const void *val,
+                            size_t vlen, void *opaque);
+
+/**
+ * @brief Scans the COMMITTED keys of store @p store in the current partition
+ *        that are greater than @p after (all when NULL). Writes of the open
+ *        transaction are not seen; use it for housekeeping in punctuate()
+ *        (expiring old entries, say), where that does not matter.
+ * @returns KP_OK or KP_ERR_STORE.
+ */
+kp_err_t kp_ctx_scan(kp_ctx_t *ctx, int store, const void *after,
+                     size_t after_len, kp_ctx_scan_cb *cb, void *opaque);
 
 /**
  * @brief Emits a record in the current transaction.

@@ -1,0 +1,341 @@
+/* kpay-account's business logic: pure functions over an account and one
+ * event (see account.h). */
+#include "account.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kpay/kp_mem.h"
+
+void acct_init(acct_t *a) {
+        memset(a, 0, sizeof(*a));
+}
+
+/* ------------------------------------------------------------------------
+ * Store value
+ */
+
+/* Appends @p s as a JSON string literal at @p out, which has room for
+ * 6 * strlen(s) + 2 bytes; returns the bytes written. Bytes >= 0x80 are
+ * copied as they are: they come from JSON that jansson checked as UTF-8. */
+static size_t json_quote(char *out, const char *s) {
+        static const char hex[] = "0123456789abcdef";
+        size_t n                = 0;
+        out[n++]                = '"';
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c == '"' || c == '\\') {
+                        out[n++] = '\\';
+                        out[n++] = (char)c;
+                } else if (c < 0x20 || c == 0x7f) {
+                        out[n++] = '\\';
+                        out[n++] = 'u';
+                        out[n++] = '0';
+                        out[n++] = '0';
+                        out[n++] = hex[c >> 4];
+                        out[n++] = hex[c & 0xf];
+                } else {
+                        out[n++] = (char)c;
+                }
+        }
+        out[n++] = '"';
+        return n;
+}
+
+char *acct_encode(const acct_t *a, size_t *lenp) {
+        /* The quoted id: each byte takes at most 6 escaped, plus quotes. */
+        char lp[6 * sizeof(a->last_payment) + 2];
+        size_t lplen;
+        /* last_payment is NUL-terminated by construction; bound it anyway so
+         * that a corrupt struct cannot overrun lp. */
+        char id[sizeof(a->last_payment)];
+        memcpy(id, a->last_payment, sizeof(id));
+        id[sizeof(id) - 1] = '\0';
+        if (id[0]) {
+                lplen = json_quote(lp, id);
+        } else {
+                memcpy(lp, "null", 4);
+                lplen = 4;
+        }
+        char *out = kp_asprintf("{\"balance\":%" PRId64
+                                ",\"frozen\":%s,\"updated_ms\":%" PRId64
+                                ",\"last_payment\":%.*s}",
+                                a->balance, a->frozen ? "true" : "false",
+                                a->updated_ms, (int)lplen, lp);
+        if (lenp)
+                *lenp = strlen(out);
+        return out;
+}
+
+/* The integer field @p name of @p obj into *valp, or an error. */
+static kp_err_t get_int(json_t *obj, const char *name, int64_t *valp,
+                        char *errstr, size_t errstr_size) {
+        json_t *v = json_object_get(obj, name);
+        if (!v) {
+                snprintf(errstr, errstr_size, "field %s is missing", name);
+                return KP_ERR_PARSE;
+        }
+        if (!json_is_integer(v)) {
+                snprintf(errstr, errstr_size, "field %s is not an integer",
+                         name);
+                return KP_ERR_PARSE;
+        }
+        *valp = (int64_t)json_integer_value(v);
+        return KP_OK;
+}
+
+kp_err_t acct_decode(const void *buf, size_t len, acct_t *a, char *errstr,
+                     size_t errstr_size) {
+        json_error_t jerr;
+        json_t *v;
+        kp_err_t err = KP_ERR_PARSE;
+        if (!buf) {
+                snprintf(errstr, errstr_size, "no value");
+                return KP_ERR_PARSE;
+        }
+        json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root) {
+                snprintf(errstr, errstr_size, "not JSON: %s", jerr.text);
+                return KP_ERR_PARSE;
+        }
+        if (!json_is_object(root)) {
+                snprintf(errstr, errstr_size, "not a JSON object");
+                goto out;
+        }
+        acct_init(a);
+        if ((err =
+                 get_int(root, "balance", &a->balance, errstr, errstr_size)) ||
+            (err = get_int(root, "updated_ms", &a->updated_ms, errstr,
+                           errstr_size)))
+                goto out;
+        err = KP_ERR_PARSE;
+        if (a->updated_ms < 0) {
+                snprintf(errstr, errstr_size, "field updated_ms is negative");
+                goto out;
+        }
+        v = json_object_get(root, "frozen");
+        if (!v) {
+                snprintf(errstr, errstr_size, "field frozen is missing");
+                goto out;
+        }
+        if (!json_is_boolean(v)) {
+                snprintf(errstr, errstr_size, "field frozen is not a boolean");
+                goto out;
+        }
+        a->frozen = json_is_true(v);
+        v         = json_object_get(root, "last_payment");
+        if (!v) {
+                snprintf(errstr, errstr_size, "field last_payment is missing");
+                goto out;
+        }
+        if (json_is_string(v)) {
+                size_t slen   = json_string_length(v);
+                const char *s = json_string_value(v);
+                if (slen == 0 || slen > KP_PAYMENT_ID_MAX ||
+                    memchr(s, '\0', slen)) {
+                        snprintf(errstr, errstr_size,
+                                 "field last_payment is not a payment id");
+                        goto out;
+                }
+                memcpy(a->last_payment, s, slen);
+                a->last_payment[slen] = '\0';
+        } else if (!json_is_null(v)) {
+                snprintf(errstr, errstr_size,
+                         "field last_payment is not a string or null");
+                goto out;
+        }
+        err = KP_OK;
+out:
+        json_decref(root);
+        return err;
+}
+
+/* ------------------------------------------------------------------------
+ * Payments and commands
+ */
+
+const char *acct_payment_account(const kp_payment_t *p) {
+        switch (p->state) {
+        case KP_PAY_DEBIT:
+        case KP_PAY_REFUND:
+                return p->from;
+        case KP_PAY_CREDIT:
+                return p->to;
+        default:
+                return NULL;
+        }
+}
+
+static void set_reason(acct_result_t *res, const char *reason) {
+        snprintf(res->reason, sizeof(res->reason), "%s", reason);
+}
+
+/* Records on @p res->account that payment @p p moved its balance to
+ * @p balance. */
+static void moved(acct_result_t *res, const kp_payment_t *p, int64_t balance,
+                  int64_t now_ms) {
+        res->account.balance    = balance;
+        res->account.updated_ms = now_ms;
+        /* Validation bounded the id to KP_PAYMENT_ID_MAX bytes. */
+        size_t n = strnlen(p->id, sizeof(res->account.last_payment) - 1);
+        memcpy(res->account.last_payment, p->id, n);
+        res->account.last_payment[n] = '\0';
+}
+
+static void apply_debit(const kp_payment_t *p, int64_t overdraft_limit,
+                        int64_t now_ms, acct_result_t *res) {
+        const char *invalid = kp_payment_validate(p);
+        int64_t balance;
+        res->outcome = ACCT_DEBIT_REFUSED;
+        if (invalid) {
+                set_reason(res, invalid);
+                return;
+        }
+        if (res->account.frozen) {
+                set_reason(res, ACCT_REASON_FROZEN);
+                return;
+        }
+        int overflow =
+            __builtin_sub_overflow(res->account.balance, p->amount, &balance);
+        if (kp_account_is_system(p->from)) {
+                if (overflow) {
+                        set_reason(res, ACCT_REASON_OVERFLOW);
+                        return;
+                }
+        } else if (overflow || balance < -overdraft_limit) {
+                /* An overflow is below INT64_MIN, so below -limit too. */
+                set_reason(res, ACCT_REASON_INSUFFICIENT);
+                return;
+        }
+        res->outcome = ACCT_DEBITED;
+        moved(res, p, balance, now_ms);
+}
+
+static void apply_credit(const kp_payment_t *p, int64_t now_ms,
+                         acct_result_t *res) {
+        int64_t balance;
+        res->outcome = ACCT_CREDIT_REFUSED;
+        if (res->account.frozen) {
+                set_reason(res, ACCT_REASON_FROZEN);
+                return;
+        }
+        if (__builtin_add_overflow(res->account.balance, p->amount, &balance)) {
+                set_reason(res, ACCT_REASON_OVERFLOW);
+                return;
+        }
+        res->outcome = ACCT_CREDITED;
+        moved(res, p, balance, now_ms);
+}
+
+static kp_err_t apply_refund(const kp_payment_t *p, int64_t now_ms,
+                             acct_result_t *res, char *errstr,
+                             size_t errstr_size) {
+        int64_t balance;
+        if (__builtin_add_overflow(res->account.balance, p->amount, &balance)) {
+                snprintf(errstr, errstr_size,
+                         "refund of %" PRId64
+                         " would overflow the balance "
+                         "%" PRId64 " of %s",
+                         p->amount, res->account.balance, p->from);
+                return KP_ERR_OVERFLOW;
+        }
+        res->outcome = ACCT_REFUNDED;
+        set_reason(res, p->reason[0] ? p->reason : ACCT_REASON_REFUNDED);
+        moved(res, p, balance, now_ms);
+        return KP_OK;
+}
+
+kp_err_t acct_apply_payment(const acct_t *cur, const kp_payment_t *p,
+                            int64_t overdraft_limit, int64_t now_ms,
+                            acct_result_t *res, char *errstr,
+                            size_t errstr_size) {
+        memset(res, 0, sizeof(*res));
+        res->account = *cur;
+        if (overdraft_limit < 0) {
+                snprintf(errstr, errstr_size, "negative overdraft limit");
+                return KP_ERR_INVALID_ARG;
+        }
+        if (p->state == KP_PAY_DEBIT) {
+                apply_debit(p, overdraft_limit, now_ms, res);
+                return KP_OK;
+        }
+        if (p->state != KP_PAY_CREDIT && p->state != KP_PAY_REFUND) {
+                snprintf(errstr, errstr_size,
+                         "state %s does not belong on the inflight topic",
+                         kp_pay_state2str(p->state));
+                return KP_ERR_STATE;
+        }
+        /* Money moved already for a CREDIT or REFUND; one that breaks the
+         * rules was not made by kpay and cannot be rejected safely. */
+        const char *invalid = kp_payment_validate(p);
+        if (invalid) {
+                snprintf(errstr, errstr_size, "%s %s is invalid: %s",
+                         kp_pay_state2str(p->state), p->id, invalid);
+                return KP_ERR_INVALID_ARG;
+        }
+        if (p->state == KP_PAY_CREDIT) {
+                apply_credit(p, now_ms, res);
+                return KP_OK;
+        }
+        return apply_refund(p, now_ms, res, errstr, errstr_size);
+}
+
+int acct_result_changed(const acct_result_t *res) {
+        return res->outcome == ACCT_DEBITED || res->outcome == ACCT_CREDITED ||
+               res->outcome == ACCT_REFUNDED;
+}
+
+void acct_apply_cmd(const acct_t *cur, const kp_account_cmd_t *cmd,
+                    int64_t now_ms, acct_t *next) {
+        if (next != cur)
+                *next = *cur;
+        next->frozen     = cmd->command == KP_CMD_FREEZE;
+        next->updated_ms = now_ms;
+}
+
+/* ------------------------------------------------------------------------
+ * Emitted payments
+ */
+
+void acct_outcome_payment(const kp_payment_t *in, const acct_result_t *res,
+                          int64_t now_ms, kp_payment_t *out) {
+        kp_payment_copy(out, in);
+        switch (res->outcome) {
+        case ACCT_DEBITED:
+                out->state = KP_PAY_CREDIT;
+                break;
+        case ACCT_CREDITED:
+                out->state = KP_PAY_COMPLETE;
+                break;
+        case ACCT_CREDIT_REFUSED:
+                out->state = KP_PAY_REFUND;
+                break;
+        case ACCT_DEBIT_REFUSED:
+        case ACCT_REFUNDED:
+                out->state = KP_PAY_REJECTED;
+                break;
+        }
+        snprintf(out->reason, sizeof(out->reason), "%s", res->reason);
+        if (out->state == KP_PAY_COMPLETE || out->state == KP_PAY_REJECTED)
+                out->complete_ms = now_ms;
+}
+
+acct_route_t acct_route(const kp_payment_t *p) {
+        acct_route_t r = {KP_TOPIC_INFLIGHT, p->from, -1};
+        switch (p->state) {
+        case KP_PAY_DEBIT:
+        case KP_PAY_REFUND:
+                break;
+        case KP_PAY_CREDIT:
+                r.key = p->to;
+                break;
+        default:
+                r.topic     = KP_TOPIC_COMPLETE;
+                r.key       = p->id;
+                r.partition = p->origin_partition;
+                break;
+        }
+        return r;
+}

@@ -1,0 +1,295 @@
+/* inflight.c: the business logic of kpay-inflight as pure functions
+ * (inflight.h, docs/pipeline.md). */
+#include "inflight.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kpay/kp_conf.h"
+#include "kpay/kp_mem.h"
+
+const char *const inflight_reasons[INFLIGHT_REASON_CNT + 1] = {
+    /* Decided here. */
+    "invalid_state", "invalid_id", "invalid_account", "same_account",
+    "invalid_amount", "invalid_currency",
+    /* Decided by kpay-account. */
+    "insufficient_funds", "account_frozen", "balance_overflow", NULL};
+
+/* The totals' fields, in the order of the struct and of the JSON. */
+static const struct {
+        const char *name;
+        size_t offset;
+} totals_fields[] = {
+    {"inflight_count", offsetof(inflight_totals_t, inflight_count)},
+    {"inflight_amount", offsetof(inflight_totals_t, inflight_amount)},
+    {"accepted", offsetof(inflight_totals_t, accepted)},
+    {"rejected", offsetof(inflight_totals_t, rejected)},
+    {"duplicates", offsetof(inflight_totals_t, duplicates)},
+    {"completed", offsetof(inflight_totals_t, completed)},
+    {"completions_unknown", offsetof(inflight_totals_t, completions_unknown)},
+};
+#define TOTALS_FIELD_CNT (sizeof(totals_fields) / sizeof(totals_fields[0]))
+
+static int64_t *totals_field(inflight_totals_t *t, size_t i) {
+        return (int64_t *)((char *)t + totals_fields[i].offset);
+}
+
+kp_err_t inflight_totals_decode(const void *buf, size_t len,
+                                inflight_totals_t *t) {
+        json_error_t jerr;
+        inflight_totals_t tmp;
+        kp_err_t err = KP_OK;
+
+        if (!buf || !t)
+                return KP_ERR_PARSE;
+        json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+                return KP_ERR_PARSE;
+        if (!json_is_object(root)) {
+                json_decref(root);
+                return KP_ERR_PARSE;
+        }
+        for (size_t i = 0; i < TOTALS_FIELD_CNT && !err; i++) {
+                json_t *v = json_object_get(root, totals_fields[i].name);
+                if (!json_is_integer(v))
+                        err = KP_ERR_PARSE;
+                else
+                        *totals_field(&tmp, i) = json_integer_value(v);
+        }
+        json_decref(root);
+        if (!err)
+                *t = tmp;
+        return err;
+}
+
+char *inflight_totals_encode(const inflight_totals_t *t, size_t *lenp) {
+        char *s = kp_asprintf(
+            "{\"inflight_count\":%" PRId64 ",\"inflight_amount\":%" PRId64
+            ",\"accepted\":%" PRId64 ",\"rejected\":%" PRId64
+            ",\"duplicates\":%" PRId64 ",\"completed\":%" PRId64
+            ",\"completions_unknown\":%" PRId64 "}",
+            t->inflight_count, t->inflight_amount, t->accepted, t->rejected,
+            t->duplicates, t->completed, t->completions_unknown);
+        if (lenp)
+                *lenp = strlen(s);
+        return s;
+}
+
+size_t inflight_dedup_key(char *buf, size_t size, const char *id) {
+        int n = snprintf(buf, size, INFLIGHT_DEDUP_PREFIX "%s", id);
+        if (n < 0 || (size_t)n >= size)
+                return 0;
+        return (size_t)n;
+}
+
+size_t inflight_expiry_key(char *buf, size_t size, int64_t first_seen_ms,
+                           const char *id) {
+        if (first_seen_ms < 0)
+                return 0;
+        int n = snprintf(buf, size, INFLIGHT_EXPIRY_PREFIX "%016" PRIx64 ":%s",
+                         (uint64_t)first_seen_ms, id);
+        if (n < 0 || (size_t)n >= size)
+                return 0;
+        return (size_t)n;
+}
+
+int inflight_expiry_key_parse(const void *key, size_t klen, int64_t *msp,
+                              const char **idp, size_t *idlenp) {
+        const char *k = key;
+        uint64_t ms   = 0;
+
+        if (klen < 2 || memcmp(k, INFLIGHT_EXPIRY_PREFIX, 2))
+                return 0;
+        if (klen < 2 + 16 + 1 || k[2 + 16] != ':')
+                return -1;
+        for (size_t i = 2; i < 2 + 16; i++) {
+                int d;
+                if (k[i] >= '0' && k[i] <= '9')
+                        d = k[i] - '0';
+                else if (k[i] >= 'a' && k[i] <= 'f')
+                        d = k[i] - 'a' + 10;
+                else
+                        return -1;
+                ms = ms << 4 | (uint64_t)d;
+        }
+        /* The writer never stores a negative time. */
+        if (ms > (uint64_t)INT64_MAX)
+                return -1;
+        *msp    = (int64_t)ms;
+        *idp    = k + 2 + 16 + 1;
+        *idlenp = klen - (2 + 16 + 1);
+        return 1;
+}
+
+kp_err_t inflight_dedup_value_decode(const void *buf, size_t len,
+                                     int64_t *msp) {
+        char text[24];
+        int64_t ms;
+
+        if (!buf || len == 0 || len >= sizeof(text))
+                return KP_ERR_PARSE;
+        memcpy(text, buf, len);
+        text[len] = '\0';
+        /* Plain digits only: kp_parse_int64 alone would take "+5" or " 5". */
+        for (size_t i = 0; i < len; i++)
+                if (text[i] < '0' || text[i] > '9')
+                        return KP_ERR_PARSE;
+        if (kp_parse_int64(text, &ms))
+                return KP_ERR_PARSE;
+        *msp = ms;
+        return KP_OK;
+}
+
+int64_t inflight_dedup_cutoff(int64_t now_ms, int64_t retention_ms) {
+        int64_t cutoff;
+        if (__builtin_sub_overflow(now_ms, retention_ms, &cutoff))
+                return retention_ms > 0 ? INT64_MIN : INT64_MAX;
+        return cutoff;
+}
+
+/* Copies @p p with the changes of an outcome or a stamp, serialized.
+ * @p state is the new state, @p reason NULL to keep the payment's. */
+static char *stamped(const kp_payment_t *p, kp_pay_state_t state,
+                     const char *reason, int64_t inflight_ms,
+                     int64_t complete_ms, int32_t partition, size_t *lenp) {
+        kp_payment_t c;
+        kp_payment_copy(&c, p);
+        c.state = state;
+        if (reason)
+                snprintf(c.reason, sizeof(c.reason), "%s", reason);
+        if (inflight_ms >= 0)
+                c.inflight_ms = inflight_ms;
+        if (complete_ms >= 0)
+                c.complete_ms = complete_ms;
+        c.origin_partition = partition;
+        char *s            = kp_payment_serialize(&c, lenp);
+        kp_payment_clear(&c);
+        return s;
+}
+
+static void set_key(inflight_emit_t *e, const char *key) {
+        snprintf(e->key, sizeof(e->key), "%s", key);
+}
+
+kp_err_t inflight_on_incoming(const kp_payment_t *p, int64_t first_seen_ms,
+                              int64_t retention_ms,
+                              const inflight_totals_t *totals,
+                              int32_t partition, int64_t now_ms,
+                              inflight_decision_t *d) {
+        inflight_totals_t t;
+
+        if (!p || !totals || !d || partition < 0 || now_ms < 0)
+                return KP_ERR_INVALID_ARG;
+        memset(d, 0, sizeof(*d));
+        d->expired_first_seen_ms = -1;
+        t                        = *totals;
+
+        /* 1. Dedup, before validation: every id gets one outcome. */
+        if (first_seen_ms >= 0 &&
+            first_seen_ms >= inflight_dedup_cutoff(now_ms, retention_ms)) {
+                if (__builtin_add_overflow(t.duplicates, 1, &t.duplicates))
+                        return KP_ERR_OVERFLOW;
+                d->action = INFLIGHT_DUPLICATE;
+                d->totals = t;
+                return KP_OK;
+        }
+
+        /* 2. The state, then the business rules. */
+        const char *reason = NULL;
+        if (p->state != KP_PAY_INCOMING)
+                reason = "invalid_state";
+        else
+                reason = kp_payment_validate(p);
+
+        if (reason) {
+                if (__builtin_add_overflow(t.rejected, 1, &t.rejected))
+                        return KP_ERR_OVERFLOW;
+                d->action         = INFLIGHT_REJECT;
+                d->reason         = reason;
+                d->emit.topic     = INFLIGHT_TOPIC_COMPLETE;
+                d->emit.partition = partition;
+                d->emit.value = stamped(p, KP_PAY_REJECTED, reason, -1, now_ms,
+                                        partition, &d->emit.value_len);
+        } else {
+                if (__builtin_add_overflow(t.accepted, 1, &t.accepted) ||
+                    __builtin_add_overflow(t.inflight_count, 1,
+                                           &t.inflight_count) ||
+                    __builtin_add_overflow(t.inflight_amount, p->amount,
+                                           &t.inflight_amount))
+                        return KP_ERR_OVERFLOW;
+                d->action         = INFLIGHT_ACCEPT;
+                d->emit.topic     = INFLIGHT_TOPIC_INFLIGHT;
+                d->emit.partition = -1;
+                d->emit.value     = stamped(p, KP_PAY_DEBIT, NULL, now_ms, -1,
+                                            partition, &d->emit.value_len);
+                d->stored = stamped(p, p->state, NULL, now_ms, -1, partition,
+                                    &d->stored_len);
+        }
+        set_key(&d->emit, reason ? p->id : p->from);
+        d->record_dedup = 1;
+        if (first_seen_ms >= 0)
+                d->expired_first_seen_ms = first_seen_ms;
+        d->totals = t;
+        return KP_OK;
+}
+
+void inflight_decision_clear(inflight_decision_t *d) {
+        if (!d)
+                return;
+        kp_free(d->emit.value);
+        kp_free(d->stored);
+        d->emit.value = NULL;
+        d->stored     = NULL;
+}
+
+int inflight_is_outcome(kp_pay_state_t state) {
+        return state == KP_PAY_COMPLETE || state == KP_PAY_REJECTED;
+}
+
+kp_err_t inflight_on_complete(const kp_payment_t *c, const kp_payment_t *flight,
+                              inflight_totals_t *totals,
+                              inflight_completion_t *whatp) {
+        inflight_totals_t t;
+
+        if (!c || !totals || !whatp)
+                return KP_ERR_INVALID_ARG;
+        t = *totals;
+        if (!inflight_is_outcome(c->state)) {
+                *whatp = INFLIGHT_WRONG_STATE;
+                return KP_OK;
+        }
+        if (!flight) {
+                if (__builtin_add_overflow(t.completions_unknown, 1,
+                                           &t.completions_unknown))
+                        return KP_ERR_OVERFLOW;
+                *totals = t;
+                *whatp  = INFLIGHT_UNKNOWN;
+                return KP_OK;
+        }
+        /* The stored amount is what entered the totals. */
+        if (__builtin_sub_overflow(t.inflight_count, 1, &t.inflight_count) ||
+            __builtin_sub_overflow(t.inflight_amount, flight->amount,
+                                   &t.inflight_amount))
+                return KP_ERR_OVERFLOW;
+        if (c->state == KP_PAY_COMPLETE) {
+                if (__builtin_add_overflow(t.completed, 1, &t.completed))
+                        return KP_ERR_OVERFLOW;
+                *whatp = INFLIGHT_COMPLETED;
+        } else {
+                if (__builtin_add_overflow(t.rejected, 1, &t.rejected))
+                        return KP_ERR_OVERFLOW;
+                *whatp = INFLIGHT_REJECTED;
+        }
+        *totals = t;
+        return KP_OK;
+}
+
+const char *inflight_reason_label(const char *reason) {
+        for (size_t i = 0; reason && inflight_reasons[i]; i++)
+                if (!strcmp(reason, inflight_reasons[i]))
+                        return inflight_reasons[i];
+        return "other";
+}

@@ -1,0 +1,260 @@
+/**
+ * @file inflight.h
+ * @brief The business logic of kpay-inflight (the gateway), as pure
+ *        functions: state in, decision out, no Kafka and no store access
+ *        (docs/pipeline.md, "kpay-inflight").
+ *
+ * main.c reads the stores, calls these functions and applies what they
+ * decide: store writes, emitted records and counters. Everything here may be
+ * called on any thread; nothing keeps state between calls.
+ *
+ * Stores of partition p:
+ * - `inflight`: payment id -> the payment as received, with `inflight_ms`
+ *   and `origin_partition` stamped (Payment JSON, state INCOMING);
+ * - `dedup`: `i:<id>` -> first-seen wall-clock ms (decimal), and the expiry
+ *   index `t:<16 lowercase hex digits of first-seen ms>:<id>` -> "1" (not
+ * empty: an empty value would be a tombstone), whose keys sort by time, so that
+ * expiry walks them oldest first;
+ * - `totals`: `totals` -> inflight_totals_t as JSON.
+ */
+#ifndef KPAY_INFLIGHT_H
+#define KPAY_INFLIGHT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kpay/kp_err.h"
+#include "kpay/kp_payment.h"
+
+/** The topics kpay-inflight reads and writes (without the prefix). */
+#define INFLIGHT_TOPIC_INCOMING "kpay.payments.incoming"
+#define INFLIGHT_TOPIC_COMPLETE "kpay.payments.complete"
+#define INFLIGHT_TOPIC_INFLIGHT "kpay.payments.inflight"
+
+/** The one key of the `totals` store. */
+#define INFLIGHT_TOTALS_KEY "totals"
+
+/** Key prefixes of the `dedup` store ("i:" sorts before "t:"). */
+#define INFLIGHT_DEDUP_PREFIX  "i:"
+#define INFLIGHT_EXPIRY_PREFIX "t:"
+
+/** Room for any dedup key "i:<id>" (with its NUL). */
+#define INFLIGHT_DEDUP_KEY_SIZE (2 + KP_PAYMENT_ID_MAX + 2 + 1)
+/** Room for any expiry key "t:<16 hex>:<id>" (with its NUL). */
+#define INFLIGHT_EXPIRY_KEY_SIZE (2 + 16 + 1 + KP_PAYMENT_ID_MAX + 2 + 1)
+/** Room for any record key kpay-inflight emits (an id or an account). */
+#define INFLIGHT_KEY_SIZE (KP_PAYMENT_ID_MAX + 2)
+
+/** Default and minimum of --dedup-retention-ms. */
+#define INFLIGHT_DEDUP_RETENTION_DEFAULT_MS 604800000 /* 7 days */
+#define INFLIGHT_DEDUP_RETENTION_MIN_MS     1000
+/** How often the dedup expiry runs, and how much it deletes at most. */
+#define INFLIGHT_PUNCTUATE_MS       60000
+#define INFLIGHT_EXPIRY_MAX_PER_RUN 10000
+
+/**
+ * The totals of one partition (store `totals`, key `totals`). Every field
+ * is a count or a sum of minor units; every update is overflow-checked.
+ *
+ * - inflight_count, inflight_amount: payments accepted and not completed
+ *   yet, and the sum of their amounts.
+ * - accepted: payments accepted into flight (a DEBIT was emitted).
+ * - rejected: payments whose outcome was REJECTED, counted once each:
+ *   rejections this processor decided itself (invalid_state or a
+ *   kp_payment_validate() reason; they never enter flight) plus REJECTED
+ *   completions of payments that were in flight (insufficient_funds,
+ *   account_frozen, ...). This processor's own REJECTED records come back
+ *   on kpay.payments.complete too; the id is not in flight then, so they
+ *   count in completions_unknown, not in rejected a second time.
+ * - duplicates: submissions dropped because their id was seen within the
+ *   dedup window.
+ * - completed: COMPLETE completions of payments in flight.
+ * - completions_unknown: COMPLETE/REJECTED records for ids not in flight
+ *   (this processor's own rejections, duplicate outcomes).
+ *
+ * So, at a quiescent point: accepted + own rejections = distinct ids
+ * processed, and completed + rejected = outcomes = distinct ids processed,
+ * with inflight_count = accepted - completed - (rejected - own rejections)
+ * = 0.
+ */
+typedef struct inflight_totals_s {
+        int64_t inflight_count;
+        int64_t inflight_amount;
+        int64_t accepted;
+        int64_t rejected;
+        int64_t duplicates;
+        int64_t completed;
+        int64_t completions_unknown;
+} inflight_totals_t;
+
+/**
+ * @brief Decodes the JSON of the `totals` store, strictly: an object with
+ *        all seven fields as JSON integers (unknown fields are ignored).
+ * @returns KP_OK with @p t filled, or KP_ERR_PARSE (@p t then untouched).
+ */
+kp_err_t inflight_totals_decode(const void *buf, size_t len,
+                                inflight_totals_t *t);
+
+/**
+ * @brief Encodes totals as compact JSON, fields in the order of the struct.
+ * @returns a kp_malloc()ed NUL-terminated string; *lenp its length.
+ */
+char *inflight_totals_encode(const inflight_totals_t *t, size_t *lenp);
+
+/**
+ * @brief Writes the dedup key "i:<id>" into @p buf.
+ * @returns its length, or 0 when it does not fit @p size.
+ */
+size_t inflight_dedup_key(char *buf, size_t size, const char *id);
+
+/**
+ * @brief Writes the expiry index key "t:<16 lowercase hex digits of
+ *        first_seen_ms>:<id>" into @p buf. The digits are fixed width, so
+ *        the keys sort by time (byte order), then by id.
+ * @returns its length, or 0 when it does not fit @p size or
+ *          @p first_seen_ms < 0.
+ */
+size_t inflight_expiry_key(char *buf, size_t size, int64_t first_seen_ms,
+                           const char *id);
+
+/**
+ * @brief Parses an expiry index key.
+ * @param msp receives the first-seen ms.
+ * @param idp, idlenp receive the id (pointing into @p key, not terminated).
+ * @returns 1 for a well-formed "t:" key; 0 for a key that does not start
+ *          with "t:" (the end of the index); -1 for a malformed "t:" key.
+ */
+int inflight_expiry_key_parse(const void *key, size_t klen, int64_t *msp,
+                              const char **idp, size_t *idlenp);
+
+/**
+ * @brief Decodes a dedup value (decimal ms, >= 0).
+ * @returns KP_OK or KP_ERR_PARSE.
+ */
+kp_err_t inflight_dedup_value_decode(const void *buf, size_t len, int64_t *msp);
+
+/**
+ * @brief The oldest first-seen time still inside the dedup window:
+ *        now_ms - retention_ms (saturating). An id first seen before it has
+ *        expired.
+ */
+int64_t inflight_dedup_cutoff(int64_t now_ms, int64_t retention_ms);
+
+/** What to do with an INCOMING payment. */
+typedef enum inflight_action_e {
+        INFLIGHT_DUPLICATE, /**< seen within the window: count, drop */
+        INFLIGHT_REJECT,    /**< emit REJECTED to the complete topic */
+        INFLIGHT_ACCEPT,    /**< store in flight, emit DEBIT */
+} inflight_action_t;
+
+/** A record to emit. */
+typedef struct inflight_emit_s {
+        const char *topic;           /**< without the prefix */
+        int32_t partition;           /**< explicit, or -1 (murmur2 of key) */
+        char key[INFLIGHT_KEY_SIZE]; /**< NUL-terminated */
+        char *value;                 /**< kp_malloc()ed payment JSON */
+        size_t value_len;
+} inflight_emit_t;
+
+/** The decision on one INCOMING payment. Release with
+ *  inflight_decision_clear(). */
+typedef struct inflight_decision_s {
+        inflight_action_t action;
+        /** REJECT: the reason (a static string). */
+        const char *reason;
+        /** REJECT and ACCEPT: record the id in the dedup store with
+         *  first-seen = now (i:<id> and its t: key). */
+        int record_dedup;
+        /** When record_dedup replaces an entry that had expired but was
+         *  not deleted yet: its first-seen ms, whose t: key is to be
+         *  deleted; else -1. */
+        int64_t expired_first_seen_ms;
+        /** REJECT: the REJECTED record; ACCEPT: the DEBIT record. */
+        inflight_emit_t emit;
+        /** ACCEPT: the `inflight` store value (kp_malloc()ed), keyed by id. */
+        char *stored;
+        size_t stored_len;
+        /** The partition's totals after this payment. */
+        inflight_totals_t totals;
+} inflight_decision_t;
+
+/**
+ * @brief Decides what to do with an INCOMING payment (already parsed) read
+ *        on partition @p partition, in the order of docs/pipeline.md:
+ *        dedup before validation, then the state, then
+ *        kp_payment_validate().
+ *
+ * - first seen within the window (@p first_seen_ms >= now - retention):
+ *   INFLIGHT_DUPLICATE, duplicates + 1, nothing emitted or recorded;
+ * - state not INCOMING: INFLIGHT_REJECT "invalid_state";
+ * - a business rule broken: INFLIGHT_REJECT with kp_payment_validate()'s
+ *   reason;
+ *   a rejection is the payment with state REJECTED, the reason,
+ *   complete_ms = now and origin_partition = @p partition, keyed by id to
+ *   the complete topic, partition @p partition; rejected + 1;
+ * - else INFLIGHT_ACCEPT: the payment with inflight_ms = now and
+ *   origin_partition = @p partition is stored (state INCOMING) and emitted
+ *   as DEBIT keyed by `from` to the inflight topic (partition -1);
+ *   accepted + 1, inflight_count + 1, inflight_amount + amount.
+ * Emitted and stored payments keep every other field, unknown ones too.
+ *
+ * @param first_seen_ms the id's dedup entry, or -1 when there is none.
+ * @param totals the partition's totals before this payment.
+ * @returns KP_OK with @p d filled (clear it), or KP_ERR_OVERFLOW when a
+ *          total would overflow (nothing to apply; @p d needs no clearing)
+ *          or KP_ERR_INVALID_ARG.
+ */
+kp_err_t inflight_on_incoming(const kp_payment_t *p, int64_t first_seen_ms,
+                              int64_t retention_ms,
+                              const inflight_totals_t *totals,
+                              int32_t partition, int64_t now_ms,
+                              inflight_decision_t *d);
+
+/** @brief Frees what a decision owns. The struct can be reused. */
+void inflight_decision_clear(inflight_decision_t *d);
+
+/** What a record on the complete topic does. */
+typedef enum inflight_completion_e {
+        INFLIGHT_COMPLETED,   /**< COMPLETE of a payment in flight */
+        INFLIGHT_REJECTED,    /**< REJECTED of a payment in flight */
+        INFLIGHT_UNKNOWN,     /**< COMPLETE/REJECTED of an id not in flight */
+        INFLIGHT_WRONG_STATE, /**< any other state: dead-letter wrong_state */
+} inflight_completion_t;
+
+/** @brief 1 if @p state is an outcome (COMPLETE or REJECTED). */
+int inflight_is_outcome(kp_pay_state_t state);
+
+/**
+ * @brief Decides what a completion does to the totals.
+ *
+ * COMPLETE or REJECTED of an id in flight (@p flight non-NULL: the
+ * `inflight` store's payment): remove it (the caller deletes the key),
+ * inflight_count - 1, inflight_amount - the stored amount, completed or
+ * rejected + 1. Of an id not in flight: completions_unknown + 1. Another
+ * state: INFLIGHT_WRONG_STATE, totals unchanged.
+ *
+ * @param flight the stored payment, or NULL when the id is not in flight.
+ * @param totals in: the totals before; out: after. Untouched on error.
+ * @returns KP_OK with *@p whatp set, or KP_ERR_OVERFLOW.
+ */
+kp_err_t inflight_on_complete(const kp_payment_t *c, const kp_payment_t *flight,
+                              inflight_totals_t *totals,
+                              inflight_completion_t *whatp);
+
+/**
+ * @brief The label value of kpay_inflight_rejected_total{reason} for a
+ *        rejection reason: the reason itself when kpay knows it
+ *        (INFLIGHT_REASONS), else "other", so that a foreign record cannot
+ *        create series without bound.
+ * @returns a static string.
+ */
+const char *inflight_reason_label(const char *reason);
+
+/** The number of rejection reasons kpay knows. */
+#define INFLIGHT_REASON_CNT 9
+
+/** The rejection reasons kpay knows, then NULL (which stands for "other"
+ *  in a table indexed like this one). */
+extern const char *const inflight_reasons[INFLIGHT_REASON_CNT + 1];
+
+#endif /* KPAY_INFLIGHT_H */
