@@ -314,11 +314,17 @@ static kp_err_t txn_commit(kp_proc_t *proc) {
                 task_t *t = proc->tasks[p];
                 if (!t)
                         continue;
-                for (int i = 0; i < proc->input_cnt; i++)
-                        if (t->in_next[i] >= 0)
+                /* Every owned partition, even unchanged ones: the group
+                 * generation check on these offsets is what fences a zombie
+                 * (KIP-447), also in punctuation-only transactions. */
+                for (int i = 0; i < proc->input_cnt; i++) {
+                        int64_t off = t->in_next[i] >= 0 ? t->in_next[i]
+                                                         : t->in_committed[i];
+                        if (off >= 0)
                                 rd_kafka_topic_partition_list_add(
                                     offsets, proc->inputs[i], p)
-                                    ->offset = t->in_next[i];
+                                    ->offset = off;
+                }
         }
         int ok = 1;
         while (offsets->cnt && ok) {
@@ -692,9 +698,18 @@ static kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt) {
                 rd_kafka_message_t *m =
                     rd_kafka_consumer_poll(proc->restorer, 100);
                 if (m && m->err) {
-                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                            m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+                                /* The changelog lost the records after the
+                                 * checkpoint: exit, and the restart, seeing
+                                 * the checkpoint outside the log, rebuilds. */
+                                KP_ERROR("restore: %s",
+                                         rd_kafka_message_errstr(m));
+                                result = KP_ERR_STORE;
+                        } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                                 KP_WARN("restore: %s",
                                         rd_kafka_message_errstr(m));
+                        }
                 } else if (m) {
                         for (int i = 0; i < rcnt; i++) {
                                 restore_t *r = &rs[i];
@@ -778,12 +793,25 @@ static void update_partition_gauge(kp_proc_t *proc) {
 static kp_err_t on_assign(kp_proc_t *proc,
                           rd_kafka_topic_partition_list_t *parts) {
         /* The committed offsets are where an abort rewinds to. */
-        rd_kafka_resp_err_t err;
-        while ((err = rd_kafka_committed(proc->consumer, parts, 10000))) {
-                KP_WARN("fetching committed offsets: %s; retrying",
-                        rd_kafka_err2str(err));
+        /* Under read_committed the broker answers UNSTABLE_OFFSET_COMMIT
+         * for a partition while an earlier owner's transaction with offsets
+         * for it is pending: wait for it, never fall back to the start. */
+        for (int attempt = 0;; attempt++) {
+                rd_kafka_resp_err_t err =
+                    rd_kafka_committed(proc->consumer, parts, 10000);
+                const char *why = err ? rd_kafka_err2str(err) : NULL;
+                for (int i = 0; !why && i < parts->cnt; i++)
+                        if (parts->elems[i].err)
+                                why = rd_kafka_err2str(parts->elems[i].err);
+                if (!why)
+                        break;
+                if (attempt % 10 == 0)
+                        KP_WARN("fetching committed offsets: %s; retrying",
+                                why);
                 if (!kp_app_running())
                         return KP_ERR_STATE;
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
         }
         task_t **fresh = kp_calloc((size_t)proc->partition_cnt, sizeof(*fresh));
         restore_t *rs  = kp_calloc(
@@ -819,10 +847,8 @@ static kp_err_t on_assign(kp_proc_t *proc,
         }
 
         if (result == KP_OK) {
-                atomic_store(&proc->restoring, 1);
                 kp_gauge_set(proc->m_restoring, 1);
                 result = restore_run(proc, rs, rcnt);
-                atomic_store(&proc->restoring, 0);
                 kp_gauge_set(proc->m_restoring, 0);
         }
         pthread_rwlock_wrlock(&proc->tasks_lock);
@@ -874,15 +900,26 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         int cooperative =
             !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
         rd_kafka_error_t *error = NULL;
+        /* Not ready from here until the new partitions are restored. */
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+                atomic_store(&proc->restoring, 1);
+        atomic_store(&proc->joined, 1);
 
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 KP_INFO("assigned %d partition(s)", parts->cnt);
+                /* Finish the open transaction first: the restore below may
+                 * outlast transaction.timeout.ms. */
+                if (proc->fatal)
+                        txn_abort(proc);
+                else
+                        txn_commit(proc);
                 if (on_assign(proc, parts) != KP_OK) {
                         if (kp_app_running())
                                 proc->fatal = 1;
                         /* Assign anyway so that the consumer can leave the
                          * group cleanly; nothing is processed. */
                 }
+                atomic_store(&proc->restoring, 0);
                 if (cooperative)
                         error = rd_kafka_incremental_assign(rk, parts);
                 else
@@ -894,7 +931,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 /* On revoke commit what was done; on a lost assignment
                  * another instance may already own the partitions, so
                  * abort. */
-                if (lost)
+                if (lost || proc->fatal)
                         txn_abort(proc);
                 else
                         txn_commit(proc);
@@ -916,7 +953,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 KP_ERROR("rebalance: %s", rd_kafka_err2str(err));
                 proc->fatal = 1;
         }
-        atomic_store(&proc->joined, 1);
         proc->assignment_changed = 1;
 }
 
@@ -1064,8 +1100,14 @@ static void h_store_key(kp_proc_t *proc, int s, const char *key,
                 kp_http_resp_error(resp, 400, "bad_request", "empty key");
                 return;
         }
-        int32_t p = kp_partition_for_key(key, klen, proc->partition_cnt);
         pthread_rwlock_rdlock(&proc->tasks_lock);
+        if (!proc->tasks || proc->partition_cnt <= 0) {
+                pthread_rwlock_unlock(&proc->tasks_lock);
+                kp_http_resp_error(resp, 503, "starting",
+                                   "this instance has not joined yet");
+                return;
+        }
+        int32_t p = kp_partition_for_key(key, klen, proc->partition_cnt);
         task_t *t = proc->tasks[p];
         if (!t || !t->ready) {
                 pthread_rwlock_unlock(&proc->tasks_lock);
@@ -1431,6 +1473,10 @@ static kp_err_t start(kp_proc_t *proc) {
             kp_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
                               sizeof(errstr)) ||
             kp_kafka_conf_set(conf, "enable.partition.eof", "false", errstr,
+                              sizeof(errstr)) ||
+            /* A start offset that vanished must never silently become
+             * "the end": that would skip records. */
+            kp_kafka_conf_set(conf, "auto.offset.reset", "error", errstr,
                               sizeof(errstr))) {
                 rd_kafka_conf_destroy(conf);
                 goto conf_fail;
@@ -1454,7 +1500,7 @@ static kp_err_t start(kp_proc_t *proc) {
                 KP_ERROR("listing topics: %s", rd_kafka_err2str(err));
                 return KP_ERR_KAFKA;
         }
-        proc->partition_cnt = -1;
+        int32_t partition_cnt = -1;
         for (int i = 0; i < proc->input_cnt; i++) {
                 int n = -1;
                 for (int t = 0; t < md->topic_cnt; t++)
@@ -1470,20 +1516,24 @@ static kp_err_t start(kp_proc_t *proc) {
                         rd_kafka_metadata_destroy(md);
                         return KP_ERR_CONFIG;
                 }
-                if (proc->partition_cnt >= 0 && n != proc->partition_cnt) {
+                if (partition_cnt >= 0 && n != partition_cnt) {
                         KP_ERROR(
                             "input topics %s and %s have %d and %d "
                             "partitions: they must be co-partitioned",
                             proc->inputs[0], proc->inputs[i],
-                            (int)proc->partition_cnt, n);
+                            (int)partition_cnt, n);
                         rd_kafka_metadata_destroy(md);
                         return KP_ERR_CONFIG;
                 }
-                proc->partition_cnt = n;
+                partition_cnt = n;
         }
         rd_kafka_metadata_destroy(md);
-        proc->tasks =
-            kp_calloc((size_t)proc->partition_cnt, sizeof(*proc->tasks));
+        /* HTTP threads may already be asking: publish both at once. */
+        task_t **tasks = kp_calloc((size_t)partition_cnt, sizeof(*tasks));
+        pthread_rwlock_wrlock(&proc->tasks_lock);
+        proc->tasks         = tasks;
+        proc->partition_cnt = partition_cnt;
+        pthread_rwlock_unlock(&proc->tasks_lock);
 
         /* Changelogs, and the topics the runtime itself writes. */
         kp_topic_plan_t plan = {0};
@@ -1666,10 +1716,13 @@ int kp_proc_run(kp_proc_t *proc) {
                 if (ferr)
                         KP_WARN("flushing the metadata tombstone: %s",
                                 rd_kafka_err2str(ferr));
-        } else {
-                /* Leave Kafka to abort the open transaction when the next
-                 * instance fences this one; nothing uncommitted is kept. */
-                drop_uncommitted(proc);
+        } else if (proc->txn_open) {
+                /* Nothing of the failed transaction may commit, not even
+                 * through the revoke that closing the consumer triggers. */
+                if (!rd_kafka_fatal_error(proc->producer, NULL, 0))
+                        txn_abort(proc);
+                else
+                        drop_uncommitted(proc);
         }
         rd_kafka_resp_err_t cerr = rd_kafka_consumer_close(proc->consumer);
         if (cerr && !proc->fatal)
@@ -1732,7 +1785,13 @@ kp_proc_t *kp_proc_new(kp_app_t *app, const kp_proc_conf_t *pconf,
                                      c->instance_id);
         if (c->advertise && *c->advertise)
                 proc->endpoint = kp_strdup(c->advertise);
-        pthread_rwlock_init(&proc->tasks_lock, NULL);
+        /* Writers (rebalances) must not starve behind a stream of queries. */
+        pthread_rwlockattr_t rwattr;
+        pthread_rwlockattr_init(&rwattr);
+        pthread_rwlockattr_setkind_np(
+            &rwattr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&proc->tasks_lock, &rwattr);
+        pthread_rwlockattr_destroy(&rwattr);
 
         proc->env  = kp_store_env_new((size_t)pconf->block_cache_mb << 20,
                                       (size_t)pconf->write_buffer_mb << 20);

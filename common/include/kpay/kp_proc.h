@@ -56,7 +56,9 @@ typedef struct kp_record_s {
  *          any other code dead-letters the record with that error, except
  *          KP_ERR_STORE and KP_ERR_FATAL, which stop the instance (exit
  *          status 1) without committing, so that the record is processed
- *          again after a restart.
+ *          again after a restart. Return a dead-lettering error only before
+ *          the first write or emit for the record: what was already
+ *          written or emitted commits with the dead letter.
  */
 typedef kp_err_t(kp_process_cb)(kp_ctx_t *ctx, const kp_record_t *rec,
                                 void *opaque);
