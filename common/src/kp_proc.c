@@ -113,7 +113,7 @@ struct kp_proc_s {
 
         kp_metrics_t *metrics;
         kp_counter_t *m_in, *m_out, *m_dlq, *m_committed, *m_aborted;
-        kp_counter_t *m_restored, *m_process_errors;
+        kp_counter_t *m_restored, *m_process_errors, *m_changelog;
         kp_gauge_t *m_restore_remaining, *m_restoring, *m_partitions;
         kp_histogram_t *m_commit_latency;
 };
@@ -297,12 +297,51 @@ static void txn_abort(kp_proc_t *proc) {
                 rewind_tasks(proc, NULL);
 }
 
-/* Commits the open transaction: offsets, outputs and changelog records,
- * then the stores. On an abortable error, aborts and rewinds instead.
- * @returns KP_OK, KP_ERR_ABORTED or KP_ERR_FATAL. */
+static kp_err_t produce(kp_proc_t *proc, const char *topic, int32_t partition,
+                        const void *key, size_t klen, const void *val,
+                        size_t vlen, rd_kafka_headers_t *hdrs, void *opaque);
+
+typedef struct changelog_ctx_s {
+        kp_proc_t *proc;
+        int store;
+        int32_t partition;
+} changelog_ctx_t;
+
+static int changelog_one(const void *key, size_t klen, const void *val,
+                         size_t vlen, void *opaque) {
+        changelog_ctx_t *c = opaque;
+        intptr_t tag       = ((intptr_t)c->store << 16) | c->partition;
+        kp_counter_add(c->proc->m_changelog, 1);
+        return produce(c->proc, c->proc->changelogs[c->store], c->partition,
+                       key, klen, val, vlen, NULL, (void *)(tag + 1)) != KP_OK;
+}
+
+/* Writes every store's overlay to its changelog: one record per key written
+ * in the transaction (its last value), however often it was written. Hot
+ * keys (per-partition totals, a busy account) cost one record per commit
+ * instead of one per input record. */
+static void produce_changelogs(kp_proc_t *proc) {
+        for (int32_t p = 0; p < proc->partition_cnt; p++) {
+                task_t *t = proc->tasks[p];
+                if (!t)
+                        continue;
+                for (int s = 0; s < proc->store_cnt; s++) {
+                        changelog_ctx_t c = {proc, s, p};
+                        if (kp_store_overlay_foreach(t->stores[s],
+                                                     changelog_one, &c))
+                                return; /* txn_must_abort is set. */
+                }
+        }
+}
+
+/* Commits the open transaction: changelog records (outputs are in
+ * already), offsets, then the stores. On an abortable error, aborts and
+ * rewinds instead. @returns KP_OK, KP_ERR_ABORTED or KP_ERR_FATAL. */
 static kp_err_t txn_commit(kp_proc_t *proc) {
         if (!proc->txn_open)
                 return KP_OK;
+        if (!proc->txn_must_abort)
+                produce_changelogs(proc);
         if (proc->txn_must_abort) {
                 txn_abort(proc);
                 return proc->fatal ? KP_ERR_FATAL : KP_ERR_ABORTED;
@@ -541,14 +580,6 @@ kp_err_t kp_ctx_get(kp_ctx_t *ctx, int store, const void *key, size_t klen,
         return kp_store_get(ctx->task->stores[store], key, klen, valp, vlenp);
 }
 
-static kp_err_t changelog(kp_ctx_t *ctx, int store, const void *key,
-                          size_t klen, const void *val, size_t vlen) {
-        kp_proc_t *proc = ctx->proc;
-        intptr_t tag    = ((intptr_t)store << 16) | ctx->task->partition;
-        return produce(proc, proc->changelogs[store], ctx->task->partition, key,
-                       klen, val, vlen, NULL, (void *)(tag + 1));
-}
-
 kp_err_t kp_ctx_scan(kp_ctx_t *ctx, int store, const void *after,
                      size_t after_len, kp_ctx_scan_cb *cb, void *opaque) {
         if (store < 0 || store >= ctx->proc->store_cnt || !cb)
@@ -565,8 +596,9 @@ kp_err_t kp_ctx_put(kp_ctx_t *ctx, int store, const void *key, size_t klen,
                 return KP_ERR_INVALID_ARG;
         if (txn_begin(ctx->proc))
                 return KP_ERR_FATAL;
+        /* The changelog record is produced at commit, once per key. */
         kp_store_put(ctx->task->stores[store], key, klen, val, vlen);
-        return changelog(ctx, store, key, klen, val, vlen);
+        return KP_OK;
 }
 
 kp_err_t kp_ctx_delete(kp_ctx_t *ctx, int store, const void *key, size_t klen) {
@@ -575,7 +607,7 @@ kp_err_t kp_ctx_delete(kp_ctx_t *ctx, int store, const void *key, size_t klen) {
         if (txn_begin(ctx->proc))
                 return KP_ERR_FATAL;
         kp_store_delete(ctx->task->stores[store], key, klen);
-        return changelog(ctx, store, key, klen, NULL, 0);
+        return KP_OK;
 }
 
 /* ------------------------------------------------------------------------
@@ -1819,6 +1851,9 @@ kp_proc_t *kp_proc_new(kp_app_t *app, const kp_proc_conf_t *pconf,
         proc->m_process_errors = kp_metrics_counter(
             m, "kpay_process_errors_total",
             "Records whose processing failed (and were dead-lettered).", NULL);
+        proc->m_changelog = kp_metrics_counter(
+            m, "kpay_changelog_records_total",
+            "Changelog records written (one per key and transaction).", NULL);
         proc->m_committed =
             kp_metrics_counter(m, "kpay_transactions_committed_total",
                                "Kafka transactions committed.", NULL);

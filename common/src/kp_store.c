@@ -554,6 +554,21 @@ size_t kp_store_overlay_count(const kp_store_t *st) {
         return st->count;
 }
 
+int kp_store_overlay_foreach(const kp_store_t *st, kp_store_overlay_cb *cb,
+                             void *opaque) {
+        for (size_t i = 0; i < st->cap; i++) {
+                const kp_store_slot_t *s = &st->slots[i];
+                if (!s->buf)
+                        continue;
+                int r =
+                    cb(s->buf, s->klen, s->tombstone ? NULL : s->buf + s->klen,
+                       s->tombstone ? 0 : s->vlen, opaque);
+                if (r)
+                        return r;
+        }
+        return 0;
+}
+
 kp_err_t kp_store_commit(kp_store_t *st, int64_t checkpoint, char *errstr,
                          size_t errstr_size) {
         rocksdb_writebatch_t *wb;

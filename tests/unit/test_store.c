@@ -648,6 +648,73 @@ static void test_concurrent_committed_reads(void **state) {
         kp_store_close(c.st);
 }
 
+/* What the runtime writes to the changelog at commit: the last value of
+ * each key written since the last commit, NULL for a deletion. */
+typedef struct visit_s {
+        int n, x2, y_deleted, z3, other;
+} visit_t;
+
+static int visit_cb(const void *key, size_t klen, const void *val, size_t vlen,
+                    void *opaque) {
+        visit_t *v = opaque;
+        v->n++;
+        if (klen == 1 && !memcmp(key, "x", 1) && val && vlen == 1 &&
+            !memcmp(val, "2", 1))
+                v->x2++;
+        else if (klen == 1 && !memcmp(key, "y", 1) && !val && vlen == 0)
+                v->y_deleted++;
+        else if (klen == 1 && !memcmp(key, "z", 1) && val && vlen == 1 &&
+                 !memcmp(val, "3", 1))
+                v->z3++;
+        else
+                v->other++;
+        return 0;
+}
+
+static int stop_cb(const void *key, size_t klen, const void *val, size_t vlen,
+                   void *opaque) {
+        (void)key;
+        (void)klen;
+        (void)val;
+        (void)vlen;
+        (*(int *)opaque)++;
+        return 7;
+}
+
+static void test_overlay_foreach(void **state) {
+        fixture_t *f   = *state;
+        kp_store_t *st = open_store(f, 0);
+        visit_t v      = {0};
+        int calls      = 0;
+
+        assert_int_equal(kp_store_overlay_foreach(st, visit_cb, &v), 0);
+        assert_int_equal(v.n, 0);
+        put_str(st, "y", "1");
+        commit(st, 1);
+        /* Several writes of one key: only the last is visited. */
+        put_str(st, "x", "1");
+        put_str(st, "x", "2");
+        kp_store_delete(st, "y", 1);
+        put_str(st, "z", "1");
+        kp_store_delete(st, "z", 1);
+        put_str(st, "z", "3");
+        assert_int_equal(kp_store_overlay_foreach(st, visit_cb, &v), 0);
+        assert_int_equal(v.n, 3);
+        assert_int_equal(v.x2, 1);
+        assert_int_equal(v.y_deleted, 1);
+        assert_int_equal(v.z3, 1);
+        assert_int_equal(v.other, 0);
+        /* A non-zero return stops the walk and is passed back. */
+        assert_int_equal(kp_store_overlay_foreach(st, stop_cb, &calls), 7);
+        assert_int_equal(calls, 1);
+        /* After the commit the overlay is empty again. */
+        commit(st, 2);
+        memset(&v, 0, sizeof(v));
+        assert_int_equal(kp_store_overlay_foreach(st, visit_cb, &v), 0);
+        assert_int_equal(v.n, 0);
+        kp_store_close(st);
+}
+
 static void test_null_noops(void **state) {
         (void)state;
         kp_store_close(NULL);
@@ -672,6 +739,8 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_shared_env, setup, teardown),
             cmocka_unit_test_setup_teardown(test_concurrent_committed_reads,
                                             setup, teardown),
+            cmocka_unit_test_setup_teardown(test_overlay_foreach, setup,
+                                            teardown),
             cmocka_unit_test(test_null_noops),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -98,6 +98,23 @@ void kp_store_delete(kp_store_t *st, const void *key, size_t klen);
 size_t kp_store_overlay_count(const kp_store_t *st);
 
 /**
+ * @brief Called for each key of the overlay, in no particular order, with
+ *        @p val NULL for a deletion. Return non-zero to stop.
+ */
+typedef int(kp_store_overlay_cb)(const void *key, size_t klen, const void *val,
+                                 size_t vlen, void *opaque);
+
+/**
+ * @brief Visits the overlay: the last write of each key since the last
+ *        commit or rollback (the runtime writes these to the changelog
+ *        just before the Kafka commit, once per key).
+ * @returns 0, or the first non-zero value returned by @p cb.
+ * @locality processing thread
+ */
+int kp_store_overlay_foreach(const kp_store_t *st, kp_store_overlay_cb *cb,
+                             void *opaque);
+
+/**
  * @brief Applies the overlay and @p checkpoint to RocksDB in one atomic
  *        write batch, then empties the overlay. With an empty overlay only
  *        the checkpoint is written (if it changed).
