@@ -730,6 +730,66 @@ static void test_freeze_refunds_and_queries(void **state) {
         kp_discovery_destroy(d);
 }
 
+/* kpay-gen against the running pipeline: everything it sends is
+ * acknowledged, every valid payment gets exactly one outcome. */
+static void test_gen_end_to_end(void **state) {
+        (void)state;
+        const char *gen    = env_bin("KPAY_GEN_BIN");
+        char *out          = NULL;
+        char *const argv[] = {(char *)gen,
+                              "-b",
+                              (char *)it_bootstrap(),
+                              "--topic-prefix",
+                              prefix,
+                              "--accounts",
+                              "50",
+                              "--fund",
+                              "--count",
+                              "2000",
+                              "--rate",
+                              "1000",
+                              "--invalid-ratio",
+                              "0.05",
+                              "--duplicate-ratio",
+                              "0.05",
+                              "--seed",
+                              "11",
+                              "--wait",
+                              "--wait-timeout",
+                              "120",
+                              "--json",
+                              "--quiet",
+                              NULL};
+        int rc             = it_run(argv, 180000, &out);
+        if (rc != 0)
+                fail_msg("kpay-gen exited %d:\n%s", rc, out);
+        json_error_t jerr;
+        json_t *j = json_loads(out, 0, &jerr);
+        if (!j)
+                fail_msg("kpay-gen --json printed no JSON: %s", out);
+        json_int_t sent = json_integer_value(json_object_get(j, "sent"));
+        assert_true(sent == 2050); /* 2000 + 50 funding payments */
+        assert_true(json_integer_value(json_object_get(j, "acked")) == sent);
+        assert_true(json_integer_value(json_object_get(j, "failed")) == 0);
+        assert_true(json_integer_value(json_object_get(j, "missing")) == 0);
+        assert_true(
+            json_integer_value(json_object_get(j, "multiple_outcomes")) == 0);
+        assert_true(json_integer_value(json_object_get(j, "invalid_sent")) > 0);
+        assert_true(json_integer_value(json_object_get(j, "duplicates_sent")) >
+                    0);
+        json_t *lat = json_object_get(j, "latency_ms");
+        assert_true(json_integer_value(json_object_get(lat, "p50")) > 0);
+        json_decref(j);
+        free(out);
+
+        /* A bad argument: one line, exit 2. */
+        char *const bad[] = {(char *)gen, "--amount", "5:1", NULL};
+        rc                = it_run(bad, 10000, &out);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(out, "amount"));
+        free(out);
+}
+
 /* SIGTERM: every daemon finishes its transaction and exits 0. */
 static void test_clean_shutdown(void **state) {
         (void)state;
@@ -743,6 +803,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_books_balance_under_crash),
             cmocka_unit_test(test_freeze_refunds_and_queries),
+            cmocka_unit_test(test_gen_end_to_end),
             cmocka_unit_test(test_clean_shutdown),
         };
         return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# The end-to-end benchmark of the payment pipeline (bench/README.md).
+#
+#   bench/e2e.sh [--payments N] [--accounts N] [--moderate-rate R]
+#                [--moderate-seconds S] [--commit-interval-ms MS]
+#
+# On a dedicated broker (127.0.0.1:29092, fresh data) it measures, in one
+# run: the broker's raw produce+consume rate for records of a payment's
+# size; the sustained end-to-end rate at full speed for a fixed workload
+# with one account processor and again with two; latency at a moderate rate;
+# the peak RSS of every daemon. It writes build/bench-e2e/result.json and
+# build/bench-e2e/e2e.png (throughput and latency over time).
+# KPAY_BENCH_BIN=dir runs the daemons from another build (to compare).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+payments=200000
+accounts=10000
+moderate_rate=2000
+moderate_seconds=30
+commit_ms=100
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --payments) payments=$2; shift 2 ;;
+  --accounts) accounts=$2; shift 2 ;;
+  --moderate-rate) moderate_rate=$2; shift 2 ;;
+  --moderate-seconds) moderate_seconds=$2; shift 2 ;;
+  --commit-interval-ms) commit_ms=$2; shift 2 ;;
+  *) echo "usage: $0 [--payments N] [--accounts N] [--moderate-rate R] [--moderate-seconds S] [--commit-interval-ms MS]" >&2; exit 2 ;;
+  esac
+done
+
+export KPAY_KAFKA_PORT=${KPAY_BENCH_KAFKA_PORT:-29092}
+export KPAY_KAFKA_CONTROLLER_PORT=$((KPAY_KAFKA_PORT + 1))
+export KPAY_KAFKA_DATA=${KPAY_BENCH_KAFKA_DATA:-$root/build/bench-kafka}
+bootstrap=127.0.0.1:$KPAY_KAFKA_PORT
+out=$root/build/bench-e2e
+"$root/kpay" build
+bin=${KPAY_BENCH_BIN:-$root/build/bin}
+gen=$root/build/bin/kpay-gen
+command -v gnuplot >/dev/null 2>&1 || {
+  echo "bench: installing gnuplot for the plot" >&2
+  if [ "$(id -u)" -eq 0 ]; then apt-get install -y -q gnuplot-nox >/dev/null 2>&1 || true
+  else sudo apt-get install -y -q gnuplot-nox >/dev/null 2>&1 || true; fi
+}
+rm -rf "$out"
+mkdir -p "$out"
+"$root/kpay" kafka stop >/dev/null 2>&1 || true
+rm -rf "$KPAY_KAFKA_DATA"
+"$root/kpay" kafka start
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  "$root/kpay" kafka stop
+}
+trap cleanup EXIT
+
+# A payment as kpay-gen writes it is about 250 bytes.
+echo "bench: raw produce+consume rate" >&2
+"$root/build/bin/kpay-bench-runtime" -b "$bootstrap" --raw-only \
+  --records 500000 --value-size 250 >"$out/raw.json"
+raw=$(sed -n 's/.*"raw_records_per_s":\([0-9]*\).*/\1/p' "$out/raw.json")
+
+port=18100
+start_daemon() { # name prefix instance
+  local name=$1 prefix=$2 id=$3
+  port=$((port + 1))
+  "$bin/kpay-$name" -b "$bootstrap" --topic-prefix "$prefix" --instance-id "$id" \
+    --state-dir "$out/state-$prefix/$name-$id" --listen "127.0.0.1:$port" \
+    --commit-interval-ms "$commit_ms" --log-level warn \
+    >>"$out/$prefix-$name-$id.log" 2>&1 &
+  pids+=($!)
+  echo "$! $name-$id $port" >>"$out/$prefix.daemons"
+}
+
+wait_ready() { # prefix
+  local pid name p deadline=$((SECONDS + 120))
+  while read -r pid name p; do
+    until curl -sf "http://127.0.0.1:$p/readyz" >/dev/null 2>&1; do
+      kill -0 "$pid" 2>/dev/null || { tail "$out/$1-$name.log" >&2; echo "bench: $name died" >&2; exit 1; }
+      [ "$SECONDS" -lt "$deadline" ] || { echo "bench: $name not ready" >&2; exit 1; }
+      sleep 0.2
+    done
+  done <"$out/$1.daemons"
+}
+
+# Peak RSS (VmHWM, kB) of every daemon of a run, as JSON.
+peak_rss() { # prefix
+  local pid name p first=1
+  printf '{'
+  while read -r pid name p; do
+    local kb
+    kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ "$first" = 1 ] || printf ','
+    first=0
+    printf '"%s":%s' "$name" "${kb:-0}"
+  done <"$out/$1.daemons"
+  printf '}'
+}
+
+# CPU seconds (user + system) each daemon used, as JSON: the busiest one
+# limits the rate.
+cpu_seconds() { # prefix
+  local pid name p first=1 hz
+  hz=$(getconf CLK_TCK)
+  printf '{'
+  while read -r pid name p; do
+    local t
+    t=$(awk -v hz="$hz" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    [ "$first" = 1 ] || printf ','
+    first=0
+    printf '"%s":%s' "$name" "${t:-0}"
+  done <"$out/$1.daemons"
+  printf '}'
+}
+
+# Records the daemons wrote (outputs, changelogs, dead letters).
+records_out() { # prefix
+  local pid name p sum=0 v
+  while read -r pid name p; do
+    v=$(curl -sf "http://127.0.0.1:$p/metrics" | sed -n 's/^kpay_records_out_total \([0-9]*\)/\1/p')
+    sum=$((sum + ${v:-0}))
+  done <"$out/$1.daemons"
+  echo "$sum"
+}
+
+stop_run() { # prefix
+  local pid name p
+  while read -r pid name p; do kill -TERM "$pid" 2>/dev/null || true; done <"$out/$1.daemons"
+  while read -r pid name p; do
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  done <"$out/$1.daemons"
+}
+
+# Samples the confirmed processor's input counter once a second.
+sampler() { # prefix port file
+  while :; do
+    v=$(curl -sf "http://127.0.0.1:$2/metrics" | sed -n 's/^kpay_records_in_total \([0-9]*\)/\1/p')
+    echo "$(date +%s.%N) ${v:-0}" >>"$3"
+    sleep 1
+  done
+}
+
+run() { # label account-instances gen-args...
+  local label=$1 n=$2
+  shift 2
+  local prefix="b-$label."
+  "$root/build/bin/kpay-admin" topics -b "$bootstrap" --topic-prefix "$prefix" >/dev/null
+  start_daemon inflight "$prefix" 1
+  for i in $(seq 1 "$n"); do start_daemon account "$prefix" "$i"; done
+  start_daemon confirmed "$prefix" 1
+  wait_ready "$prefix"
+  local cport
+  cport=$(awk '$2 == "confirmed-1" {print $3}' "$out/$prefix.daemons")
+  sampler "$prefix" "$cport" "$out/$label.samples" &
+  local sp=$!
+  echo "bench: $label" >&2
+  "$gen" -b "$bootstrap" --topic-prefix "$prefix" --accounts "$accounts" --fund \
+    --seed 7 --wait --wait-timeout 900 --json --quiet \
+    --latency-file "$out/$label.latency" "$@" >"$out/$label.json"
+  local rss cpu
+  rss=$(peak_rss "$prefix")
+  cpu=$(cpu_seconds "$prefix")
+  records_out "$prefix" >"$out/$label.records_out"
+  kill "$sp" 2>/dev/null || true
+  stop_run "$prefix"
+  printf '%s' "$rss" >"$out/$label.rss.json"
+  printf '%s' "$cpu" >"$out/$label.cpu.json"
+}
+
+run full-1-account 1 --count "$payments" --rate 0
+run full-2-accounts 2 --count "$payments" --rate 0
+run moderate 1 --rate "$moderate_rate" --duration "$moderate_seconds"
+
+# The summary.
+{
+  printf '{"raw":%s,' "$(cat "$out/raw.json")"
+  printf '"commit_interval_ms":%s,"accounts":%s,' "$commit_ms" "$accounts"
+  for l in full-1-account full-2-accounts moderate; do
+    printf '"%s":{"gen":%s,"peak_rss_kb":%s,"cpu_s":%s,"daemon_records_out":%s},' \
+      "$l" "$(cat "$out/$l.json")" "$(cat "$out/$l.rss.json")" \
+      "$(cat "$out/$l.cpu.json")" "$(cat "$out/$l.records_out")"
+  done
+  printf '"raw_records_per_s":%s}\n' "$raw"
+} >"$out/result.json"
+
+# Throughput (completed payments per second) and p99 latency per second,
+# from the latency files ("complete_ms latency_ms" lines).
+series() { # latency-file: "second completed p99" per second of the run
+  awk '{ print int($1 / 1000), $2 }' "$1" | sort -k1,1n -k2,2n | awk '
+    function flush() {
+      if (n) {
+        idx = int(0.99 * n + 0.999999); if (idx < 1) idx = 1
+        print cur - first, n, v[idx]
+      }
+    }
+    NR == 1 { first = $1; cur = $1 }
+    $1 != cur { flush(); n = 0; cur = $1 }
+    { v[++n] = $2 }
+    END { flush() }'
+}
+for l in full-1-account moderate; do
+  series "$out/$l.latency" >"$out/$l.series"
+done
+# End-to-end throughput of the stream: payments with an outcome divided by
+# the time from the first payment's creation to the last outcome.
+e2e_rate() {
+  awk 'NR == 1 || $1 - $2 < lo { lo = $1 - $2 } $1 > hi { hi = $1 }
+       END { if (hi > lo) printf "%.0f", NR * 1000 / (hi - lo); else print 0 }' "$1"
+}
+for l in full-1-account full-2-accounts moderate; do
+  echo "bench: $l: $(e2e_rate "$out/$l.latency") payments/s end to end" >&2
+done
+# Payments/s x records written per payment (the gen's payment plus what the
+# daemons wrote for it) / raw records/s: how close to the broker's limit.
+{
+  for l in full-1-account full-2-accounts moderate; do
+    rate=$(e2e_rate "$out/$l.latency")
+    sent=$(sed -n 's/.*"sent":\([0-9]*\).*/\1/p' "$out/$l.json")
+    recs=$(cat "$out/$l.records_out")
+    awk -v l="$l" -v rate="$rate" -v sent="$sent" -v recs="$recs" -v raw="$raw" 'BEGIN {
+      w = (sent + recs) / sent
+      printf "{\"run\":\"%s\",\"payments_per_s\":%s,\"records_written_per_payment\":%.2f,\"ratio_to_raw\":%.3f}\n", l, rate, w, rate * w / raw }'
+  done
+} >"$out/rates.jsonl"
+cat "$out/result.json" "$out/rates.jsonl"
+
+if command -v gnuplot >/dev/null 2>&1; then
+  gnuplot <<GP
+set terminal png size 1200,800
+set output "$out/e2e.png"
+set multiplot layout 2,1 title "kpay end to end (commit interval ${commit_ms} ms)"
+set xlabel "seconds"
+set ylabel "payments/s"
+set y2label "p99 latency (ms)"
+set y2tics
+set title "full speed, one account processor"
+plot "$out/full-1-account.series" using 1:2 with lines title "completed/s", \
+     "$out/full-1-account.series" using 1:3 axes x1y2 with lines title "p99 ms"
+set title "moderate rate (${moderate_rate}/s)"
+plot "$out/moderate.series" using 1:2 with lines title "completed/s", \
+     "$out/moderate.series" using 1:3 axes x1y2 with lines title "p99 ms"
+unset multiplot
+GP
+  echo "bench: plot in $out/e2e.png" >&2
+fi
