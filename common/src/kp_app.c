@@ -38,7 +38,8 @@ static const kp_conf_opt_t processor_opts[] = {
     {"state-dir", 0, KP_CONF_STR, APP_OPT(state_dir), "./state", 0, 0, "DIR",
      "Directory of the local RocksDB state stores."},
     {"partitions", 0, KP_CONF_INT, APP_OPT(partitions), "12", 1, 10000, NULL,
-     "Partition count of the topics this processor creates."},
+     "Expected partition count of the input topics (the deployment's); the "
+     "topics decide, a difference is logged as a warning."},
     {"replication-factor", 0, KP_CONF_INT, APP_OPT(replication_factor), "1", 1,
      16, NULL, "Replication factor of the topics this processor creates."},
     {"commit-interval-ms", 0, KP_CONF_INT, APP_OPT(commit_interval_ms), "100",

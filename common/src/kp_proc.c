@@ -1560,6 +1560,12 @@ static kp_err_t start(kp_proc_t *proc) {
                 partition_cnt = n;
         }
         rd_kafka_metadata_destroy(md);
+        if (partition_cnt != proc->conf->partitions)
+                KP_WARN(
+                    "the input topics have %d partitions, --partitions "
+                    "says %d: using %d (the changelogs follow the inputs)",
+                    (int)partition_cnt, (int)proc->conf->partitions,
+                    (int)partition_cnt);
         /* HTTP threads may already be asking: publish both at once. */
         task_t **tasks = kp_calloc((size_t)partition_cnt, sizeof(*tasks));
         pthread_rwlock_wrlock(&proc->tasks_lock);
