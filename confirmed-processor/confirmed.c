@@ -2,6 +2,8 @@
  * (confirmed.h, docs/pipeline.md). */
 #include "confirmed.h"
 
+#include "kpay/kp_json.h"
+
 #include <inttypes.h>
 #include <jansson.h>
 #include <stddef.h>
@@ -13,10 +15,7 @@
 #define MS_PER_DAY INT64_C(86400000)
 
 /* The totals' fields, in the order of the struct and of the JSON. */
-static const struct {
-        const char *name;
-        size_t offset;
-} totals_fields[] = {
+static const kp_json_field_t totals_fields[] = {
     {"confirmed_count", offsetof(confirmed_totals_t, confirmed_count)},
     {"confirmed_amount", offsetof(confirmed_totals_t, confirmed_amount)},
     {"rejected_count", offsetof(confirmed_totals_t, rejected_count)},
@@ -26,42 +25,12 @@ static const struct {
 
 kp_err_t confirmed_totals_decode(const void *buf, size_t len,
                                  confirmed_totals_t *t) {
-        json_error_t jerr;
-        confirmed_totals_t tmp;
-        kp_err_t err = KP_OK;
-
-        if (!buf || !t)
-                return KP_ERR_PARSE;
-        json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root)
-                return KP_ERR_PARSE;
-        if (!json_is_object(root)) {
-                json_decref(root);
-                return KP_ERR_PARSE;
-        }
-        for (size_t i = 0; i < TOTALS_FIELD_CNT && !err; i++) {
-                json_t *v = json_object_get(root, totals_fields[i].name);
-                if (!json_is_integer(v))
-                        err = KP_ERR_PARSE;
-                else
-                        *(int64_t *)((char *)&tmp + totals_fields[i].offset) =
-                            json_integer_value(v);
-        }
-        json_decref(root);
-        if (!err)
-                *t = tmp;
-        return err;
+        return kp_json_decode_int64s(buf, len, totals_fields, TOTALS_FIELD_CNT,
+                                     t, sizeof(*t));
 }
 
 char *confirmed_totals_encode(const confirmed_totals_t *t, size_t *lenp) {
-        char *s = kp_asprintf(
-            "{\"confirmed_count\":%" PRId64 ",\"confirmed_amount\":%" PRId64
-            ",\"rejected_count\":%" PRId64 ",\"rejected_amount\":%" PRId64 "}",
-            t->confirmed_count, t->confirmed_amount, t->rejected_count,
-            t->rejected_amount);
-        if (lenp)
-                *lenp = strlen(s);
-        return s;
+        return kp_json_encode_int64s(totals_fields, TOTALS_FIELD_CNT, t, lenp);
 }
 
 kp_err_t confirmed_totals_add(confirmed_totals_t *t, kp_pay_state_t state,

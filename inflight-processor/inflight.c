@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kpay/kp_conf.h"
+#include "kpay/kp_json.h"
 #include "kpay/kp_mem.h"
 
 const char *const inflight_reasons[INFLIGHT_REASON_CNT + 1] = {
@@ -19,10 +20,7 @@ const char *const inflight_reasons[INFLIGHT_REASON_CNT + 1] = {
     "insufficient_funds", "account_frozen", "balance_overflow", NULL};
 
 /* The totals' fields, in the order of the struct and of the JSON. */
-static const struct {
-        const char *name;
-        size_t offset;
-} totals_fields[] = {
+static const kp_json_field_t totals_fields[] = {
     {"inflight_count", offsetof(inflight_totals_t, inflight_count)},
     {"inflight_amount", offsetof(inflight_totals_t, inflight_amount)},
     {"accepted", offsetof(inflight_totals_t, accepted)},
@@ -33,49 +31,14 @@ static const struct {
 };
 #define TOTALS_FIELD_CNT (sizeof(totals_fields) / sizeof(totals_fields[0]))
 
-static int64_t *totals_field(inflight_totals_t *t, size_t i) {
-        return (int64_t *)((char *)t + totals_fields[i].offset);
-}
-
 kp_err_t inflight_totals_decode(const void *buf, size_t len,
                                 inflight_totals_t *t) {
-        json_error_t jerr;
-        inflight_totals_t tmp;
-        kp_err_t err = KP_OK;
-
-        if (!buf || !t)
-                return KP_ERR_PARSE;
-        json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root)
-                return KP_ERR_PARSE;
-        if (!json_is_object(root)) {
-                json_decref(root);
-                return KP_ERR_PARSE;
-        }
-        for (size_t i = 0; i < TOTALS_FIELD_CNT && !err; i++) {
-                json_t *v = json_object_get(root, totals_fields[i].name);
-                if (!json_is_integer(v))
-                        err = KP_ERR_PARSE;
-                else
-                        *totals_field(&tmp, i) = json_integer_value(v);
-        }
-        json_decref(root);
-        if (!err)
-                *t = tmp;
-        return err;
+        return kp_json_decode_int64s(buf, len, totals_fields, TOTALS_FIELD_CNT,
+                                     t, sizeof(*t));
 }
 
 char *inflight_totals_encode(const inflight_totals_t *t, size_t *lenp) {
-        char *s = kp_asprintf(
-            "{\"inflight_count\":%" PRId64 ",\"inflight_amount\":%" PRId64
-            ",\"accepted\":%" PRId64 ",\"rejected\":%" PRId64
-            ",\"duplicates\":%" PRId64 ",\"completed\":%" PRId64
-            ",\"completions_unknown\":%" PRId64 "}",
-            t->inflight_count, t->inflight_amount, t->accepted, t->rejected,
-            t->duplicates, t->completed, t->completions_unknown);
-        if (lenp)
-                *lenp = strlen(s);
-        return s;
+        return kp_json_encode_int64s(totals_fields, TOTALS_FIELD_CNT, t, lenp);
 }
 
 size_t inflight_dedup_key(char *buf, size_t size, const char *id) {

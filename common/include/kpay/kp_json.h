@@ -1,0 +1,40 @@
+/**
+ * @file kp_json.h
+ * @brief Small JSON records of int64 fields (per-partition totals and the
+ *        like), decoded strictly and encoded in a fixed field order.
+ */
+#ifndef KPAY_KP_JSON_H
+#define KPAY_KP_JSON_H
+
+#include <stddef.h>
+
+#include "kpay/kp_err.h"
+
+/** One int64_t field of a struct: its JSON name and offsetof(). */
+typedef struct kp_json_field_s {
+        const char *name;
+        size_t offset;
+} kp_json_field_t;
+
+/**
+ * @brief Decodes a JSON object in which every field of @p fields is a JSON
+ *        integer (other keys are ignored, for forward compatibility) into
+ *        the int64_t members of the struct at @p out.
+ * @param struct_size sizeof the struct; @p out is left unchanged on error.
+ * @returns KP_OK, or KP_ERR_PARSE for input that is not such an object
+ *          (not JSON, duplicate keys, a field missing or not an integer).
+ * @locality any thread
+ */
+kp_err_t kp_json_decode_int64s(const void *buf, size_t len,
+                               const kp_json_field_t *fields, size_t cnt,
+                               void *out, size_t struct_size);
+
+/**
+ * @brief Encodes the int64_t members of the struct at @p in as a compact
+ *        JSON object, in the order of @p fields.
+ * @returns a kp_malloc()ed string; *lenp its length (when not NULL).
+ */
+char *kp_json_encode_int64s(const kp_json_field_t *fields, size_t cnt,
+                            const void *in, size_t *lenp);
+
+#endif /* KPAY_KP_JSON_H */
