@@ -102,6 +102,18 @@ rd_kafka_t *it_client(rd_kafka_type_t type, const char *const *props) {
 
 #include "kpay/kp_admin.h"
 
+int it_free_port(void) {
+        int fd                = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        socklen_t len         = sizeof(sa);
+        sa.sin_addr.s_addr    = htonl(INADDR_LOOPBACK);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+            getsockname(fd, (struct sockaddr *)&sa, &len))
+                fail_msg("free port: %s", strerror(errno));
+        close(fd);
+        return ntohs(sa.sin_port);
+}
+
 void it_create_topics(const char *const *names, int partitions, int compact) {
         char errstr[512];
         rd_kafka_t *rk       = it_client(RD_KAFKA_PRODUCER, NULL);

@@ -30,6 +30,9 @@ rd_kafka_t *it_client(rd_kafka_type_t type, const char *const *props);
 
 #include <sys/types.h>
 
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+int it_free_port(void);
+
 /** Creates topics (NULL-terminated names) with @p partitions each;
  *  compacted when @p compact. Fails the test on error. */
 void it_create_topics(const char *const *names, int partitions, int compact);

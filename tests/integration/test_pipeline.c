@@ -54,18 +54,6 @@ static const char *env_bin(const char *name) {
         return b;
 }
 
-static int free_port(void) {
-        int fd                = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET};
-        socklen_t len         = sizeof(sa);
-        sa.sin_addr.s_addr    = htonl(INADDR_LOOPBACK);
-        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-            getsockname(fd, (struct sockaddr *)&sa, &len))
-                fail_msg("free port: %s", strerror(errno));
-        close(fd);
-        return ntohs(sa.sin_port);
-}
-
 static void proc_start(proc_t *p) {
         char *argv[] = {(char *)p->bin,
                         "-b",
@@ -91,7 +79,8 @@ static void proc_init(proc_t *p, const char *bin_env, const char *id) {
         snprintf(p->id, sizeof(p->id), "%s", id);
         snprintf(p->state, sizeof(p->state), "%s/%s", root, id);
         snprintf(p->log, sizeof(p->log), "%s/%s.log", root, id);
-        snprintf(p->endpoint, sizeof(p->endpoint), "127.0.0.1:%d", free_port());
+        snprintf(p->endpoint, sizeof(p->endpoint), "127.0.0.1:%d",
+                 it_free_port());
         proc_start(p);
 }
 

@@ -46,18 +46,6 @@ typedef struct env_s {
         inst_t inst[MAX_INST];
 } env_t;
 
-static int free_port(void) {
-        int fd                = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET};
-        socklen_t len         = sizeof(sa);
-        sa.sin_addr.s_addr    = htonl(INADDR_LOOPBACK);
-        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-            getsockname(fd, (struct sockaddr *)&sa, &len))
-                fail_msg("free port: %s", strerror(errno));
-        close(fd);
-        return ntohs(sa.sin_port);
-}
-
 static void env_init(env_t *e, const char *name, int partitions) {
         memset(e, 0, sizeof(*e));
         it_unique_prefix(e->prefix, sizeof(e->prefix), name);
@@ -100,7 +88,7 @@ static inst_t *inst_start(env_t *e, int i, const char *id, const char *extra1,
         snprintf(in->state, sizeof(in->state), "%s/%s", e->root, id);
         snprintf(in->log, sizeof(in->log), "%s/%s.log", e->root, id);
         snprintf(in->endpoint, sizeof(in->endpoint), "127.0.0.1:%d",
-                 free_port());
+                 it_free_port());
         const char *bin = getenv("KPAY_TESTPROC_BIN");
         if (!bin)
                 fail_msg("KPAY_TESTPROC_BIN is not set: run through ctest");
