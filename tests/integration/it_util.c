@@ -128,7 +128,41 @@ void it_create_topics(const char *const *names, int partitions, int compact) {
         rd_kafka_destroy(rk);
 }
 
+/* Every child started by it_spawn() and not yet reaped, so that a failed
+ * test (which longjmps past its own clean-up) leaves no process behind. */
+#define IT_MAX_CHILDREN 64
+static pid_t children[IT_MAX_CHILDREN];
+
+static void child_forget(pid_t pid) {
+        for (int i = 0; i < IT_MAX_CHILDREN; i++)
+                if (children[i] == pid)
+                        children[i] = 0;
+}
+
+int it_exited(pid_t pid) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) != pid)
+                return 0;
+        child_forget(pid);
+        return 1;
+}
+
+void it_reap_all(void) {
+        for (int i = 0; i < IT_MAX_CHILDREN; i++) {
+                if (children[i] <= 0)
+                        continue;
+                kill(children[i], SIGKILL);
+                waitpid(children[i], NULL, 0);
+                children[i] = 0;
+        }
+}
+
 pid_t it_spawn(char *const argv[], const char *logpath) {
+        static int registered;
+        if (!registered) {
+                atexit(it_reap_all);
+                registered = 1;
+        }
         pid_t pid = fork();
         if (pid < 0)
                 fail_msg("fork: %s", strerror(errno));
@@ -143,6 +177,11 @@ pid_t it_spawn(char *const argv[], const char *logpath) {
                 fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
                 _exit(127);
         }
+        for (int i = 0; i < IT_MAX_CHILDREN; i++)
+                if (children[i] <= 0) {
+                        children[i] = pid;
+                        break;
+                }
         return pid;
 }
 
@@ -151,12 +190,15 @@ int it_wait_exit(pid_t pid, int timeout_ms) {
         int64_t deadline = it_now_ms() + timeout_ms;
         for (;;) {
                 pid_t r = waitpid(pid, &status, WNOHANG);
-                if (r == pid)
+                if (r == pid) {
+                        child_forget(pid);
                         return WIFEXITED(status) ? WEXITSTATUS(status)
                                                  : 128 + WTERMSIG(status);
+                }
                 if (it_now_ms() > deadline) {
                         kill(pid, SIGKILL);
                         waitpid(pid, &status, 0);
+                        child_forget(pid);
                         return -1;
                 }
                 struct timespec ts = {0, 10 * 1000 * 1000};

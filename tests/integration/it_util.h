@@ -40,6 +40,13 @@ void it_create_topics(const char *const *names, int partitions, int compact);
 /** Starts argv[0] with argv, stdout and stderr appended to @p logpath. */
 pid_t it_spawn(char *const argv[], const char *logpath);
 
+/** 1 (and reaped) if child @p pid has exited, else 0. */
+int it_exited(pid_t pid);
+
+/** Kills (SIGKILL) and reaps every child of it_spawn() still running; also
+ *  run at exit, so a failed test leaves no process behind. */
+void it_reap_all(void);
+
 /** Waits up to timeout_ms for @p pid to exit; returns its exit status, 128+
  *  signal when killed, or -1 on timeout (the process is then killed). */
 int it_wait_exit(pid_t pid, int timeout_ms);

@@ -87,8 +87,7 @@ static void proc_init(proc_t *p, const char *bin_env, const char *id) {
 static void proc_wait_ready(proc_t *p) {
         int64_t deadline = it_now_ms() + 90000;
         while (it_http_get(p->endpoint, "/readyz", NULL) != 200) {
-                int status;
-                if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+                if (it_exited(p->pid)) {
                         it_dump_log(p->log, 40);
                         fail_msg("%s exited before it was ready", p->id);
                 }

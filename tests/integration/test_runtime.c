@@ -119,8 +119,7 @@ static inst_t *inst_start(env_t *e, int i, const char *id, const char *extra1,
 static void inst_wait_ready(inst_t *in, int timeout_ms) {
         int64_t deadline = it_now_ms() + timeout_ms;
         while (it_http_get(in->endpoint, "/readyz", NULL) != 200) {
-                int status;
-                if (waitpid(in->pid, &status, WNOHANG) == in->pid) {
+                if (it_exited(in->pid)) {
                         it_dump_log(in->log, 40);
                         fail_msg("instance %s exited before it was ready",
                                  in->id);
