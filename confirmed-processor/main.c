@@ -28,23 +28,10 @@ static kp_proc_conf_t pconf;
 /* Reads the totals under @p key; zeros when there are none yet. */
 static kp_err_t totals_load(kp_ctx_t *ctx, const char *key,
                             confirmed_totals_t *t) {
-        void *val;
-        size_t vlen;
         memset(t, 0, sizeof(*t));
-        kp_err_t err =
-            kp_ctx_get(ctx, ST_TOTALS, key, strlen(key), &val, &vlen);
-        if (err == KP_ERR_NOT_FOUND)
-                return KP_OK;
-        if (err)
-                return err;
-        err = confirmed_totals_decode(val, vlen, t);
-        kp_free(val);
-        if (err) {
-                KP_ERROR("store totals [%d]: undecodable value of %s",
-                         (int)kp_ctx_partition(ctx), key);
-                return KP_ERR_STORE;
-        }
-        return KP_OK;
+        kp_err_t err = kp_ctx_get_decoded(ctx, ST_TOTALS, key, strlen(key),
+                                          confirmed_totals_decode, t);
+        return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
 
 static kp_err_t totals_save(kp_ctx_t *ctx, const char *key,

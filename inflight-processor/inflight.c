@@ -31,10 +31,9 @@ static const kp_json_field_t totals_fields[] = {
 };
 #define TOTALS_FIELD_CNT (sizeof(totals_fields) / sizeof(totals_fields[0]))
 
-kp_err_t inflight_totals_decode(const void *buf, size_t len,
-                                inflight_totals_t *t) {
+kp_err_t inflight_totals_decode(const void *buf, size_t len, void *t) {
         return kp_json_decode_int64s(buf, len, totals_fields, TOTALS_FIELD_CNT,
-                                     t, sizeof(*t));
+                                     t, sizeof(inflight_totals_t));
 }
 
 char *inflight_totals_encode(const inflight_totals_t *t, size_t *lenp) {
@@ -87,8 +86,8 @@ int inflight_expiry_key_parse(const void *key, size_t klen, int64_t *msp,
         return 1;
 }
 
-kp_err_t inflight_dedup_value_decode(const void *buf, size_t len,
-                                     int64_t *msp) {
+kp_err_t inflight_dedup_value_decode(const void *buf, size_t len, void *out) {
+        int64_t *msp = out;
         char text[24];
         int64_t ms;
 

@@ -93,7 +93,7 @@ typedef struct inflight_totals_s {
  * @returns KP_OK with @p t filled, or KP_ERR_PARSE (@p t then untouched).
  */
 kp_err_t inflight_totals_decode(const void *buf, size_t len,
-                                inflight_totals_t *t);
+                                void *t /* inflight_totals_t */);
 
 /**
  * @brief Encodes totals as compact JSON, fields in the order of the struct.
@@ -131,7 +131,8 @@ int inflight_expiry_key_parse(const void *key, size_t klen, int64_t *msp,
  * @brief Decodes a dedup value (decimal ms, >= 0).
  * @returns KP_OK or KP_ERR_PARSE.
  */
-kp_err_t inflight_dedup_value_decode(const void *buf, size_t len, int64_t *msp);
+kp_err_t inflight_dedup_value_decode(const void *buf, size_t len,
+                                     void *msp /* int64_t */);
 
 /**
  * @brief The oldest first-seen time still inside the dedup window:

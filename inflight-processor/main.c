@@ -63,23 +63,11 @@ static kp_counter_t *rejected_counter(inflight_app_t *a, const char *reason) {
 
 /* Reads the partition's totals; zeros when there are none yet. */
 static kp_err_t totals_load(kp_ctx_t *ctx, inflight_totals_t *t) {
-        void *val;
-        size_t vlen;
         memset(t, 0, sizeof(*t));
-        kp_err_t err = kp_ctx_get(ctx, ST_TOTALS, INFLIGHT_TOTALS_KEY,
-                                  strlen(INFLIGHT_TOTALS_KEY), &val, &vlen);
-        if (err == KP_ERR_NOT_FOUND)
-                return KP_OK;
-        if (err)
-                return err;
-        err = inflight_totals_decode(val, vlen, t);
-        kp_free(val);
-        if (err) {
-                KP_ERROR("store totals [%d]: undecodable totals",
-                         (int)kp_ctx_partition(ctx));
-                return KP_ERR_STORE;
-        }
-        return KP_OK;
+        kp_err_t err = kp_ctx_get_decoded(ctx, ST_TOTALS, INFLIGHT_TOTALS_KEY,
+                                          strlen(INFLIGHT_TOTALS_KEY),
+                                          inflight_totals_decode, t);
+        return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
 
 static kp_err_t totals_save(kp_ctx_t *ctx, const inflight_totals_t *t) {
@@ -94,24 +82,13 @@ static kp_err_t totals_save(kp_ctx_t *ctx, const inflight_totals_t *t) {
 /* Reads the first-seen time of @p id: -1 when the id is not known. */
 static kp_err_t dedup_load(kp_ctx_t *ctx, const char *id, int64_t *msp) {
         char key[INFLIGHT_DEDUP_KEY_SIZE];
-        void *val;
-        size_t vlen, klen = inflight_dedup_key(key, sizeof(key), id);
+        size_t klen = inflight_dedup_key(key, sizeof(key), id);
         if (!klen)
                 return KP_ERR_INVALID_ARG;
         *msp         = -1;
-        kp_err_t err = kp_ctx_get(ctx, ST_DEDUP, key, klen, &val, &vlen);
-        if (err == KP_ERR_NOT_FOUND)
-                return KP_OK;
-        if (err)
-                return err;
-        err = inflight_dedup_value_decode(val, vlen, msp);
-        kp_free(val);
-        if (err) {
-                KP_ERROR("store dedup [%d]: undecodable value of %s",
-                         (int)kp_ctx_partition(ctx), key);
-                return KP_ERR_STORE;
-        }
-        return KP_OK;
+        kp_err_t err = kp_ctx_get_decoded(ctx, ST_DEDUP, key, klen,
+                                          inflight_dedup_value_decode, msp);
+        return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
 
 /* Records @p id as first seen at @p now_ms (and drops the expiry key of an

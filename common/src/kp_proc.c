@@ -580,6 +580,26 @@ kp_err_t kp_ctx_get(kp_ctx_t *ctx, int store, const void *key, size_t klen,
         return kp_store_get(ctx->task->stores[store], key, klen, valp, vlenp);
 }
 
+kp_err_t kp_ctx_get_decoded(kp_ctx_t *ctx, int store, const void *key,
+                            size_t klen, kp_ctx_decode_cb *decode, void *out) {
+        void *val;
+        size_t vlen;
+        kp_err_t err = kp_ctx_get(ctx, store, key, klen, &val, &vlen);
+        if (err)
+                return err;
+        err = decode(val, vlen, out);
+        kp_free(val);
+        if (err) {
+                KP_ERROR(
+                    "store %s [%d]: a value of %zu bytes under a key of "
+                    "%zu bytes does not decode: %s",
+                    ctx->proc->def.stores[store], (int)ctx->task->partition,
+                    vlen, klen, kp_err2str(err));
+                return KP_ERR_STORE;
+        }
+        return KP_OK;
+}
+
 kp_err_t kp_ctx_scan(kp_ctx_t *ctx, int store, const void *after,
                      size_t after_len, kp_ctx_scan_cb *cb, void *opaque) {
         if (store < 0 || store >= ctx->proc->store_cnt || !cb)
@@ -800,7 +820,12 @@ static kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt) {
                         next_log = mono_ms() + 5000;
                 }
         }
-        rd_kafka_assign(proc->restorer, NULL);
+        rd_kafka_resp_err_t uerr = rd_kafka_assign(proc->restorer, NULL);
+        if (uerr && result == KP_OK) {
+                KP_ERROR("releasing the changelogs: %s",
+                         rd_kafka_err2str(uerr));
+                result = KP_ERR_KAFKA;
+        }
         rd_kafka_topic_partition_list_destroy(list);
         kp_gauge_set(proc->m_restore_remaining, 0);
         if (result == KP_OK)

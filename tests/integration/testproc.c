@@ -86,8 +86,10 @@ static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
         char key[32], val[64];
         int klen = snprintf(key, sizeof(key), "%d", (int)kp_ctx_partition(ctx));
         int vlen = snprintf(val, sizeof(val), "%" PRId64, now_ms);
-        kp_ctx_emit(ctx, "test.ticks", kp_ctx_partition(ctx), key, (size_t)klen,
-                    val, (size_t)vlen, NULL);
+        /* A failed emit aborts the transaction in the runtime; say so. */
+        if (kp_ctx_emit(ctx, "test.ticks", kp_ctx_partition(ctx), key,
+                        (size_t)klen, val, (size_t)vlen, NULL))
+                KP_WARN("tick for partition %s not emitted", key);
 }
 
 int main(int argc, char **argv) {

@@ -158,6 +158,19 @@ int kp_ctx_store_index(const kp_ctx_t *ctx, const char *name);
 kp_err_t kp_ctx_get(kp_ctx_t *ctx, int store, const void *key, size_t klen,
                     void **valp, size_t *vlenp);
 
+/** Turns a stored value into a daemon's struct; KP_OK or an error. */
+typedef kp_err_t(kp_ctx_decode_cb)(const void *val, size_t vlen, void *out);
+
+/**
+ * @brief Reads @p key from store @p store and decodes it into @p out.
+ * @returns KP_OK; KP_ERR_NOT_FOUND when absent (@p out untouched); the
+ *          read error; or KP_ERR_STORE when @p decode rejects the value
+ *          (the store is corrupt: logged; process() should return it, so
+ *          that the runtime stops and a restart restores).
+ */
+kp_err_t kp_ctx_get_decoded(kp_ctx_t *ctx, int store, const void *key,
+                            size_t klen, kp_ctx_decode_cb *decode, void *out);
+
 /**
  * @brief Writes @p key in store @p store, and to its changelog.
  * @returns KP_OK, KP_ERR_INVALID_ARG for an empty value (it would be a
