@@ -31,6 +31,7 @@
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_payment.h"
+#include "kpay/kp_time.h"
 #include "kpay/kp_topics.h"
 
 #define PROG "kpay-gen"
@@ -147,17 +148,6 @@ typedef struct gen_run_s {
         int64_t wait_deadline_ns;
 } gen_run_t;
 
-static int64_t mono_ns(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t wall_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------------------
  * Progress. */
@@ -166,7 +156,7 @@ static int64_t wall_ms(void) {
  * every 5 s otherwise), or now when @p force. */
 static void progress(gen_run_t *r, int force) {
         char line[256];
-        int64_t now   = mono_ns();
+        int64_t now   = kp_mono_ns();
         int64_t every = r->tty ? INT64_C(250000000) : INT64_C(5000000000);
         if (r->gc->quiet || (!force && now - r->progress_ns < every))
                 return;
@@ -359,7 +349,7 @@ static int32_t partition_count(rd_kafka_t *rk, const char *topic, char *errstr,
  * reason in errstr. */
 static int end_offset(rd_kafka_t *rk, const char *topic, int32_t partition,
                       int64_t *hip, char *errstr, size_t errstr_size) {
-        int64_t deadline = mono_ns() + INT64_C(10000000000);
+        int64_t deadline = kp_mono_ns() + INT64_C(10000000000);
         for (;;) {
                 int64_t lo;
                 rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
@@ -372,7 +362,7 @@ static int end_offset(rd_kafka_t *rk, const char *topic, int32_t partition,
                     err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                     err == RD_KAFKA_RESP_ERR__TRANSPORT ||
                     err == RD_KAFKA_RESP_ERR__TIMED_OUT;
-                if (!transient || mono_ns() >= deadline) {
+                if (!transient || kp_mono_ns() >= deadline) {
                         snprintf(errstr, errstr_size,
                                  "end offset of %s [%" PRId32 "]: %s", topic,
                                  partition, rd_kafka_err2str(err));
@@ -550,7 +540,7 @@ static void flush_all(gen_run_t *r) {
 static int wait_outcomes(gen_run_t *r, int fund_only) {
         while (fund_only ? gen_tracker_pending_fund(r->tracker) > 0
                          : gen_tracker_pending(r->tracker) > 0) {
-                if (!kp_app_running() || mono_ns() >= r->wait_deadline_ns)
+                if (!kp_app_running() || kp_mono_ns() >= r->wait_deadline_ns)
                         return 0;
                 poll_outcomes(r, 100);
                 rd_kafka_poll(r->rk, 0);
@@ -572,7 +562,7 @@ static int run_funding(gen_run_t *r) {
         for (int64_t i = 0; i < r->gc->accounts; i++) {
                 if (!kp_app_running() || r->fatal)
                         break;
-                gen_fund_payment(r->prefix, i, r->gc->fund_amount, wall_ms(),
+                gen_fund_payment(r->prefix, i, r->gc->fund_amount, kp_wall_ms(),
                                  &p);
                 char *body = gen_body(&p, GEN_VALID, GEN_INV_NOT_JSON, &len);
                 snprintf(trace, sizeof(trace), "%s", p.id);
@@ -594,7 +584,7 @@ static int run_funding(gen_run_t *r) {
         if (r->fatal)
                 return EXIT_FAILED;
         r->phase            = PHASE_FUND_WAIT;
-        r->wait_deadline_ns = mono_ns() + r->gc->wait_timeout * 1000000000;
+        r->wait_deadline_ns = kp_mono_ns() + r->gc->wait_timeout * 1000000000;
         int done            = wait_outcomes(r, 1);
         progress(r, 1);
         progress_done(r);
@@ -631,7 +621,7 @@ static void wait_until(gen_run_t *r, int64_t due_ns, int64_t end_ns) {
         if (end_ns > 0 && end_ns < due_ns)
                 due_ns = end_ns;
         for (;;) {
-                int64_t left = due_ns - mono_ns();
+                int64_t left = due_ns - kp_mono_ns();
                 if (left <= 0 || !kp_app_running() || r->fatal)
                         return;
                 progress(r, 0);
@@ -658,7 +648,7 @@ static int run_stream(gen_run_t *r) {
 
         r->phase             = PHASE_STREAM;
         r->stream_total      = gc->duration ? -1 : gc->count;
-        r->stream_start_ns   = mono_ns();
+        r->stream_start_ns   = kp_mono_ns();
         r->stream_acked_base = r->acked;
         r->stream_end_ns =
             gc->duration ? r->stream_start_ns + gc->duration * 1000000000 : 0;
@@ -671,11 +661,11 @@ static int run_stream(gen_run_t *r) {
                 wait_until(r, due, r->stream_end_ns);
                 if (!kp_app_running() || r->fatal)
                         break;
-                if (r->stream_end_ns && mono_ns() >= r->stream_end_ns)
+                if (r->stream_end_ns && kp_mono_ns() >= r->stream_end_ns)
                         break;
 
                 gen_record(&r->gp, k, &rec);
-                int64_t created = wall_ms();
+                int64_t created = kp_wall_ms();
                 if (rec.kind == GEN_DUPLICATE)
                         created = r->created[rec.payment];
                 else if (rec.kind == GEN_VALID && r->gp.duplicate_ppm)
@@ -709,7 +699,7 @@ static int run_stream(gen_run_t *r) {
                 progress(r, 0);
         }
         flush_all(r);
-        r->stream_done_ns = mono_ns();
+        r->stream_done_ns = kp_mono_ns();
         progress(r, 1);
         progress_done(r);
         if (!kp_app_running())
@@ -764,8 +754,8 @@ static int check_args(const gen_conf_t *gc, gen_run_t *r, char **prefixp,
                 }
                 r->gp.seed = (uint64_t)seed;
         } else {
-                r->gp.seed = gen_mix64((uint64_t)mono_ns() ^
-                                       ((uint64_t)wall_ms() << 20) ^
+                r->gp.seed = gen_mix64((uint64_t)kp_mono_ns() ^
+                                       ((uint64_t)kp_wall_ms() << 20) ^
                                        (uint64_t)getpid()) &
                              INT64_MAX;
         }
@@ -827,12 +817,12 @@ static int run(gen_run_t *r) {
         if (!rc)
                 rc = run_stream(r);
         if (!rc && r->gc->wait) {
-                int64_t t0          = mono_ns();
+                int64_t t0          = kp_mono_ns();
                 r->phase            = PHASE_WAIT;
                 r->wait_deadline_ns = t0 + r->gc->wait_timeout * 1000000000;
                 waited              = 1;
                 timed_out           = !wait_outcomes(r, 0);
-                wait_ms             = (mono_ns() - t0) / 1000000;
+                wait_ms             = (kp_mono_ns() - t0) / 1000000;
                 progress(r, 1);
                 progress_done(r);
                 if (!kp_app_running())
@@ -913,7 +903,7 @@ int main(int argc, char **argv) {
         r.gc  = &gc;
         r.tty = isatty(STDERR_FILENO);
         /* Off a terminal, the first line comes after 5 s, not at once. */
-        r.progress_ns = r.tty ? 0 : mono_ns();
+        r.progress_ns = r.tty ? 0 : kp_mono_ns();
         char **args   = kp_conf_args(kp_app_kp_conf(app), &nargs);
         if (check_args(&gc, &r, &prefix, nargs, args)) {
                 kp_free(prefix);

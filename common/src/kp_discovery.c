@@ -15,6 +15,7 @@
 #include "kpay/kp_kafka.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
+#include "kpay/kp_time.h"
 #include "kpay/kp_topics.h"
 
 /* ------------------------------------------------------------------------
@@ -470,17 +471,6 @@ struct kp_discovery_s {
         size_t entry_cnt, entry_size;
 };
 
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Waits on d->cond until CLOCK_MONOTONIC time @p deadline_ms (forever when
  * negative). Returns 0 when signalled, ETIMEDOUT when the deadline passed. */
@@ -661,9 +651,9 @@ static void disc_record(kp_discovery_t *d, const rd_kafka_message_t *m) {
          * hosts does not matter; but a record already older than the dead
          * timeout by its own clock (history read at start-up) is dated back
          * by its age, so it does not count as live. */
-        int64_t recv_ms = mono_ms();
+        int64_t recv_ms = kp_mono_ms();
         if (!tombstone && info.ts > 0) {
-                int64_t age = wall_ms() - info.ts;
+                int64_t age = kp_wall_ms() - info.ts;
                 if (age > d->dead_after_ms)
                         recv_ms -= age;
         }
@@ -789,7 +779,7 @@ static void *disc_main(void *arg) {
                                             "%s",
                                             d->topic);
                                 waiting_logged = 1;
-                                int64_t until  = mono_ms() + KP_DISC_RETRY_MS;
+                                int64_t until = kp_mono_ms() + KP_DISC_RETRY_MS;
                                 pthread_mutex_lock(&d->lock);
                                 while (!d->stop && !d->recheck &&
                                        disc_wait(d, until) != ETIMEDOUT)
@@ -941,14 +931,14 @@ kp_discovery_t *kp_discovery_new(const kp_app_conf_t *c, int64_t dead_after_ms,
 static int disc_left(int64_t deadline_ms, int cap) {
         if (deadline_ms < 0)
                 return cap;
-        int64_t left = deadline_ms - mono_ms();
+        int64_t left = deadline_ms - kp_mono_ms();
         return left < cap ? (int)left : cap;
 }
 
 /* Pauses after a failed request before the next try (100 ms, or less when
  * the deadline is nearer). Waits on the condition, so stop ends it early. */
 static void disc_backoff(kp_discovery_t *d, int64_t deadline_ms) {
-        int64_t until = mono_ms() + 100;
+        int64_t until = kp_mono_ms() + 100;
         if (deadline_ms >= 0 && deadline_ms < until)
                 until = deadline_ms;
         pthread_mutex_lock(&d->lock);
@@ -958,7 +948,7 @@ static void disc_backoff(kp_discovery_t *d, int64_t deadline_ms) {
 }
 
 kp_err_t kp_discovery_sync(kp_discovery_t *d, int timeout_ms) {
-        int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+        int64_t deadline = timeout_ms < 0 ? -1 : kp_mono_ms() + timeout_ms;
         int64_t *end     = NULL;
         int32_t cnt;
         kp_err_t ret = KP_ERR_TIMED_OUT;
@@ -1048,7 +1038,7 @@ size_t kp_discovery_instances(kp_discovery_t *d, const char *service,
         if (!d)
                 return 0;
         pthread_mutex_lock(&d->lock);
-        int64_t now = mono_ms();
+        int64_t now = kp_mono_ms();
         if (d->entry_cnt)
                 list = kp_calloc(d->entry_cnt, sizeof(*list));
         for (size_t i = 0; i < d->entry_cnt; i++) {
@@ -1083,7 +1073,7 @@ kp_err_t kp_discovery_owner(kp_discovery_t *d, const char *service,
                 return KP_ERR_INVALID_ARG;
 
         pthread_mutex_lock(&d->lock);
-        int64_t now = mono_ms();
+        int64_t now = kp_mono_ms();
         for (size_t i = 0; i < d->entry_cnt; i++) {
                 const kp_disc_entry_t *e = &d->entries[i];
                 if (!disc_live(d, e, now) || strcmp(e->info.service, service) ||

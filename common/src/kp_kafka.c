@@ -2,9 +2,9 @@
 #include "kpay/kp_kafka.h"
 
 #include <stdio.h>
-#include <time.h>
 
 #include "kpay/kp_log.h"
+#include "kpay/kp_time.h"
 
 kp_err_t kp_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
                            const char *value, char *errstr,
@@ -46,17 +46,11 @@ fail:
         return NULL;
 }
 
-static int64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 kp_err_t kp_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms) {
-        int64_t deadline = now_ms() + timeout_ms;
+        int64_t deadline = kp_mono_ms() + timeout_ms;
         for (;;) {
                 const struct rd_kafka_metadata *md = NULL;
-                int64_t left                       = deadline - now_ms();
+                int64_t left                       = deadline - kp_mono_ms();
                 if (left <= 0)
                         return KP_ERR_TIMED_OUT;
                 rd_kafka_resp_err_t err = rd_kafka_metadata(
@@ -68,7 +62,6 @@ kp_err_t kp_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms) {
                                 return KP_OK;
                 }
                 KP_DEBUG("waiting for the cluster: %s", rd_kafka_err2str(err));
-                struct timespec ts = {0, 100 * 1000 * 1000};
-                nanosleep(&ts, NULL);
+                kp_sleep_ms(100);
         }
 }

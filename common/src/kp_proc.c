@@ -26,6 +26,7 @@
 #include "kpay/kp_mem.h"
 #include "kpay/kp_metrics.h"
 #include "kpay/kp_store.h"
+#include "kpay/kp_time.h"
 #include "kpay/kp_topics.h"
 
 #define PCONF(f) offsetof(kp_proc_conf_t, f)
@@ -118,17 +119,6 @@ struct kp_proc_s {
         kp_histogram_t *m_commit_latency;
 };
 
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------------------
  * Tasks and their stores. */
@@ -217,7 +207,7 @@ static kp_err_t txn_begin(kp_proc_t *proc) {
         }
         proc->txn_open       = 1;
         proc->txn_must_abort = 0;
-        proc->txn_started_ms = mono_ms();
+        proc->txn_started_ms = kp_mono_ms();
         proc->txn_records    = 0;
         return KP_OK;
 }
@@ -346,7 +336,7 @@ static kp_err_t txn_commit(kp_proc_t *proc) {
                 txn_abort(proc);
                 return proc->fatal ? KP_ERR_FATAL : KP_ERR_ABORTED;
         }
-        int64_t t0 = mono_ms();
+        int64_t t0 = kp_mono_ms();
         rd_kafka_topic_partition_list_t *offsets =
             rd_kafka_topic_partition_list_new(proc->input_cnt * 4);
         for (int32_t p = 0; p < proc->partition_cnt; p++) {
@@ -427,7 +417,7 @@ static kp_err_t txn_commit(kp_proc_t *proc) {
         }
         kp_counter_add(proc->m_committed, 1);
         kp_histogram_observe(proc->m_commit_latency,
-                             (double)(mono_ms() - t0) / 1000.0);
+                             (double)(kp_mono_ms() - t0) / 1000.0);
         return KP_OK;
 }
 
@@ -741,7 +731,7 @@ static kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt) {
         }
         kp_err_t result  = KP_OK;
         int left         = rcnt;
-        int64_t restored = 0, t0 = mono_ms(), next_log = t0 + 5000;
+        int64_t restored = 0, t0 = kp_mono_ms(), next_log = t0 + 5000;
         while (left > 0 && result == KP_OK) {
                 if (!kp_app_running()) {
                         result = KP_ERR_STATE;
@@ -813,11 +803,11 @@ static kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt) {
                         }
                 }
                 kp_gauge_set(proc->m_restore_remaining, (double)remaining);
-                if (mono_ms() > next_log) {
+                if (kp_mono_ms() > next_log) {
                         KP_INFO("restoring: %" PRId64
                                 " records so far, %" PRId64 " to go",
                                 restored, remaining);
-                        next_log = mono_ms() + 5000;
+                        next_log = kp_mono_ms() + 5000;
                 }
         }
         rd_kafka_resp_err_t uerr = rd_kafka_assign(proc->restorer, NULL);
@@ -831,7 +821,7 @@ static kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt) {
         if (result == KP_OK)
                 KP_INFO("restored %" PRId64 " changelog records in %" PRId64
                         " ms",
-                        restored, mono_ms() - t0);
+                        restored, kp_mono_ms() - t0);
         return result;
 }
 
@@ -1038,7 +1028,7 @@ static void announce(kp_proc_t *proc, const char *state, int tombstone) {
                 info.partitions      = parts;
                 info.partition_cnt   = pcnt;
                 info.partition_count = proc->partition_cnt;
-                info.ts              = wall_ms();
+                info.ts              = kp_wall_ms();
                 json                 = kp_instance_info_to_json(&info);
         }
         rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -1409,7 +1399,7 @@ static void process_one(kp_proc_t *proc, rd_kafka_message_t *m) {
             .headers   = hdrs,
         };
         kp_ctx_t ctx = {
-            .proc = proc, .task = t, .rec = &rec, .now_ms = wall_ms()};
+            .proc = proc, .task = t, .rec = &rec, .now_ms = kp_wall_ms()};
         kp_counter_add(proc->m_in, 1);
         kp_err_t err = proc->def.process(&ctx, &rec, proc->def.opaque);
         if (err == KP_ERR_STORE || err == KP_ERR_FATAL) {
@@ -1429,7 +1419,7 @@ static void process_one(kp_proc_t *proc, rd_kafka_message_t *m) {
 }
 
 static void punctuate_all(kp_proc_t *proc) {
-        int64_t now = wall_ms();
+        int64_t now = kp_wall_ms();
         for (int32_t p = 0; p < proc->partition_cnt && !proc->fatal; p++) {
                 task_t *t = proc->tasks[p];
                 if (!t || !t->ready)
@@ -1710,7 +1700,7 @@ int kp_proc_run(kp_proc_t *proc) {
         if ((err = start(proc)))
                 return kp_app_running() ? 1 : 0;
 
-        int64_t now             = mono_ms();
+        int64_t now             = kp_mono_ms();
         proc->next_heartbeat_ms = now;
         proc->next_punctuate_ms = now + proc->def.punctuate_interval_ms;
         announce(proc, "STARTING", 0);
@@ -1744,7 +1734,7 @@ int kp_proc_run(kp_proc_t *proc) {
                         break;
                 rd_kafka_poll(proc->producer, 0);
                 rd_kafka_poll(proc->announcer, 0);
-                now = mono_ms();
+                now = kp_mono_ms();
                 if (proc->txn_open &&
                     (proc->txn_must_abort ||
                      proc->txn_records >= proc->pconf.commit_max_records ||
