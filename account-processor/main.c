@@ -168,10 +168,9 @@ static kp_err_t process_cmd(kp_ctx_t *ctx, const kp_record_t *rec,
 static kp_err_t emit_payment(kp_ctx_t *ctx, const kp_payment_t *out) {
         acct_route_t r = acct_route(out);
         size_t vlen;
-        char *val = kp_payment_serialize(out, &vlen);
-        kp_err_t err =
-            kp_ctx_emit(ctx, kp_topic_spec(r.topic)->name, r.partition, r.key,
-                        strlen(r.key), val, vlen, NULL);
+        char *val    = kp_payment_serialize(out, &vlen);
+        kp_err_t err = kp_ctx_emit(ctx, r.topic, r.partition, r.key,
+                                   strlen(r.key), val, vlen, NULL);
         kp_free(val);
         return err;
 }
@@ -278,45 +277,32 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
         return process_payment(ctx, rec, ap);
 }
 
-int main(int argc, char **argv) {
-        int rc;
-        char errstr[512];
-        static account_conf_t aconf;
-        static kp_proc_conf_t pconf;
-        static account_proc_t ap;
-        static const char *const inputs[] = {"kpay.payments.inflight", NULL};
-        static const char *const stores[] = {"balances", NULL};
+static account_conf_t aconf;
 
-        const kp_app_def_t def = {
-            .name       = "kpay-account",
-            .summary    = "Account processor: balances, debit, credit, refund.",
-            .groups     = KP_APP_CLIENT | KP_APP_SERVICE | KP_APP_PROCESSOR,
-            .opts       = account_opts,
-            .opts_base  = &aconf,
-            .opts2      = kp_proc_conf_table(),
-            .opts2_base = &pconf,
+/* Options are loaded: take them over, and register the counters. */
+static kp_err_t init(kp_proc_t *proc, void *opaque) {
+        account_proc_t *ap  = opaque;
+        ap->overdraft_limit = aconf.overdraft_limit;
+        register_metrics(ap, kp_proc_metrics(proc));
+        return KP_OK;
+}
+
+int main(int argc, char **argv) {
+        static const kp_topic_id_t inputs[]  = {KP_TOPIC_INFLIGHT,
+                                                KP_TOPIC_NONE};
+        static const char *const stores[]    = {"balances", NULL};
+        static const kp_proc_layout_t layout = {"account", inputs, stores};
+        static account_proc_t ap;
+        static const kp_conf_section_t sections[] = {{account_opts, &aconf},
+                                                     {NULL, NULL}};
+        static const kp_proc_def_t def            = {
+                       .name     = "kpay-account",
+                       .summary  = "Account processor: balances, debit, credit, refund.",
+                       .layout   = &layout,
+                       .sections = sections,
+                       .process  = process,
+                       .init     = init,
+                       .opaque   = &ap,
         };
-        kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
-        if (!app)
-                return rc;
-        ap.overdraft_limit = aconf.overdraft_limit;
-        kp_proc_def_t pdef = {
-            .service = "account",
-            .inputs  = inputs,
-            .stores  = stores,
-            .process = process,
-            .opaque  = &ap,
-        };
-        kp_proc_t *proc =
-            kp_proc_new(app, &pconf, &pdef, errstr, sizeof(errstr));
-        if (!proc) {
-                fprintf(stderr, "kpay-account: %s\n", errstr);
-                kp_app_destroy(app);
-                return 2;
-        }
-        register_metrics(&ap, kp_proc_metrics(proc));
-        rc = kp_proc_run(proc);
-        kp_proc_destroy(proc);
-        kp_app_destroy(app);
-        return rc;
+        return kp_proc_main(&def, argc, argv);
 }

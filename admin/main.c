@@ -111,8 +111,8 @@ int main(int argc, char **argv) {
                 "Commands: topics | wait | describe TOPIC...",
             .usage_args = "COMMAND [ARGS]",
             .groups     = KP_APP_CLIENT,
-            .opts       = admin_opts,
-            .opts_base  = &aconf,
+            .sections =
+                (const kp_conf_section_t[]){{admin_opts, &aconf}, {NULL, NULL}},
         };
         kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
         if (!app)

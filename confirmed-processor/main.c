@@ -14,6 +14,7 @@
 #include "kpay/kp_metrics.h"
 #include "kpay/kp_payment.h"
 #include "kpay/kp_proc.h"
+#include "kpay/kp_topics.h"
 
 enum { ST_TOTALS };
 
@@ -22,8 +23,6 @@ typedef struct confirmed_app_s {
         kp_counter_t *confirmed;
         kp_counter_t *rejected;
 } confirmed_app_t;
-
-static kp_proc_conf_t pconf;
 
 /* Reads the totals under @p key; zeros when there are none yet. */
 static kp_err_t totals_load(kp_ctx_t *ctx, const char *key,
@@ -78,8 +77,9 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
 
         if (!(err = totals_save(ctx, CONFIRMED_ALL_KEY, &d.all)) &&
             !(err = totals_save(ctx, daykey, &d.day)) &&
-            !(err = kp_ctx_emit(ctx, d.topic, d.partition, d.key, strlen(d.key),
-                                d.value, d.value_len, NULL)))
+            !(err =
+                  kp_ctx_emit(ctx, kp_topic_id_of(d.topic), d.partition, d.key,
+                              strlen(d.key), d.value, d.value_len, NULL)))
                 kp_counter_add(
                     d.action == CONFIRMED_CONFIRM ? a->confirmed : a->rejected,
                     1);
@@ -87,45 +87,32 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
         return err;
 }
 
+/* Registers the business counters. */
+static kp_err_t init(kp_proc_t *proc, void *opaque) {
+        confirmed_app_t *a = opaque;
+        kp_metrics_t *m    = kp_proc_metrics(proc);
+        a->confirmed       = kp_metrics_counter(m, "kpay_confirmed_total",
+                                                "Payments confirmed.", NULL);
+        a->rejected = kp_metrics_counter(m, "kpay_confirmed_rejected_total",
+                                         "Rejected payments counted.", NULL);
+        return KP_OK;
+}
+
 int main(int argc, char **argv) {
-        int rc;
-        char errstr[512];
-        static const char *const inputs[] = {CONFIRMED_TOPIC_COMPLETE, NULL};
-        static const char *const stores[] = {"totals", NULL};
+        static const kp_topic_id_t inputs[]  = {KP_TOPIC_COMPLETE,
+                                                KP_TOPIC_NONE};
+        static const char *const stores[]    = {"totals", NULL};
+        static const kp_proc_layout_t layout = {"confirmed", inputs, stores};
         static confirmed_app_t a;
-        const kp_app_def_t def = {
+        static const kp_proc_def_t def = {
             .name = "kpay-confirmed",
             .summary =
                 "Confirmed processor: confirmed and rejected totals, "
                 "today and all time.",
-            .groups     = KP_APP_CLIENT | KP_APP_SERVICE | KP_APP_PROCESSOR,
-            .opts2      = kp_proc_conf_table(),
-            .opts2_base = &pconf,
-        };
-        kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
-        if (!app)
-                return rc;
-        kp_proc_def_t pdef = {
-            .service = "confirmed",
-            .inputs  = inputs,
-            .stores  = stores,
+            .layout  = &layout,
             .process = process,
+            .init    = init,
             .opaque  = &a,
         };
-        kp_proc_t *proc =
-            kp_proc_new(app, &pconf, &pdef, errstr, sizeof(errstr));
-        if (!proc) {
-                fprintf(stderr, "kpay-confirmed: %s\n", errstr);
-                kp_app_destroy(app);
-                return 2;
-        }
-        kp_metrics_t *m = kp_proc_metrics(proc);
-        a.confirmed     = kp_metrics_counter(m, "kpay_confirmed_total",
-                                             "Payments confirmed.", NULL);
-        a.rejected      = kp_metrics_counter(m, "kpay_confirmed_rejected_total",
-                                             "Rejected payments counted.", NULL);
-        rc              = kp_proc_run(proc);
-        kp_proc_destroy(proc);
-        kp_app_destroy(app);
-        return rc;
+        return kp_proc_main(&def, argc, argv);
 }

@@ -17,6 +17,7 @@
 #include "kpay/kp_metrics.h"
 #include "kpay/kp_payment.h"
 #include "kpay/kp_proc.h"
+#include "kpay/kp_topics.h"
 
 /* The inputs and stores, in the order of the arrays in main(). */
 enum { IN_INCOMING, IN_COMPLETE };
@@ -41,7 +42,6 @@ typedef struct inflight_app_s {
 } inflight_app_t;
 
 static inflight_conf_t iconf;
-static kp_proc_conf_t pconf;
 
 static const kp_conf_opt_t inflight_opts[] = {
     {"dedup-retention-ms", 0, KP_CONF_INT,
@@ -136,8 +136,9 @@ static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
                 err = kp_ctx_put(ctx, ST_INFLIGHT, p->id, strlen(p->id),
                                  d.stored, d.stored_len);
         if (!err && d.action != INFLIGHT_DUPLICATE)
-                err = kp_ctx_emit(ctx, d.emit.topic, d.emit.partition,
-                                  d.emit.key, strlen(d.emit.key), d.emit.value,
+                err = kp_ctx_emit(ctx, kp_topic_id_of(d.emit.topic),
+                                  d.emit.partition, d.emit.key,
+                                  strlen(d.emit.key), d.emit.value,
                                   d.emit.value_len, NULL);
         if (!err)
                 err = totals_save(ctx, &d.totals);
@@ -339,46 +340,33 @@ static void register_metrics(kp_metrics_t *m, inflight_app_t *a) {
             "Dedup entries deleted after the retention window.", NULL);
 }
 
+/* Options are loaded: take them over, and register the counters. */
+static kp_err_t init(kp_proc_t *proc, void *opaque) {
+        inflight_app_t *a = opaque;
+        a->retention_ms   = iconf.dedup_retention_ms;
+        register_metrics(kp_proc_metrics(proc), a);
+        return KP_OK;
+}
+
 int main(int argc, char **argv) {
-        int rc;
-        char errstr[512];
-        static const char *const inputs[] = {INFLIGHT_TOPIC_INCOMING,
-                                             INFLIGHT_TOPIC_COMPLETE, NULL};
-        static const char *const stores[] = {"inflight", "dedup", "totals",
-                                             NULL};
+        static const kp_topic_id_t inputs[] = {
+            KP_TOPIC_INCOMING, KP_TOPIC_COMPLETE, KP_TOPIC_NONE};
+        static const char *const stores[]    = {"inflight", "dedup", "totals",
+                                                NULL};
+        static const kp_proc_layout_t layout = {"inflight", inputs, stores};
         static inflight_app_t a;
-        const kp_app_def_t def = {
-            .name       = "kpay-inflight",
-            .summary    = "Gateway processor: intake, dedup, in-flight totals.",
-            .groups     = KP_APP_CLIENT | KP_APP_SERVICE | KP_APP_PROCESSOR,
-            .opts       = inflight_opts,
-            .opts_base  = &iconf,
-            .opts2      = kp_proc_conf_table(),
-            .opts2_base = &pconf,
+        static const kp_conf_section_t sections[] = {{inflight_opts, &iconf},
+                                                     {NULL, NULL}};
+        static const kp_proc_def_t def            = {
+                       .name      = "kpay-inflight",
+                       .summary   = "Gateway processor: intake, dedup, in-flight totals.",
+                       .layout    = &layout,
+                       .sections  = sections,
+                       .process   = process,
+                       .punctuate = punctuate,
+                       .punctuate_interval_ms = INFLIGHT_PUNCTUATE_MS,
+                       .init                  = init,
+                       .opaque                = &a,
         };
-        kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
-        if (!app)
-                return rc;
-        a.retention_ms     = iconf.dedup_retention_ms;
-        kp_proc_def_t pdef = {
-            .service               = "inflight",
-            .inputs                = inputs,
-            .stores                = stores,
-            .process               = process,
-            .punctuate             = punctuate,
-            .punctuate_interval_ms = INFLIGHT_PUNCTUATE_MS,
-            .opaque                = &a,
-        };
-        kp_proc_t *proc =
-            kp_proc_new(app, &pconf, &pdef, errstr, sizeof(errstr));
-        if (!proc) {
-                fprintf(stderr, "kpay-inflight: %s\n", errstr);
-                kp_app_destroy(app);
-                return 2;
-        }
-        register_metrics(kp_proc_metrics(proc), &a);
-        rc = kp_proc_run(proc);
-        kp_proc_destroy(proc);
-        kp_app_destroy(app);
-        return rc;
+        return kp_proc_main(&def, argc, argv);
 }

@@ -888,11 +888,11 @@ int main(int argc, char **argv) {
         int rc, nargs;
 
         const kp_app_def_t def = {
-            .name      = PROG,
-            .summary   = "Load generator: produces payments at a target rate.",
-            .groups    = KP_APP_CLIENT,
-            .opts      = gen_opts,
-            .opts_base = &gc,
+            .name    = PROG,
+            .summary = "Load generator: produces payments at a target rate.",
+            .groups  = KP_APP_CLIENT,
+            .sections =
+                (const kp_conf_section_t[]){{gen_opts, &gc}, {NULL, NULL}},
         };
         kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
         if (!app)

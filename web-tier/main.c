@@ -1,14 +1,15 @@
 /* kpay-web: web tier: UI, public REST API, OpenAPI and query fan-out.
- * Its business logic lands beside this file as pure functions; main.c stays
- * a thin shell over libkpay. */
-#include "kpay/kp_app.h"
+ * A kp_service daemon (kp_service.h): /healthz, /readyz, /metrics,
+ * /v1/config and its InstanceInfo on kpay.metadata come from the runtime;
+ * its own routes and business logic land beside this file. */
+#include "kpay/kp_service.h"
 
 int main(int argc, char **argv) {
-        static const kp_app_def_t def = {
-            .name = "kpay-web",
+        static const kp_service_def_t def = {
+            .name    = "kpay-web",
+            .service = "web",
             .summary =
                 "Web tier: UI, public REST API, OpenAPI and query fan-out.",
-            .groups = KP_APP_CLIENT | KP_APP_SERVICE,
         };
-        return kp_app_main_unbuilt(&def, argc, argv);
+        return kp_service_main(&def, argc, argv);
 }

@@ -80,10 +80,9 @@ kp_app_t *kp_app_new(const kp_app_def_t *def, int argc, char **argv,
                 kp_conf_add_table(app->conf, service_opts, &app->common);
         if (def->groups & KP_APP_PROCESSOR)
                 kp_conf_add_table(app->conf, processor_opts, &app->common);
-        if (def->opts)
-                kp_conf_add_table(app->conf, def->opts, def->opts_base);
-        if (def->opts2)
-                kp_conf_add_table(app->conf, def->opts2, def->opts2_base);
+        for (const kp_conf_section_t *sec = def->sections; sec && sec->opts;
+             sec++)
+                kp_conf_add_table(app->conf, sec->opts, sec->base);
 
         kp_log_set_service(def->name);
         if (kp_conf_load(app->conf, argc, argv, exitp, errstr,

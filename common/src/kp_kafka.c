@@ -2,7 +2,9 @@
 #include "kpay/kp_kafka.h"
 
 #include <stdio.h>
+#include <string.h>
 
+#include "kpay/kp_conf.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_time.h"
 
@@ -44,6 +46,70 @@ rd_kafka_conf_t *kp_kafka_conf_new(const kp_app_conf_t *c,
 fail:
         rd_kafka_conf_destroy(conf);
         return NULL;
+}
+
+rd_kafka_conf_t *kp_kafka_conf_build(const kp_app_conf_t *c,
+                                     const char *client_id,
+                                     const kp_kafka_prop_t *props, char *errstr,
+                                     size_t errstr_size) {
+        rd_kafka_conf_t *conf =
+            kp_kafka_conf_new(c, NULL, client_id, errstr, errstr_size);
+        if (!conf)
+                return NULL;
+        for (const kp_kafka_prop_t *p = props; p && p->name; p++) {
+                if (!p->value)
+                        continue;
+                const char *user =
+                    c ? kp_conf_kv_get(&c->kafka, p->name) : NULL;
+                if (p->kind == KP_PROP_DEFAULT && user)
+                        continue; /* -X wins over a default */
+                if (p->kind == KP_PROP_REQUIRE && user &&
+                    strcmp(user, p->value))
+                        KP_WARN(
+                            "-X %s=%s ignored for %s: kpay requires "
+                            "%s=%s there (docs/runtime.md)",
+                            p->name,
+                            kp_kafka_prop_is_secret(p->name) ? "********"
+                                                             : user,
+                            client_id ? client_id : "a client", p->name,
+                            p->value);
+                if (kp_kafka_conf_set(conf, p->name, p->value, errstr,
+                                      errstr_size)) {
+                        rd_kafka_conf_destroy(conf);
+                        return NULL;
+                }
+        }
+        return conf;
+}
+
+int kp_kafka_prop_is_secret(const char *name) {
+        static const char *const needles[] = {"password",
+                                              "secret",
+                                              "sasl.jaas",
+                                              "ssl.key",
+                                              "ssl_key",
+                                              "keystore",
+                                              "oauthbearer.config",
+                                              "sasl.oauthbearer.token",
+                                              NULL};
+        for (size_t i = 0; needles[i]; i++)
+                if (strstr(name, needles[i]))
+                        return 1;
+        return 0;
+}
+
+json_t *kp_kafka_conf_json(rd_kafka_t *rk) {
+        json_t *obj = json_object();
+        size_t cnt  = 0;
+        const char **kv =
+            rd_kafka_conf_dump((rd_kafka_conf_t *)rd_kafka_conf(rk), &cnt);
+        for (size_t i = 0; i + 1 < cnt; i += 2)
+                json_object_set_new(
+                    obj, kv[i],
+                    json_string(kp_kafka_prop_is_secret(kv[i]) ? "********"
+                                                               : kv[i + 1]));
+        rd_kafka_conf_dump_free(kv, cnt);
+        return obj;
 }
 
 kp_err_t kp_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms) {

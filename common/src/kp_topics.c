@@ -40,6 +40,13 @@ const kp_topic_spec_t *kp_topic_spec(kp_topic_id_t id) {
         return &topic_specs[id];
 }
 
+kp_topic_id_t kp_topic_id_of(const char *name) {
+        for (int id = 0; name && id < KP_TOPIC__CNT; id++)
+                if (!strcmp(topic_specs[id].name, name))
+                        return (kp_topic_id_t)id;
+        return KP_TOPIC_NONE;
+}
+
 char *kp_topic_name(char *buf, size_t size, const char *prefix,
                     kp_topic_id_t id) {
         const kp_topic_spec_t *spec = kp_topic_spec(id);

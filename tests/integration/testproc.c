@@ -16,13 +16,18 @@
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_proc.h"
+#include "kpay/kp_topics.h"
 
 typedef struct testproc_conf_s {
         int64_t punctuate_ms;
 } testproc_conf_t;
 
 static testproc_conf_t tconf;
-static kp_proc_conf_t pconf;
+
+/* The test topics (outside kpay's table): ids KP_TOPIC__CNT + i. */
+#define TOPIC_IN    ((kp_topic_id_t)(KP_TOPIC__CNT + 0))
+#define TOPIC_OUT   ((kp_topic_id_t)(KP_TOPIC__CNT + 1))
+#define TOPIC_TICKS ((kp_topic_id_t)(KP_TOPIC__CNT + 2))
 
 static const kp_conf_opt_t testproc_opts[] = {
     {"punctuate-ms", 0, KP_CONF_INT, offsetof(testproc_conf_t, punctuate_ms),
@@ -75,7 +80,7 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
         size_t padlen = rec->value_len - tlen;
         char *out     = kp_asprintf("%s:%s:%" PRId64 "%.*s", key, text, sum,
                                     (int)padlen, (const char *)rec->value + tlen);
-        err = kp_ctx_emit(ctx, "test.out", kp_ctx_partition(ctx), rec->key,
+        err = kp_ctx_emit(ctx, TOPIC_OUT, kp_ctx_partition(ctx), rec->key,
                           rec->key_len, out, strlen(out), NULL);
         kp_free(out);
         return err;
@@ -87,45 +92,37 @@ static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
         int klen = snprintf(key, sizeof(key), "%d", (int)kp_ctx_partition(ctx));
         int vlen = snprintf(val, sizeof(val), "%" PRId64, now_ms);
         /* A failed emit aborts the transaction in the runtime; say so. */
-        if (kp_ctx_emit(ctx, "test.ticks", kp_ctx_partition(ctx), key,
+        if (kp_ctx_emit(ctx, TOPIC_TICKS, kp_ctx_partition(ctx), key,
                         (size_t)klen, val, (size_t)vlen, NULL))
                 KP_WARN("tick for partition %s not emitted", key);
 }
 
-int main(int argc, char **argv) {
-        int rc;
-        char errstr[512];
-        static const char *const inputs[] = {"test.in", NULL};
-        static const char *const stores[] = {"sums", NULL};
-        const kp_app_def_t def            = {
-                       .name       = "kpay-testproc",
-                       .summary    = "Test processor of the kpay runtime: running sums.",
-                       .groups     = KP_APP_CLIENT | KP_APP_SERVICE | KP_APP_PROCESSOR,
-                       .opts       = testproc_opts,
-                       .opts_base  = &tconf,
-                       .opts2      = kp_proc_conf_table(),
-                       .opts2_base = &pconf,
-        };
-        kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
-        if (!app)
-                return rc;
-        kp_proc_def_t pdef = {
-            .service               = "testproc",
-            .inputs                = inputs,
-            .stores                = stores,
-            .process               = process,
-            .punctuate             = tconf.punctuate_ms ? punctuate : NULL,
-            .punctuate_interval_ms = tconf.punctuate_ms,
-        };
-        kp_proc_t *proc =
-            kp_proc_new(app, &pconf, &pdef, errstr, sizeof(errstr));
-        if (!proc) {
-                fprintf(stderr, "kpay-testproc: %s\n", errstr);
-                kp_app_destroy(app);
-                return 2;
+/* --punctuate-ms decides whether punctuate() runs. */
+static kp_err_t configure(kp_proc_def_t *def, void *opaque) {
+        (void)opaque;
+        if (tconf.punctuate_ms > 0) {
+                def->punctuate             = punctuate;
+                def->punctuate_interval_ms = tconf.punctuate_ms;
         }
-        rc = kp_proc_run(proc);
-        kp_proc_destroy(proc);
-        kp_app_destroy(app);
-        return rc;
+        return KP_OK;
+}
+
+int main(int argc, char **argv) {
+        static const char *const topics[]    = {"test.in", "test.out",
+                                                "test.ticks", NULL};
+        static const kp_topic_id_t inputs[]  = {TOPIC_IN, KP_TOPIC_NONE};
+        static const char *const stores[]    = {"sums", NULL};
+        static const kp_proc_layout_t layout = {"testproc", inputs, stores};
+        static const kp_conf_section_t sections[] = {{testproc_opts, &tconf},
+                                                     {NULL, NULL}};
+        static const kp_proc_def_t def            = {
+                       .name         = "kpay-testproc",
+                       .summary      = "Test processor of the kpay runtime: running sums.",
+                       .layout       = &layout,
+                       .extra_topics = topics,
+                       .sections     = sections,
+                       .process      = process,
+                       .configure    = configure,
+        };
+        return kp_proc_main(&def, argc, argv);
 }

@@ -3,8 +3,10 @@
  * @brief What every kpay binary does before its own work: options, logging,
  *        signals.
  *
- * A daemon's main.c declares a kp_app_def_t (its name, which groups of
- * common options it takes, and its own option table) and calls kp_app_new().
+ * A binary declares a kp_app_def_t (its name, which groups of common
+ * options it takes, and its own option sections) and calls kp_app_new().
+ * Daemons do not call it themselves: kp_service_main() and kp_proc_main()
+ * do, with the runtime's own sections appended.
  */
 #ifndef KPAY_KP_APP_H
 #define KPAY_KP_APP_H
@@ -38,14 +40,13 @@ typedef struct kp_app_conf_s {
 #define KP_APP_PROCESSOR 0x4
 
 typedef struct kp_app_def_s {
-        const char *name;           /**< "kpay-account" */
-        const char *summary;        /**< one line for --help */
-        const char *usage_args;     /**< positional arguments, or NULL */
-        unsigned groups;            /**< KP_APP_CLIENT | ... */
-        const kp_conf_opt_t *opts;  /**< the binary's own table, or NULL */
-        void *opts_base;            /**< the struct @p opts points into */
-        const kp_conf_opt_t *opts2; /**< a second table (kp_proc's), or NULL */
-        void *opts2_base;
+        const char *name;       /**< "kpay-account" */
+        const char *summary;    /**< one line for --help */
+        const char *usage_args; /**< positional arguments, or NULL */
+        unsigned groups;        /**< KP_APP_CLIENT | ... */
+        /** Option sections after the common ones, ending with {NULL}; or
+         *  NULL for none. Neither the tables nor the structs are copied. */
+        const kp_conf_section_t *sections;
 } kp_app_def_t;
 
 typedef struct kp_app_s kp_app_t;

@@ -44,6 +44,16 @@ typedef struct kp_conf_opt_s {
         const char *desc;    /**< one sentence for --help */
 } kp_conf_opt_t;
 
+/**
+ * One option table and the struct its offsets point into. A binary's
+ * options are a list of sections ending with {NULL, NULL}: its own, then
+ * the runtime's (kp_service's, kp_proc's).
+ */
+typedef struct kp_conf_section_s {
+        const kp_conf_opt_t *opts;
+        void *base;
+} kp_conf_section_t;
+
 typedef struct kp_conf_s kp_conf_t;
 
 /**

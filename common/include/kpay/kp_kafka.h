@@ -5,6 +5,7 @@
 #ifndef KPAY_KP_KAFKA_H
 #define KPAY_KP_KAFKA_H
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
 
@@ -30,6 +31,52 @@ rd_kafka_conf_t *kp_kafka_conf_new(const kp_app_conf_t *c,
  */
 kp_err_t kp_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
                            const char *value, char *errstr, size_t errstr_size);
+
+/** How a kpay client treats one librdkafka property it sets. */
+typedef enum kp_kafka_prop_kind_e {
+        /** A tunable: set unless the user passed the property with -X. */
+        KP_PROP_DEFAULT,
+        /** A safety invariant (exactly once, offsets...): always set; a -X
+         *  that tried to change it is logged as a warning and ignored. */
+        KP_PROP_REQUIRE,
+} kp_kafka_prop_kind_t;
+
+/** One row of a client's property table. */
+typedef struct kp_kafka_prop_s {
+        const char *name;  /**< librdkafka property; NULL ends the table */
+        const char *value; /**< its value; NULL skips the row */
+        kp_kafka_prop_kind_t kind;
+} kp_kafka_prop_t;
+
+/**
+ * @brief A client configuration from a property table: what
+ *        kp_kafka_conf_new() sets (bootstrap, client.id, logging, every -X
+ *        property), then each KP_PROP_DEFAULT row the user did not pass
+ *        with -X, then every KP_PROP_REQUIRE row (warning once about a -X
+ *        value it overrides). docs/runtime.md lists the tables.
+ * @param props rows ending with a {NULL} row.
+ * @returns a new conf (the caller owns it) or NULL with a reason.
+ * @locality any thread
+ */
+rd_kafka_conf_t *kp_kafka_conf_build(const kp_app_conf_t *c,
+                                     const char *client_id,
+                                     const kp_kafka_prop_t *props, char *errstr,
+                                     size_t errstr_size);
+
+/**
+ * @brief 1 if the value of property @p name is a secret (a password, a
+ *        private key, a SASL/OAuth configuration) that must never be
+ *        logged or served.
+ */
+int kp_kafka_prop_is_secret(const char *name);
+
+/**
+ * @brief The effective configuration of client @p rk as a JSON object of
+ *        property -> value, with secrets masked ("********").
+ * @returns a new reference. @locality any thread (the configuration of a
+ *          client is immutable once it is created)
+ */
+json_t *kp_kafka_conf_json(rd_kafka_t *rk);
 
 /**
  * @brief Waits until the cluster answers a metadata request with at least

@@ -3,8 +3,9 @@
  * @brief The stream-processing runtime: what Kafka Streams is to the Java
  *        KPay, so that a daemon is only its business logic.
  *
- * A daemon declares its input topics, its state stores and a process()
- * callback; kp_proc_run() does the rest (docs/runtime.md):
+ * A daemon declares its layout (input topics, state stores), a process()
+ * callback and optional hooks in a kp_proc_def_t, and its main() is
+ * kp_proc_main(); the runtime does the rest (docs/runtime.md):
  *
  * - exactly once: consume -> process -> produce inside Kafka transactions
  *   (one transactional producer per instance, read_committed input, consumed
@@ -14,9 +15,11 @@
  *   reaches RocksDB only after the transaction carrying its changelog
  *   records has committed; restored from the compacted changelog on
  *   assignment;
- * - HTTP: /healthz, /readyz, /metrics and the interactive queries
- *   /v1/stores...;
- * - discovery: InstanceInfo on kpay.metadata;
+ * - HTTP (kp_service): /healthz, /readyz, /metrics, /v1/config, and the
+ *   interactive queries /v1/stores...;
+ * - discovery: InstanceInfo on kpay.metadata, with the lifecycle state;
+ * - flow control: an input can be paused or rate limited (the control
+ *   plane's hooks);
  * - wall-clock punctuation, graceful shutdown on SIGTERM/SIGINT.
  *
  * Everything in this header is called on the processing thread, from
@@ -30,15 +33,19 @@
 #include <stdint.h>
 
 #include "kpay/kp_app.h"
+#include "kpay/kp_conf.h"
 #include "kpay/kp_err.h"
+#include "kpay/kp_service.h"
+#include "kpay/kp_topics.h"
 
 typedef struct kp_proc_s kp_proc_t;
 typedef struct kp_ctx_s kp_ctx_t;
 
 /** One input record. Valid only during the process() call. */
 typedef struct kp_record_s {
-        const char *topic; /**< full topic name (with the prefix) */
-        int input;         /**< index of the topic in kp_proc_def_t.inputs */
+        const char *topic;      /**< full topic name (with the prefix) */
+        kp_topic_id_t topic_id; /**< the topic (layout inputs) */
+        int input;              /**< index of the topic in the inputs */
         int32_t partition;
         int64_t offset;
         int64_t timestamp; /**< ms since the epoch (the record's timestamp) */
@@ -71,48 +78,72 @@ typedef kp_err_t(kp_process_cb)(kp_ctx_t *ctx, const kp_record_t *rec,
  */
 typedef void(kp_punctuate_cb)(kp_ctx_t *ctx, int64_t now_ms, void *opaque);
 
+/** A stream-processing daemon: everything its main() needs. */
 typedef struct kp_proc_def_s {
-        /** The service name: consumer group "<prefix>kpay-<service>",
-         *  changelogs "<prefix>kpay-<service>-<store>-changelog",
-         *  state under "<state-dir>/<service>/<store>/<partition>". */
-        const char *service;
-        /** Input topic names without the prefix, NULL-terminated; all must
-         *  have the same partition count (they are co-partitioned). */
-        const char *const *inputs;
-        /** Store names, NULL-terminated (may be empty). */
-        const char *const *stores;
+        const char *name;    /**< the binary, "kpay-account" */
+        const char *summary; /**< one line for --help */
+        /** Service name, inputs and stores: consumer group
+         *  "<prefix>kpay-<service>", changelogs
+         *  "<prefix>kpay-<service>-<store>-changelog", state under
+         *  "<state-dir>/<service>/<store>/<partition>". Inputs must have the
+         *  same partition count (they are co-partitioned). */
+        const kp_proc_layout_t *layout;
+        /** Names of topics outside kpay's table (kp_topics.h) that the
+         *  daemon reads or emits to, NULL-terminated, or NULL; topic id
+         *  KP_TOPIC__CNT + i names extra_topics[i]. (Tests use it.) */
+        const char *const *extra_topics;
+        /** The daemon's own option sections ({NULL}-terminated) or NULL. */
+        const kp_conf_section_t *sections;
         kp_process_cb *process;
         kp_punctuate_cb *punctuate;    /**< or NULL */
         int64_t punctuate_interval_ms; /**< > 0 when punctuate is set */
-        void *opaque;                  /**< passed to the callbacks */
+        /** After the options are loaded, before the processor is built:
+         *  may adjust @p def (a copy), e.g. set punctuate() from an option.
+         *  An error stops the daemon (exit status 2). Optional. */
+        kp_err_t (*configure)(struct kp_proc_def_s *def, void *opaque);
+        /** After the options are loaded and the processor is built, before
+         *  it connects: business metrics, routes, followers. An error stops
+         *  the daemon (exit status 1). Optional. */
+        kp_err_t (*init)(kp_proc_t *proc, void *opaque);
+        /** Before the processor is destroyed. Optional. */
+        void (*fini)(kp_proc_t *proc, void *opaque);
+        void *opaque; /**< passed to every callback */
 } kp_proc_def_t;
 
-/**
- * @brief The runtime's own options (commit size, heartbeat, memory...),
- *        added to a daemon's configuration by kp_proc_conf_table().
- */
+/** The runtime's own options (commit size, memory...), kp_proc_conf_table(). */
 typedef struct kp_proc_conf_s {
         int64_t commit_max_records;
-        int64_t heartbeat_ms;
         int64_t block_cache_mb;
         int64_t write_buffer_mb;
         int64_t transaction_timeout_ms;
-        int64_t http_threads;
         int static_membership;
 } kp_proc_conf_t;
 
-/** @brief The option table of kp_proc_conf_t (for kp_app_def_t.opts). */
+/** @brief The option table of kp_proc_conf_t. */
 const struct kp_conf_opt_s *kp_proc_conf_table(void);
 
 /**
- * @brief A processor for @p def, configured by @p app's common options and
- *        @p pconf. Nothing connects yet.
+ * @brief The whole main() of a stream-processing daemon: options (--help
+ *        lists the daemon's, the service's and the runtime's), the
+ *        processor, init(), run until SIGTERM/SIGINT or a fatal error,
+ *        fini(), destroy; an error is printed as one line.
+ * @returns the exit status: 0 after a clean shutdown (or --help), 1 after
+ *          a fatal error (fenced, a store failure...), 2 after a
+ *          configuration error.
+ * @locality main thread (it becomes the processing thread)
+ */
+int kp_proc_main(const kp_proc_def_t *def, int argc, char **argv);
+
+/**
+ * @brief A processor for @p def, configured by @p app's common options,
+ *        @p sconf and @p pconf. Nothing connects yet. (kp_proc_main() is
+ *        the usual way; benchmarks and tests may build one themselves.)
  * @returns the processor or NULL with a reason in errstr.
  * @locality main thread
  */
-kp_proc_t *kp_proc_new(kp_app_t *app, const kp_proc_conf_t *pconf,
-                       const kp_proc_def_t *def, char *errstr,
-                       size_t errstr_size);
+kp_proc_t *kp_proc_new(kp_app_t *app, const kp_service_conf_t *sconf,
+                       const kp_proc_conf_t *pconf, const kp_proc_def_t *def,
+                       char *errstr, size_t errstr_size);
 
 /**
  * @brief Runs until SIGTERM/SIGINT (kp_app_running() turns 0) or a fatal
@@ -127,11 +158,65 @@ int kp_proc_run(kp_proc_t *proc);
 void kp_proc_destroy(kp_proc_t *proc);
 
 /**
- * @brief The processor's metrics registry, for a daemon's own business
- *        metrics (register them before kp_proc_run()).
+ * @brief The processor's service (HTTP routes, metrics, lifecycle), for a
+ *        daemon's own routes and business metrics (add them in init()).
  * @locality any thread
  */
+kp_service_t *kp_proc_service(kp_proc_t *proc);
+
+/** @brief The metrics registry (kp_service_metrics() of the service). */
 struct kp_metrics_s *kp_proc_metrics(kp_proc_t *proc);
+
+/**
+ * @brief Pauses (@p paused = 1) or resumes (0) input @p input on every
+ *        partition this instance owns, now and after every rebalance,
+ *        without leaving the group: records of a paused input wait in
+ *        Kafka, the other inputs keep flowing (that is how kpay-inflight
+ *        drains: intake paused, completions still processed). Set it in
+ *        init() to start paused: no record of the input is processed
+ *        before kp_proc_pause_input(.., 0).
+ * @returns KP_OK, or KP_ERR_INVALID_ARG when @p input is not an input.
+ * @locality any thread (applied by the processing thread within one poll
+ *           interval, at most 100 ms)
+ */
+kp_err_t kp_proc_pause_input(kp_proc_t *proc, kp_topic_id_t input, int paused);
+
+/** @brief 1 if input @p input is paused by kp_proc_pause_input(). */
+int kp_proc_input_paused(kp_proc_t *proc, kp_topic_id_t input);
+
+/**
+ * @brief Limits input @p input to @p per_second records per second on this
+ *        instance (a token bucket with a burst of a tenth of a second; the
+ *        input pauses while the bucket is empty, so excess records wait in
+ *        Kafka); 0 removes the limit.
+ * @returns KP_OK, or KP_ERR_INVALID_ARG for a bad input or a negative rate.
+ * @locality any thread (applied by the processing thread)
+ */
+kp_err_t kp_proc_rate_limit_input(kp_proc_t *proc, kp_topic_id_t input,
+                                  double per_second);
+
+/** The state of the processor's Kafka transaction. X(NAME) */
+#define KP_TXN_STATE_TABLE(X)                                                  \
+        X(IDLE)       /* no transaction open */                                \
+        X(OPEN)       /* records or store writes since the last commit */      \
+        X(MUST_ABORT) /* an emit failed: the transaction can only abort */
+
+typedef enum kp_txn_state_e {
+#define KP__TXN_ENUM(name) KP_TXN_##name,
+        KP_TXN_STATE_TABLE(KP__TXN_ENUM)
+#undef KP__TXN_ENUM
+            KP_TXN__CNT
+} kp_txn_state_t;
+
+/** @brief "OPEN" for KP_TXN_OPEN; "UNKNOWN" outside the table. */
+const char *kp_txn_state2str(kp_txn_state_t state);
+
+/**
+ * @brief 1 if the transaction may go from @p from to @p to: IDLE -> OPEN
+ *        (begin), OPEN -> IDLE (commit or abort), OPEN -> MUST_ABORT,
+ *        MUST_ABORT -> IDLE (abort). @locality any thread (pure)
+ */
+int kp_txn_transition_valid(kp_txn_state_t from, kp_txn_state_t to);
 
 /* ------------------------------------------------------------------------
  * Inside process() and punctuate().
@@ -172,14 +257,39 @@ kp_err_t kp_ctx_get_decoded(kp_ctx_t *ctx, int store, const void *key,
                             size_t klen, kp_ctx_decode_cb *decode, void *out);
 
 /**
- * @brief Writes @p key in store @p store, and to its changelog.
- * @returns KP_OK, KP_ERR_INVALID_ARG for an empty value (it would be a
- *          tombstone on the compacted changelog), or KP_ERR_KAFKA.
+ * @brief Defines @p fname, a typed reader of store values:
+ *        `kp_err_t fname(kp_ctx_t *, int store, const void *key, size_t
+ *        klen, type *out)`, which is kp_ctx_get_decoded() with
+ *        @p decode_fn, a `kp_err_t decode_fn(const void *, size_t, type *)`.
+ *        The compiler checks @p out's type; no void * crosses the call.
+ */
+#define KP_CTX_TYPED_GETTER(fname, type, decode_fn)                            \
+        static kp_err_t fname##__decode(const void *val, size_t vlen,          \
+                                        void *out) {                           \
+                return decode_fn(val, vlen, (type *)out);                      \
+        }                                                                      \
+        static inline kp_err_t fname(kp_ctx_t *ctx, int store,                 \
+                                     const void *key, size_t klen,             \
+                                     type *out) {                              \
+                return kp_ctx_get_decoded(ctx, store, key, klen,               \
+                                          fname##__decode, out);               \
+        }
+
+/**
+ * @brief Writes @p key in store @p store (the transaction's overlay); its
+ *        last value in the transaction goes to the changelog at commit.
+ * @returns KP_OK; KP_ERR_INVALID_ARG for a bad store or an empty value (it
+ *          would be a tombstone on the compacted changelog); KP_ERR_FATAL
+ *          when no transaction can begin (the instance has failed: return
+ *          it from process()).
  */
 kp_err_t kp_ctx_put(kp_ctx_t *ctx, int store, const void *key, size_t klen,
                     const void *val, size_t vlen);
 
-/** @brief Deletes @p key from store @p store (a changelog tombstone). */
+/**
+ * @brief Deletes @p key from store @p store (a changelog tombstone).
+ * @returns KP_OK, KP_ERR_INVALID_ARG or KP_ERR_FATAL, as kp_ctx_put().
+ */
 kp_err_t kp_ctx_delete(kp_ctx_t *ctx, int store, const void *key, size_t klen);
 
 /**
@@ -201,16 +311,18 @@ kp_err_t kp_ctx_scan(kp_ctx_t *ctx, int store, const void *after,
 
 /**
  * @brief Emits a record in the current transaction.
- * @param topic the topic name without the prefix ("kpay.payments.inflight").
+ * @param topic the topic: a kp_topic_id_t of kp_topics.h, or
+ *        KP_TOPIC__CNT + i for the def's extra_topics[i].
  * @param partition an explicit partition, or -1 for murmur2(key) like the
  *        Java client.
  * @param headers extra headers or NULL; the runtime adds kpay-hop (this
  *        service) and carries kpay-trace over from the input record unless
  *        @p headers has one. Not taken: the caller still owns them.
- * @returns KP_OK or KP_ERR_KAFKA (the transaction then aborts and the
- *          input is processed again).
+ * @returns KP_OK; KP_ERR_INVALID_ARG for an unknown topic id; KP_ERR_KAFKA
+ *          (the transaction then aborts and the input is processed again);
+ *          KP_ERR_FATAL when no transaction can begin.
  */
-kp_err_t kp_ctx_emit(kp_ctx_t *ctx, const char *topic, int32_t partition,
+kp_err_t kp_ctx_emit(kp_ctx_t *ctx, kp_topic_id_t topic, int32_t partition,
                      const void *key, size_t klen, const void *val, size_t vlen,
                      const rd_kafka_headers_t *headers);
 

@@ -23,6 +23,20 @@ typedef enum kp_topic_id_e {
         KP_TOPIC__CNT
 } kp_topic_id_t;
 
+/** Marks the end of a list of topic ids. */
+#define KP_TOPIC_NONE ((kp_topic_id_t)-1)
+/**
+ * What a stream processor reads and keeps, declared once by each daemon
+ * beside its business logic: the runtime takes it from the daemon's
+ * kp_proc_def_t, and kpay-admin creates the changelogs of every daemon's
+ * stores from the same declarations.
+ */
+typedef struct kp_proc_layout_s {
+        const char *service;         /**< "account": group kpay-account... */
+        const kp_topic_id_t *inputs; /**< ends with KP_TOPIC_NONE */
+        const char *const *stores;   /**< NULL-terminated; may be empty */
+} kp_proc_layout_t;
+
 /** How a topic is laid out on the broker. */
 typedef struct kp_topic_spec_s {
         const char *name;         /**< without the prefix */
@@ -46,6 +60,12 @@ const kp_topic_spec_t *kp_topic_spec(kp_topic_id_t id);
  *        any other store's changelog when it first opens the store.
  */
 extern const kp_store_spec_t kp_known_stores[];
+
+/**
+ * @brief The id of the kpay topic named @p name (without the prefix).
+ * @returns the id, or KP_TOPIC_NONE when @p name is not one of kpay's.
+ */
+kp_topic_id_t kp_topic_id_of(const char *name);
 
 /**
  * @brief Writes prefix + the name of topic @p id into @p buf.

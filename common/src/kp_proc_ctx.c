@@ -1,0 +1,153 @@
+/* kp_proc_ctx.c: the API a daemon's process() and punctuate() use
+ * (kp_proc.h, "Inside process() and punctuate()"): stores, emits, dead
+ * letters. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kp_proc_int.h"
+#include "kpay/kp_log.h"
+#include "kpay/kp_mem.h"
+
+int32_t kp_ctx_partition(const kp_ctx_t *ctx) {
+        return ctx->task->partition;
+}
+
+int32_t kp_ctx_partition_count(const kp_ctx_t *ctx) {
+        return ctx->proc->partition_cnt;
+}
+
+int64_t kp_ctx_now_ms(const kp_ctx_t *ctx) {
+        return ctx->now_ms;
+}
+
+int kp_ctx_store_index(const kp_ctx_t *ctx, const char *name) {
+        for (int s = 0; s < ctx->proc->store_cnt; s++)
+                if (!strcmp(ctx->proc->store_names[s], name))
+                        return s;
+        return -1;
+}
+
+static int store_ok(const kp_ctx_t *ctx, int store) {
+        return store >= 0 && store < ctx->proc->store_cnt;
+}
+
+kp_err_t kp_ctx_get(kp_ctx_t *ctx, int store, const void *key, size_t klen,
+                    void **valp, size_t *vlenp) {
+        if (!store_ok(ctx, store))
+                return KP_ERR_INVALID_ARG;
+        return kp_store_get(ctx->task->stores[store], key, klen, valp, vlenp);
+}
+
+kp_err_t kp_ctx_get_decoded(kp_ctx_t *ctx, int store, const void *key,
+                            size_t klen, kp_ctx_decode_cb *decode, void *out) {
+        void *val;
+        size_t vlen;
+        kp_err_t err = kp_ctx_get(ctx, store, key, klen, &val, &vlen);
+        if (err)
+                return err;
+        err = decode(val, vlen, out);
+        kp_free(val);
+        if (err) {
+                KP_ERROR(
+                    "store %s [%d]: a value of %zu bytes under a key of "
+                    "%zu bytes does not decode: %s",
+                    ctx->proc->store_names[store], (int)ctx->task->partition,
+                    vlen, klen, kp_err2str(err));
+                return KP_ERR_STORE;
+        }
+        return KP_OK;
+}
+
+kp_err_t kp_ctx_scan(kp_ctx_t *ctx, int store, const void *after,
+                     size_t after_len, kp_ctx_scan_cb *cb, void *opaque) {
+        if (!store_ok(ctx, store) || !cb)
+                return KP_ERR_INVALID_ARG;
+        return kp_store_scan_committed(ctx->task->stores[store], after,
+                                       after_len, cb, opaque);
+}
+
+kp_err_t kp_ctx_put(kp_ctx_t *ctx, int store, const void *key, size_t klen,
+                    const void *val, size_t vlen) {
+        /* An empty value would be a tombstone on the compacted changelog
+         * (and vanish on restore): refuse it. */
+        if (!store_ok(ctx, store) || !val || !vlen)
+                return KP_ERR_INVALID_ARG;
+        if (txn_begin(ctx->proc))
+                return KP_ERR_FATAL;
+        /* The changelog record is produced at commit, once per key. */
+        kp_store_put(ctx->task->stores[store], key, klen, val, vlen);
+        return KP_OK;
+}
+
+kp_err_t kp_ctx_delete(kp_ctx_t *ctx, int store, const void *key, size_t klen) {
+        if (!store_ok(ctx, store))
+                return KP_ERR_INVALID_ARG;
+        if (txn_begin(ctx->proc))
+                return KP_ERR_FATAL;
+        kp_store_delete(ctx->task->stores[store], key, klen);
+        return KP_OK;
+}
+
+static const char *header_value(const rd_kafka_headers_t *hdrs,
+                                const char *name, size_t *lenp) {
+        const void *v;
+        size_t len;
+        if (!hdrs || rd_kafka_header_get_last(hdrs, name, &v, &len) != 0 || !v)
+                return NULL;
+        *lenp = len;
+        return v;
+}
+
+kp_err_t kp_ctx_emit(kp_ctx_t *ctx, kp_topic_id_t topic, int32_t partition,
+                     const void *key, size_t klen, const void *val, size_t vlen,
+                     const rd_kafka_headers_t *headers) {
+        kp_proc_t *proc = ctx->proc;
+        if ((int)topic < 0 || (int)topic >= proc->topic_cnt)
+                return KP_ERR_INVALID_ARG;
+        if (txn_begin(proc))
+                return KP_ERR_FATAL;
+        rd_kafka_headers_t *hdrs =
+            headers ? rd_kafka_headers_copy(headers) : rd_kafka_headers_new(2);
+        size_t len;
+        const char *trace;
+        if (!header_value(hdrs, "kpay-trace", &len) && ctx->rec &&
+            (trace = header_value(ctx->rec->headers, "kpay-trace", &len)))
+                rd_kafka_header_add(hdrs, "kpay-trace", -1, trace,
+                                    (ssize_t)len);
+        rd_kafka_header_remove(hdrs, "kpay-hop");
+        rd_kafka_header_add(hdrs, "kpay-hop", -1, proc->service, -1);
+        return proc_produce(proc, proc->topic_names[topic], partition, key,
+                            klen, val, vlen, hdrs, NULL);
+}
+
+kp_err_t kp_ctx_dead_letter(kp_ctx_t *ctx, const char *error,
+                            const char *detail) {
+        kp_proc_t *proc        = ctx->proc;
+        const kp_record_t *rec = ctx->rec;
+        char num[32];
+        if (!rec)
+                return KP_ERR_INVALID_ARG;
+        if (txn_begin(proc))
+                return KP_ERR_FATAL;
+        rd_kafka_headers_t *hdrs = rec->headers
+                                       ? rd_kafka_headers_copy(rec->headers)
+                                       : rd_kafka_headers_new(8);
+        rd_kafka_header_add(hdrs, "kpay-error", -1, error, -1);
+        rd_kafka_header_add(hdrs, "kpay-error-detail", -1, detail ? detail : "",
+                            -1);
+        rd_kafka_header_add(hdrs, "kpay-source-topic", -1, rec->topic, -1);
+        snprintf(num, sizeof(num), "%d", (int)rec->partition);
+        rd_kafka_header_add(hdrs, "kpay-source-partition", -1, num, -1);
+        snprintf(num, sizeof(num), "%" PRId64, rec->offset);
+        rd_kafka_header_add(hdrs, "kpay-source-offset", -1, num, -1);
+        rd_kafka_header_add(hdrs, "kpay-service", -1, proc->service, -1);
+        rd_kafka_header_remove(hdrs, "kpay-hop");
+        rd_kafka_header_add(hdrs, "kpay-hop", -1, proc->service, -1);
+        kp_err_t err =
+            proc_produce(proc, proc->topic_names[KP_TOPIC_DLQ], -1, rec->key,
+                         rec->key_len, rec->value, rec->value_len, hdrs, NULL);
+        if (!err)
+                kp_counter_add(proc->m_dlq, 1);
+        return err;
+}

@@ -1,0 +1,150 @@
+/* kp_proc_int.h: the processor's private state, shared by the files of the
+ * runtime (docs/runtime.md, "Source layout"):
+ *
+ *   kp_proc.c            construction, the lifecycle, the loop, kp_proc_main
+ *   kp_proc_clients.c    the Kafka clients, built from property tables
+ *   kp_proc_txn.c        transactions: begin, produce, commit, abort, rewind
+ *   kp_proc_restore.c    replaying changelogs into the stores
+ *   kp_proc_rebalance.c  assignment, revocation, flow control (pause, rate)
+ *   kp_proc_ctx.c        the kp_ctx_* API used inside process()/punctuate()
+ *   kp_proc_query.c      the interactive queries (/v1/stores) and the
+ *                        processor's part of InstanceInfo
+ *
+ * Threads: one processing thread runs the loop and every callback of the
+ * consumer and the producers. The tasks table (one task per owned
+ * partition, each with its stores) is written only by that thread; HTTP
+ * threads read it under tasks_lock, which the processing thread takes for
+ * writing only to add or remove a task. Flow-control requests arrive from
+ * any thread through atomics. */
+#ifndef KPAY_KP_PROC_INT_H
+#define KPAY_KP_PROC_INT_H
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "kpay/kp_metrics.h"
+#include "kpay/kp_proc.h"
+#include "kpay/kp_service.h"
+#include "kpay/kp_store.h"
+
+/* Records read from the changelogs are applied in batches of this size. */
+#define KP_PROC_RESTORE_BATCH 10000
+
+typedef struct task_s {
+        int32_t partition;
+        int ready;             /* restored; read by HTTP threads under lock */
+        kp_store_t **stores;   /* [store_cnt] */
+        int64_t *cl_next;      /* [store_cnt] changelog offset after the last
+                                * record delivered in this transaction, or -1 */
+        int64_t *in_next;      /* [input_cnt] offset to commit, or -1 */
+        int64_t *in_committed; /* [input_cnt] where to rewind to */
+} task_t;
+
+struct kp_ctx_s {
+        kp_proc_t *proc;
+        task_t *task;
+        const kp_record_t *rec; /* NULL in punctuate() */
+        int64_t now_ms;
+};
+
+/* Flow control of one input: what was asked (any thread) and what is
+ * applied (processing thread). */
+typedef struct flow_s {
+        atomic_int want_paused;     /* kp_proc_pause_input() */
+        _Atomic int64_t rate_milli; /* records/s x 1000; 0: no limit */
+        int paused;                 /* the input's partitions are paused */
+        double tokens;              /* the rate limit's bucket */
+        int64_t tokens_ms;          /* when the bucket was last filled */
+        kp_counter_t *m_throttled;  /* pauses for the rate limit */
+        kp_gauge_t *m_paused;       /* 1 while paused */
+} flow_t;
+
+struct kp_proc_s {
+        kp_app_t *app;
+        const kp_app_conf_t *conf;
+        kp_proc_conf_t pconf;
+        kp_proc_def_t def;
+        kp_service_t *svc;
+        const char *service; /* def.layout->service */
+        const char *const *store_names;
+
+        int input_cnt, store_cnt, topic_cnt;
+        kp_topic_id_t *input_ids; /* [input_cnt] */
+        char **topic_names;       /* [topic_cnt] prefixed names, by topic id */
+        char **changelogs;        /* prefixed changelog names, per store */
+        char *prefix;
+        char *group_id, *txn_id;
+        int32_t partition_cnt;
+
+        rd_kafka_t *consumer, *producer, *restorer;
+        kp_store_env_t *env;
+
+        pthread_rwlock_t tasks_lock;
+        task_t **tasks;      /* [partition_cnt] */
+        int32_t *info_parts; /* [partition_cnt], for InstanceInfo */
+
+        kp_txn_state_t txn;
+        int64_t txn_started_ms;
+        int64_t txn_records;
+        int assignment_changed;
+        int64_t next_punctuate_ms;
+        flow_t *flow; /* [input_cnt] */
+
+        kp_metrics_t *metrics; /* the service's */
+        kp_counter_t *m_in, *m_out, *m_dlq, *m_committed, *m_aborted;
+        kp_counter_t *m_restored, *m_process_errors, *m_changelog;
+        kp_gauge_t *m_restore_remaining, *m_restoring, *m_partitions;
+        kp_histogram_t *m_commit_latency;
+};
+
+/* The lifecycle, through the service's state machine. */
+void proc_fail(kp_proc_t *proc);
+int proc_failed(const kp_proc_t *proc);
+
+/* kp_proc_clients.c */
+kp_err_t proc_clients_start(kp_proc_t *proc);
+
+/* kp_proc_txn.c */
+void txn_set_state(kp_proc_t *proc, kp_txn_state_t to);
+int txn_open(const kp_proc_t *proc);
+kp_err_t txn_begin(kp_proc_t *proc);
+kp_err_t txn_commit(kp_proc_t *proc);
+void txn_abort(kp_proc_t *proc);
+void drop_uncommitted(kp_proc_t *proc);
+kp_err_t proc_produce(kp_proc_t *proc, const char *topic, int32_t partition,
+                      const void *key, size_t klen, const void *val,
+                      size_t vlen, rd_kafka_headers_t *hdrs, void *opaque);
+void proc_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+
+/* kp_proc_restore.c */
+typedef struct restore_s {
+        task_t *task;
+        int store;
+        int64_t end;     /* the changelog's end offset when restore began */
+        int64_t last;    /* offset after the last applied record */
+        int64_t pending; /* records applied since the last store commit */
+        int done;
+} restore_t;
+kp_err_t restore_plan(kp_proc_t *proc, task_t *t, restore_t *rs, int *rcntp);
+kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt);
+
+/* kp_proc_rebalance.c */
+task_t *task_new(kp_proc_t *proc, int32_t partition);
+void task_free(kp_proc_t *proc, task_t *t);
+void close_tasks(kp_proc_t *proc, const rd_kafka_topic_partition_list_t *parts);
+void proc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t *parts, void *opaque);
+int input_index(const kp_proc_t *proc, const char *topic);
+int input_index_of_id(const kp_proc_t *proc, kp_topic_id_t id);
+void flow_apply(kp_proc_t *proc, int64_t now_ms);
+int flow_admit(kp_proc_t *proc, int input, int64_t now_ms);
+int64_t flow_wait_ms(kp_proc_t *proc, int64_t now_ms);
+
+/* kp_proc_query.c */
+void proc_query_routes(kp_proc_t *proc);
+void proc_info_cb(kp_instance_info_t *info, void *opaque);
+int proc_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque);
+
+#endif /* KPAY_KP_PROC_INT_H */

@@ -1,0 +1,321 @@
+/* kp_proc_query.c: interactive queries on the committed state of this
+ * instance's stores (/v1/stores, docs/runtime.md), the processor's part of
+ * InstanceInfo, and consumer lag from librdkafka's statistics. */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kp_proc_int.h"
+#include "kpay/kp_conf.h"
+#include "kpay/kp_discovery.h"
+#include "kpay/kp_http.h"
+#include "kpay/kp_log.h"
+#include "kpay/kp_mem.h"
+
+static int store_index(const kp_proc_t *proc, const char *name, size_t len) {
+        for (int s = 0; s < proc->store_cnt; s++)
+                if (strlen(proc->store_names[s]) == len &&
+                    !strncmp(proc->store_names[s], name, len))
+                        return s;
+        return -1;
+}
+
+/* A store value as JSON: itself when it is JSON, else a string when it is
+ * UTF-8, else hex under "value_hex". */
+static void set_value(json_t *obj, const void *val, size_t vlen) {
+        json_error_t jerr;
+        json_t *v =
+            json_loadb(val, vlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        if (!v)
+                v = json_stringn(val, vlen);
+        if (v) {
+                json_object_set_new(obj, "value", v);
+                return;
+        }
+        char *hex = kp_malloc(vlen * 2 + 1);
+        for (size_t i = 0; i < vlen; i++)
+                snprintf(hex + i * 2, 3, "%02x",
+                         ((const unsigned char *)val)[i]);
+        json_object_set_new(obj, "value_hex", json_string(hex));
+        kp_free(hex);
+}
+
+static json_t *key_json(const void *key, size_t klen) {
+        json_t *k = json_stringn(key, klen);
+        return k ? k : json_string("(binary key)");
+}
+
+static void h_store_list(kp_proc_t *proc, kp_http_resp_t *resp) {
+        json_t *stores = json_array();
+        pthread_rwlock_rdlock(&proc->tasks_lock);
+        for (int s = 0; s < proc->store_cnt; s++) {
+                json_t *parts   = json_array();
+                json_int_t keys = 0;
+                for (int32_t p = 0; p < proc->partition_cnt; p++) {
+                        task_t *t = proc->tasks[p];
+                        if (!t || !t->ready)
+                                continue;
+                        json_array_append_new(parts, json_integer(p));
+                        keys +=
+                            (json_int_t)kp_store_estimate_keys(t->stores[s]);
+                }
+                json_array_append_new(
+                    stores,
+                    json_pack("{s:s, s:o, s:I}", "name", proc->store_names[s],
+                              "partitions", parts, "keys_estimate", keys));
+        }
+        pthread_rwlock_unlock(&proc->tasks_lock);
+        kp_http_resp_json(
+            resp, 200,
+            json_pack("{s:s, s:s, s:i, s:o}", "service", proc->service,
+                      "instance", proc->conf->instance_id, "partition_count",
+                      (int)proc->partition_cnt, "stores", stores));
+}
+
+static void h_store_key(kp_proc_t *proc, int s, const char *key,
+                        kp_http_resp_t *resp) {
+        size_t klen = strlen(key);
+        if (!klen) {
+                kp_http_resp_error(resp, 400, "bad_request", "empty key");
+                return;
+        }
+        pthread_rwlock_rdlock(&proc->tasks_lock);
+        if (!proc->tasks || proc->partition_cnt <= 0) {
+                pthread_rwlock_unlock(&proc->tasks_lock);
+                kp_http_resp_error(resp, 503, "starting",
+                                   "this instance has not joined yet");
+                return;
+        }
+        int32_t p = kp_partition_for_key(key, klen, proc->partition_cnt);
+        task_t *t = proc->tasks[p];
+        if (!t || !t->ready) {
+                pthread_rwlock_unlock(&proc->tasks_lock);
+                json_t *e = json_pack(
+                    "{s:s, s:s, s:i}", "error", "not_owned", "message",
+                    "this instance does not serve the key's partition now; "
+                    "look the owner up in kpay.metadata",
+                    "partition", (int)p);
+                kp_http_resp_json(resp, t ? 503 : 404, e);
+                return;
+        }
+        void *val = NULL;
+        size_t vlen;
+        kp_err_t err =
+            kp_store_get_committed(t->stores[s], key, klen, &val, &vlen);
+        pthread_rwlock_unlock(&proc->tasks_lock);
+        if (err == KP_ERR_NOT_FOUND) {
+                json_t *e =
+                    json_pack("{s:s, s:s, s:i}", "error", "not_found",
+                              "message", "no such key", "partition", (int)p);
+                kp_http_resp_json(resp, 404, e);
+                return;
+        }
+        if (err) {
+                kp_http_resp_error(resp, 500, "store_error", "%s",
+                                   kp_err2str(err));
+                return;
+        }
+        json_t *obj =
+            json_pack("{s:s, s:s, s:i}", "store", proc->store_names[s], "key",
+                      key, "partition", (int)p);
+        set_value(obj, val, vlen);
+        kp_free(val);
+        kp_http_resp_json(resp, 200, obj);
+}
+
+typedef struct scan_item_s {
+        char *key;
+        size_t klen;
+        char *val;
+        size_t vlen;
+        int32_t partition;
+} scan_item_t;
+
+typedef struct scan_acc_s {
+        scan_item_t *items;
+        size_t cnt, cap, limit, from; /* items of this partition start at
+                                         from */
+        int32_t partition;
+} scan_acc_t;
+
+static int scan_collect(const void *key, size_t klen, const void *val,
+                        size_t vlen, void *opaque) {
+        scan_acc_t *acc = opaque;
+        if (acc->cnt == acc->cap) {
+                acc->cap = acc->cap ? acc->cap * 2 : 64;
+                acc->items =
+                    kp_realloc(acc->items, acc->cap * sizeof(*acc->items));
+        }
+        scan_item_t *it = &acc->items[acc->cnt++];
+        it->key         = kp_malloc(klen + 1);
+        memcpy(it->key, key, klen);
+        it->key[klen] = '\0';
+        it->klen      = klen;
+        it->val       = kp_malloc(vlen + 1);
+        memcpy(it->val, val, vlen);
+        it->vlen      = vlen;
+        it->partition = acc->partition;
+        return acc->cnt - acc->from >= acc->limit;
+}
+
+static int item_cmp(const void *a, const void *b) {
+        const scan_item_t *x = a, *y = b;
+        size_t n = x->klen < y->klen ? x->klen : y->klen;
+        int c    = memcmp(x->key, y->key, n);
+        if (c)
+                return c;
+        return x->klen < y->klen ? -1 : x->klen > y->klen;
+}
+
+static void h_store_scan(kp_proc_t *proc, int s, const kp_http_req_t *req,
+                         kp_http_resp_t *resp) {
+        const char *after = kp_http_req_query(req, "after");
+        const char *lim   = kp_http_req_query(req, "limit");
+        int64_t limit     = 100;
+        if (lim && (kp_parse_int64(lim, &limit) || limit < 1 || limit > 1000)) {
+                kp_http_resp_error(resp, 400, "bad_request",
+                                   "limit must be an integer from 1 to 1000");
+                return;
+        }
+        /* Each partition contributes at most `limit` keys after `after`;
+         * the merged first `limit` are the page. */
+        scan_acc_t acc = {.limit = (size_t)limit};
+        kp_err_t err   = KP_OK;
+        pthread_rwlock_rdlock(&proc->tasks_lock);
+        for (int32_t p = 0; p < proc->partition_cnt && !err; p++) {
+                task_t *t = proc->tasks[p];
+                if (!t || !t->ready)
+                        continue;
+                acc.partition = p;
+                acc.from      = acc.cnt;
+                err           = kp_store_scan_committed(t->stores[s], after,
+                                              after ? strlen(after) : 0,
+                                                        scan_collect, &acc);
+        }
+        pthread_rwlock_unlock(&proc->tasks_lock);
+        if (!err) {
+                qsort(acc.items, acc.cnt, sizeof(*acc.items), item_cmp);
+                json_t *items = json_array();
+                size_t n = acc.cnt < (size_t)limit ? acc.cnt : (size_t)limit;
+                for (size_t i = 0; i < n; i++) {
+                        json_t *o = json_object();
+                        json_object_set_new(
+                            o, "key",
+                            key_json(acc.items[i].key, acc.items[i].klen));
+                        json_object_set_new(
+                            o, "partition",
+                            json_integer(acc.items[i].partition));
+                        set_value(o, acc.items[i].val, acc.items[i].vlen);
+                        json_array_append_new(items, o);
+                }
+                json_t *next =
+                    acc.cnt > (size_t)limit
+                        ? key_json(acc.items[n - 1].key, acc.items[n - 1].klen)
+                        : json_null();
+                kp_http_resp_json(
+                    resp, 200,
+                    json_pack("{s:s, s:o, s:o}", "store", proc->store_names[s],
+                              "items", items, "next", next));
+        } else {
+                kp_http_resp_error(resp, 500, "store_error", "%s",
+                                   kp_err2str(err));
+        }
+        for (size_t i = 0; i < acc.cnt; i++) {
+                kp_free(acc.items[i].key);
+                kp_free(acc.items[i].val);
+        }
+        kp_free(acc.items);
+}
+
+/* /v1/stores, /v1/stores/{store}, /v1/stores/{store}/keys/{key} */
+static void h_stores(const kp_http_req_t *req, const char *rest,
+                     kp_http_resp_t *resp, void *opaque) {
+        kp_proc_t *proc = opaque;
+        if (!strcmp(kp_http_req_path(req), "/v1/stores")) {
+                h_store_list(proc, resp);
+                return;
+        }
+        const char *slash = strchr(rest, '/');
+        size_t nlen       = slash ? (size_t)(slash - rest) : strlen(rest);
+        int s             = store_index(proc, rest, nlen);
+        if (s < 0) {
+                kp_http_resp_error(resp, 404, "unknown_store",
+                                   "no store \"%.*s\" in service %s", (int)nlen,
+                                   rest, proc->service);
+                return;
+        }
+        if (!slash || !slash[1]) {
+                h_store_scan(proc, s, req, resp);
+                return;
+        }
+        if (strncmp(slash, "/keys/", 6)) {
+                kp_http_resp_error(resp, 404, "not_found",
+                                   "expected /v1/stores/{store}/keys/{key}");
+                return;
+        }
+        h_store_key(proc, s, slash + 6, resp);
+}
+
+/* ------------------------------------------------------------------------
+ * Consumer lag from librdkafka's statistics. */
+
+int proc_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
+        kp_proc_t *proc = opaque;
+        (void)rk;
+        json_error_t jerr;
+        json_t *root = json_loadb(json, json_len, 0, &jerr);
+        if (!root)
+                return 0;
+        json_t *topics = json_object_get(root, "topics");
+        const char *tname;
+        json_t *topic;
+        json_object_foreach(topics, tname, topic) {
+                const char *pname;
+                json_t *part;
+                json_object_foreach(json_object_get(topic, "partitions"), pname,
+                                    part) {
+                        json_t *lag = json_object_get(part, "consumer_lag");
+                        if (!json_is_integer(lag) ||
+                            json_integer_value(lag) < 0 || !strcmp(pname, "-1"))
+                                continue;
+                        char labels[600], esc[300];
+                        snprintf(
+                            labels, sizeof(labels),
+                            "topic=\"%s\",partition=\"%s\"",
+                            kp_metrics_escape_label(esc, sizeof(esc), tname),
+                            pname);
+                        kp_gauge_set(
+                            kp_metrics_gauge(proc->metrics, "kpay_consumer_lag",
+                                             "Records between the committed "
+                                             "position and the end of an "
+                                             "input partition.",
+                                             labels),
+                            (double)json_integer_value(lag));
+                }
+        }
+        json_decref(root);
+        return 0;
+}
+
+void proc_query_routes(kp_proc_t *proc) {
+        kp_service_route(proc->svc, "GET", "/v1/stores", h_stores, proc);
+        kp_service_route(proc->svc, "GET", "/v1/stores/", h_stores, proc);
+}
+
+/* What the processor adds to InstanceInfo: its stores, the partitions it
+ * owns, and the partition count of its inputs. @locality processing
+ * thread (the only writer of the tasks table) */
+void proc_info_cb(kp_instance_info_t *info, void *opaque) {
+        kp_proc_t *proc = opaque;
+        size_t pcnt     = 0;
+        for (int32_t p = 0; p < proc->partition_cnt; p++)
+                if (proc->tasks[p])
+                        proc->info_parts[pcnt++] = p;
+        info->stores          = (char **)proc->store_names;
+        info->store_cnt       = (size_t)proc->store_cnt;
+        info->partitions      = proc->info_parts;
+        info->partition_cnt   = pcnt;
+        info->partition_count = proc->partition_cnt;
+}

@@ -1,0 +1,408 @@
+/* kp_proc_rebalance.c: partitions arriving and leaving (docs/runtime.md,
+ * "Rebalancing"), and flow control: pausing an input, rate limiting it. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kp_proc_int.h"
+#include "kpay/kp_log.h"
+#include "kpay/kp_mem.h"
+#include "kpay/kp_time.h"
+
+/* ------------------------------------------------------------------------
+ * Tasks. */
+
+void task_free(kp_proc_t *proc, task_t *t) {
+        if (!t)
+                return;
+        for (int s = 0; s < proc->store_cnt; s++)
+                kp_store_close(t->stores[s]);
+        kp_free(t->stores);
+        kp_free(t->cl_next);
+        kp_free(t->in_next);
+        kp_free(t->in_committed);
+        kp_free(t);
+}
+
+task_t *task_new(kp_proc_t *proc, int32_t partition) {
+        task_t *t    = kp_calloc(1, sizeof(*t));
+        t->partition = partition;
+        t->stores = kp_calloc((size_t)proc->store_cnt + 1, sizeof(*t->stores));
+        t->cl_next =
+            kp_calloc((size_t)proc->store_cnt + 1, sizeof(*t->cl_next));
+        t->in_next = kp_calloc((size_t)proc->input_cnt, sizeof(*t->in_next));
+        t->in_committed =
+            kp_calloc((size_t)proc->input_cnt, sizeof(*t->in_committed));
+        for (int s = 0; s < proc->store_cnt; s++)
+                t->cl_next[s] = -1;
+        for (int i = 0; i < proc->input_cnt; i++) {
+                t->in_next[i]      = -1;
+                t->in_committed[i] = RD_KAFKA_OFFSET_BEGINNING;
+        }
+        return t;
+}
+
+int input_index(const kp_proc_t *proc, const char *topic) {
+        for (int i = 0; i < proc->input_cnt; i++)
+                if (!strcmp(proc->topic_names[proc->input_ids[i]], topic))
+                        return i;
+        return -1;
+}
+
+int input_index_of_id(const kp_proc_t *proc, kp_topic_id_t id) {
+        for (int i = 0; i < proc->input_cnt; i++)
+                if (proc->input_ids[i] == id)
+                        return i;
+        return -1;
+}
+
+static void update_partition_gauge(kp_proc_t *proc) {
+        int n = 0;
+        for (int32_t p = 0; p < proc->partition_cnt; p++)
+                n += proc->tasks[p] != NULL;
+        kp_gauge_set(proc->m_partitions, n);
+}
+
+/* ------------------------------------------------------------------------
+ * Assignment. */
+
+/* Fetches the committed offsets of @p parts (where an abort rewinds to).
+ * Under read_committed the broker answers UNSTABLE_OFFSET_COMMIT for a
+ * partition while an earlier owner's transaction with offsets for it is
+ * pending: wait for it, never fall back to the start. */
+static kp_err_t fetch_committed(kp_proc_t *proc,
+                                rd_kafka_topic_partition_list_t *parts) {
+        for (int attempt = 0;; attempt++) {
+                rd_kafka_resp_err_t err =
+                    rd_kafka_committed(proc->consumer, parts, 10000);
+                const char *why = err ? rd_kafka_err2str(err) : NULL;
+                for (int i = 0; !why && i < parts->cnt; i++)
+                        if (parts->elems[i].err)
+                                why = rd_kafka_err2str(parts->elems[i].err);
+                if (!why)
+                        return KP_OK;
+                if (attempt % 10 == 0)
+                        KP_WARN("fetching committed offsets: %s; retrying",
+                                why);
+                if (!kp_app_running())
+                        return KP_ERR_STATE;
+                kp_sleep_ms(200);
+        }
+}
+
+/* Creates the tasks of @p parts that this instance does not have yet (in
+ * @p fresh) and plans their restores; records every partition's committed
+ * offset. */
+static kp_err_t plan_tasks(kp_proc_t *proc,
+                           rd_kafka_topic_partition_list_t *parts,
+                           task_t **fresh, restore_t *rs, int *rcntp) {
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                int in                         = input_index(proc, tp->topic);
+                if (in < 0 || tp->partition < 0 ||
+                    tp->partition >= proc->partition_cnt) {
+                        KP_ERROR(
+                            "assigned %s [%d], which this processor "
+                            "does not read",
+                            tp->topic, (int)tp->partition);
+                        return KP_ERR_STATE;
+                }
+                if (tp->offset < 0)
+                        tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+                task_t *t = proc->tasks[tp->partition];
+                if (!t)
+                        t = fresh[tp->partition];
+                if (!t) {
+                        t = fresh[tp->partition] =
+                            task_new(proc, tp->partition);
+                        kp_err_t err = restore_plan(proc, t, rs, rcntp);
+                        if (err)
+                                return err;
+                }
+                t->in_committed[in] = tp->offset;
+        }
+        return KP_OK;
+}
+
+/* Creates, restores and publishes the tasks of newly assigned partitions,
+ * and sets each partition's start offset to its committed offset. */
+static kp_err_t on_assign(kp_proc_t *proc,
+                          rd_kafka_topic_partition_list_t *parts) {
+        kp_err_t result = fetch_committed(proc, parts);
+        if (result)
+                return result;
+        task_t **fresh = kp_calloc((size_t)proc->partition_cnt, sizeof(*fresh));
+        restore_t *rs  = kp_calloc(
+             (size_t)proc->partition_cnt * (size_t)(proc->store_cnt + 1),
+             sizeof(*rs));
+        int rcnt = 0;
+        result   = plan_tasks(proc, parts, fresh, rs, &rcnt);
+        if (result == KP_OK && rcnt > 0) {
+                kp_service_set_state(proc->svc, KP_SVC_RESTORING);
+                kp_gauge_set(proc->m_restoring, 1);
+                result = restore_run(proc, rs, rcnt);
+                kp_gauge_set(proc->m_restoring, 0);
+        }
+        pthread_rwlock_wrlock(&proc->tasks_lock);
+        for (int32_t p = 0; p < proc->partition_cnt && result == KP_OK; p++) {
+                if (!fresh[p])
+                        continue;
+                fresh[p]->ready = 1;
+                proc->tasks[p]  = fresh[p];
+                fresh[p]        = NULL;
+        }
+        pthread_rwlock_unlock(&proc->tasks_lock);
+        for (int32_t p = 0; p < proc->partition_cnt; p++)
+                task_free(proc, fresh[p]);
+        kp_free(fresh);
+        kp_free(rs);
+        update_partition_gauge(proc);
+        return result;
+}
+
+void close_tasks(kp_proc_t *proc,
+                 const rd_kafka_topic_partition_list_t *parts) {
+        task_t **gone = kp_calloc((size_t)proc->partition_cnt, sizeof(*gone));
+        pthread_rwlock_wrlock(&proc->tasks_lock);
+        for (int32_t p = 0; p < proc->partition_cnt; p++) {
+                int revoked = !parts;
+                for (int i = 0; parts && i < parts->cnt; i++)
+                        if (parts->elems[i].partition == p)
+                                revoked = 1;
+                if (revoked && proc->tasks[p]) {
+                        gone[p]        = proc->tasks[p];
+                        proc->tasks[p] = NULL;
+                }
+        }
+        pthread_rwlock_unlock(&proc->tasks_lock);
+        /* No HTTP thread can see them any more: close outside the lock. */
+        for (int32_t p = 0; p < proc->partition_cnt; p++)
+                task_free(proc, gone[p]);
+        kp_free(gone);
+        update_partition_gauge(proc);
+}
+
+/* Pauses, in @p parts, the partitions of every input that is paused, so
+ * that a paused input stays paused across a rebalance. */
+static void flow_pause_assigned(kp_proc_t *proc,
+                                const rd_kafka_topic_partition_list_t *parts) {
+        rd_kafka_topic_partition_list_t *list =
+            rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++) {
+                int in = input_index(proc, parts->elems[i].topic);
+                if (in >= 0 && proc->flow[in].paused)
+                        rd_kafka_topic_partition_list_add(
+                            list, parts->elems[i].topic,
+                            parts->elems[i].partition);
+        }
+        if (list->cnt) {
+                rd_kafka_resp_err_t err =
+                    rd_kafka_pause_partitions(proc->consumer, list);
+                if (err) {
+                        KP_ERROR("pausing newly assigned partitions: %s",
+                                 rd_kafka_err2str(err));
+                        proc_fail(proc);
+                }
+        }
+        rd_kafka_topic_partition_list_destroy(list);
+}
+
+static void assigned(kp_proc_t *proc, rd_kafka_t *rk,
+                     rd_kafka_topic_partition_list_t *parts, int cooperative) {
+        KP_INFO("assigned %d partition(s)", parts->cnt);
+        /* Flow control decided before the first assignment (start paused)
+         * applies from the first record on. */
+        flow_apply(proc, kp_mono_ms());
+        /* Finish the open transaction first: the restore below may outlast
+         * transaction.timeout.ms. */
+        if (proc_failed(proc))
+                txn_abort(proc);
+        else
+                txn_commit(proc);
+        if (on_assign(proc, parts) != KP_OK && kp_app_running())
+                proc_fail(proc);
+        /* Assign even after a failure so that the consumer can leave the
+         * group cleanly; nothing is processed then. */
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (cooperative)
+                error = rd_kafka_incremental_assign(rk, parts);
+        else
+                err = rd_kafka_assign(rk, parts);
+        if (error) {
+                KP_ERROR("rebalance: %s", rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                proc_fail(proc);
+        } else if (err) {
+                KP_ERROR("rebalance: %s", rd_kafka_err2str(err));
+                proc_fail(proc);
+        }
+        flow_pause_assigned(proc, parts);
+        if (!proc_failed(proc) && kp_app_running())
+                kp_service_set_state(proc->svc, KP_SVC_RUNNING);
+}
+
+static void revoked(kp_proc_t *proc, rd_kafka_t *rk,
+                    rd_kafka_topic_partition_list_t *parts, int cooperative) {
+        int lost = rd_kafka_assignment_lost(rk);
+        KP_INFO("%s %d partition(s)", lost ? "lost" : "revoked", parts->cnt);
+        /* On revoke commit what was done; on a lost assignment another
+         * instance may already own the partitions, so abort. */
+        if (lost || proc_failed(proc))
+                txn_abort(proc);
+        else
+                txn_commit(proc);
+        close_tasks(proc, cooperative ? parts : NULL);
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (cooperative)
+                error = rd_kafka_incremental_unassign(rk, parts);
+        else
+                err = rd_kafka_assign(rk, NULL);
+        if (error) {
+                KP_ERROR("rebalance: %s", rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                proc_fail(proc);
+        } else if (err) {
+                KP_ERROR("rebalance: %s", rd_kafka_err2str(err));
+                proc_fail(proc);
+        }
+}
+
+void proc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t *parts, void *opaque) {
+        kp_proc_t *proc = opaque;
+        int cooperative =
+            !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                assigned(proc, rk, parts, cooperative);
+        } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+                revoked(proc, rk, parts, cooperative);
+        } else {
+                KP_ERROR("rebalance: %s", rd_kafka_err2str(err));
+                if ((err = rd_kafka_assign(rk, NULL))) {
+                        KP_ERROR("rebalance: %s", rd_kafka_err2str(err));
+                        proc_fail(proc);
+                }
+        }
+        proc->assignment_changed = 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Flow control: pause and rate limit, per input. */
+
+kp_err_t kp_proc_pause_input(kp_proc_t *proc, kp_topic_id_t input, int paused) {
+        int in = input_index_of_id(proc, input);
+        if (in < 0)
+                return KP_ERR_INVALID_ARG;
+        atomic_store(&proc->flow[in].want_paused, paused ? 1 : 0);
+        return KP_OK;
+}
+
+int kp_proc_input_paused(kp_proc_t *proc, kp_topic_id_t input) {
+        int in = input_index_of_id(proc, input);
+        return in >= 0 && atomic_load(&proc->flow[in].want_paused);
+}
+
+kp_err_t kp_proc_rate_limit_input(kp_proc_t *proc, kp_topic_id_t input,
+                                  double per_second) {
+        int in = input_index_of_id(proc, input);
+        if (in < 0 || !(per_second >= 0) || per_second > 1e12)
+                return KP_ERR_INVALID_ARG;
+        atomic_store(&proc->flow[in].rate_milli,
+                     (int64_t)(per_second * 1000.0 + 0.5));
+        return KP_OK;
+}
+
+/* Refills input @p in's bucket up to a tenth of a second of its rate (at
+ * least one record). */
+static void flow_refill(flow_t *f, double rate, int64_t now_ms) {
+        double cap = rate / 10.0 > 1.0 ? rate / 10.0 : 1.0;
+        if (f->tokens_ms == 0)
+                f->tokens = cap;
+        else
+                f->tokens += rate * (double)(now_ms - f->tokens_ms) / 1000.0;
+        if (f->tokens > cap)
+                f->tokens = cap;
+        f->tokens_ms = now_ms;
+}
+
+int flow_admit(kp_proc_t *proc, int input, int64_t now_ms) {
+        flow_t *f = &proc->flow[input];
+        int64_t r = atomic_load(&f->rate_milli);
+        if (r <= 0)
+                return 1;
+        /* A record already fetched is processed even when the bucket is
+         * empty (it goes into debt); flow_apply() then pauses the input
+         * until the debt is paid, so the rate holds over time. */
+        flow_refill(f, (double)r / 1000.0, now_ms);
+        f->tokens -= 1.0;
+        return 1;
+}
+
+/* Pauses or resumes input @p in on every partition this instance owns. */
+static void flow_set(kp_proc_t *proc, int in, int pause) {
+        rd_kafka_topic_partition_list_t *list =
+            rd_kafka_topic_partition_list_new(proc->partition_cnt);
+        const char *topic = proc->topic_names[proc->input_ids[in]];
+        for (int32_t p = 0; p < proc->partition_cnt; p++)
+                if (proc->tasks && proc->tasks[p])
+                        rd_kafka_topic_partition_list_add(list, topic, p);
+        rd_kafka_resp_err_t err =
+            !list->cnt ? RD_KAFKA_RESP_ERR_NO_ERROR
+            : pause    ? rd_kafka_pause_partitions(proc->consumer, list)
+                       : rd_kafka_resume_partitions(proc->consumer, list);
+        rd_kafka_topic_partition_list_destroy(list);
+        if (err) {
+                KP_ERROR("%s %s: %s", pause ? "pausing" : "resuming", topic,
+                         rd_kafka_err2str(err));
+                proc_fail(proc);
+                return;
+        }
+        proc->flow[in].paused = pause;
+        kp_gauge_set(proc->flow[in].m_paused, pause);
+}
+
+void flow_apply(kp_proc_t *proc, int64_t now_ms) {
+        if (!proc->consumer)
+                return;
+        for (int in = 0; in < proc->input_cnt; in++) {
+                flow_t *f     = &proc->flow[in];
+                int64_t r     = atomic_load(&f->rate_milli);
+                int want      = atomic_load(&f->want_paused);
+                int throttled = 0;
+                if (r > 0) {
+                        flow_refill(f, (double)r / 1000.0, now_ms);
+                        throttled = f->tokens < 1.0;
+                } else {
+                        f->tokens_ms = 0;
+                }
+                int pause = want || throttled;
+                if (pause == f->paused)
+                        continue;
+                if (pause && throttled && !want)
+                        kp_counter_add(f->m_throttled, 1);
+                if (pause != f->paused)
+                        KP_DEBUG("%s input %s%s",
+                                 pause ? "pausing" : "resuming",
+                                 proc->topic_names[proc->input_ids[in]],
+                                 throttled && !want ? " (rate limit)" : "");
+                flow_set(proc, in, pause);
+        }
+}
+
+int64_t flow_wait_ms(kp_proc_t *proc, int64_t now_ms) {
+        int64_t wait = 100;
+        for (int in = 0; in < proc->input_cnt; in++) {
+                flow_t *f = &proc->flow[in];
+                int64_t r = atomic_load(&f->rate_milli);
+                if (r <= 0 || !f->paused || atomic_load(&f->want_paused))
+                        continue;
+                double need = 1.0 - f->tokens;
+                int64_t ms  = (int64_t)(need * 1000.0 * 1000.0 / (double)r);
+                (void)now_ms;
+                if (ms < wait)
+                        wait = ms < 1 ? 1 : ms;
+        }
+        return wait;
+}

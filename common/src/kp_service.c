@@ -1,0 +1,473 @@
+/* kp_service.c: what every daemon has (kp_service.h): HTTP with health,
+ * readiness, metrics and config, the InstanceInfo announcer, the lifecycle
+ * state machine, and the service daemon skeleton. */
+#include "kpay/kp_service.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kpay/kp_kafka.h"
+#include "kpay/kp_log.h"
+#include "kpay/kp_mem.h"
+#include "kpay/kp_time.h"
+#include "kpay/kp_topics.h"
+
+#define SCONF(f) offsetof(kp_service_conf_t, f)
+static const kp_conf_opt_t service_opts[] = {
+    {"heartbeat-ms", 0, KP_CONF_INT, SCONF(heartbeat_ms), "5000", 100, 3600000,
+     NULL, "Interval of the InstanceInfo heartbeat on kpay.metadata."},
+    {"http-threads", 0, KP_CONF_INT, SCONF(http_threads), "2", 1, 64, NULL,
+     "HTTP worker threads."},
+    {"shutdown-timeout-ms", 0, KP_CONF_INT, SCONF(shutdown_timeout_ms), "10000",
+     100, 600000, NULL,
+     "Upper bound of each step of a clean shutdown (final commit, "
+     "InstanceInfo tombstone, leaving the group)."},
+    {NULL},
+};
+
+const kp_conf_opt_t *kp_service_conf_table(void) {
+        return service_opts;
+}
+
+/* At most this many Kafka clients are listed on /v1/config. */
+#define SVC_MAX_CLIENTS 8
+
+struct kp_service_s {
+        kp_app_t *app;
+        const kp_app_conf_t *conf;
+        kp_service_conf_t sconf;
+        char *service;
+        char *prefix;
+        char metadata_topic[256];
+        char *info_key; /* "<service>/<instance>" */
+        char *endpoint;
+
+        kp_http_t *http;
+        int http_started;
+        rd_kafka_t *announcer;
+        kp_service_info_cb *info_cb;
+        void *info_opaque;
+        int64_t next_heartbeat_ms;
+
+        _Atomic int state; /* kp_svc_state_t; read by HTTP threads */
+        kp_metrics_t *metrics;
+        kp_gauge_t *m_state[KP_SVC__CNT];
+
+        pthread_mutex_t clients_lock; /* the client table, for /v1/config */
+        const char *client_role[SVC_MAX_CLIENTS];
+        rd_kafka_t *client[SVC_MAX_CLIENTS];
+};
+
+/* ------------------------------------------------------------------------
+ * The lifecycle. */
+
+static const char *const state_names[KP_SVC__CNT] = {
+#define KP__SVC_NAME(name) #name,
+    KP_SVC_STATE_TABLE(KP__SVC_NAME)
+#undef KP__SVC_NAME
+};
+
+const char *kp_svc_state2str(kp_svc_state_t state) {
+        if ((int)state < 0 || state >= KP_SVC__CNT)
+                return "UNKNOWN";
+        return state_names[state];
+}
+
+int kp_svc_state_transition_valid(kp_svc_state_t from, kp_svc_state_t to) {
+        /* allowed[from] is a bit set of the states reachable from it. */
+#define B(s) (1u << KP_SVC_##s)
+        static const unsigned allowed[KP_SVC__CNT] = {
+            [KP_SVC_STARTING] =
+                B(RESTORING) | B(RUNNING) | B(STOPPING) | B(FAILED),
+            [KP_SVC_RESTORING] = B(RUNNING) | B(STOPPING) | B(FAILED),
+            [KP_SVC_RUNNING]   = B(RESTORING) | B(STOPPING) | B(FAILED),
+            [KP_SVC_STOPPING]  = B(FAILED),
+            [KP_SVC_FAILED]    = 0,
+        };
+#undef B
+        if ((int)from < 0 || from >= KP_SVC__CNT || (int)to < 0 ||
+            to >= KP_SVC__CNT)
+                return 0;
+        return (allowed[from] >> to) & 1u;
+}
+
+kp_svc_state_t kp_service_state(const kp_service_t *svc) {
+        return (kp_svc_state_t)atomic_load(&svc->state);
+}
+
+kp_err_t kp_service_set_state(kp_service_t *svc, kp_svc_state_t to) {
+        kp_svc_state_t from = kp_service_state(svc);
+        if (from == to)
+                return KP_OK;
+        if (!kp_svc_state_transition_valid(from, to)) {
+                KP_ERROR("illegal lifecycle transition %s -> %s refused",
+                         kp_svc_state2str(from), kp_svc_state2str(to));
+                return KP_ERR_STATE;
+        }
+        atomic_store(&svc->state, (int)to);
+        kp_gauge_set(svc->m_state[from], 0);
+        kp_gauge_set(svc->m_state[to], 1);
+        KP_INFO("state %s -> %s", kp_svc_state2str(from), kp_svc_state2str(to));
+        if (svc->announcer)
+                kp_service_announce(svc);
+        return KP_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Discovery: InstanceInfo on kpay.metadata. */
+
+static void publish(kp_service_t *svc, int tombstone) {
+        char *json = NULL;
+        if (!tombstone) {
+                kp_instance_info_t info = {0};
+                if (svc->info_cb)
+                        svc->info_cb(&info, svc->info_opaque);
+                info.service  = svc->service;
+                info.instance = svc->conf->instance_id;
+                info.endpoint = svc->endpoint;
+                info.state    = (char *)kp_svc_state2str(kp_service_state(svc));
+                info.ts       = kp_wall_ms();
+                json          = kp_instance_info_to_json(&info);
+        }
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            svc->announcer, RD_KAFKA_V_TOPIC(svc->metadata_topic),
+            RD_KAFKA_V_KEY(svc->info_key, strlen(svc->info_key)),
+            RD_KAFKA_V_VALUE(json, json ? strlen(json) : 0),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (err)
+                KP_WARN("publishing InstanceInfo: %s", rd_kafka_err2str(err));
+        kp_free(json);
+}
+
+void kp_service_announce(kp_service_t *svc) {
+        if (!svc->announcer)
+                return;
+        publish(svc, 0);
+        svc->next_heartbeat_ms = kp_mono_ms() + svc->sconf.heartbeat_ms;
+}
+
+void kp_service_poll(kp_service_t *svc) {
+        if (!svc->announcer)
+                return;
+        rd_kafka_poll(svc->announcer, 0);
+        if (kp_mono_ms() >= svc->next_heartbeat_ms)
+                kp_service_announce(svc);
+}
+
+void kp_service_stop(kp_service_t *svc) {
+        kp_svc_state_t st = kp_service_state(svc);
+        if (st != KP_SVC_FAILED)
+                kp_service_set_state(svc, KP_SVC_STOPPING);
+        if (!svc->announcer)
+                return;
+        publish(svc, 1);
+        rd_kafka_resp_err_t err =
+            rd_kafka_flush(svc->announcer, (int)svc->sconf.shutdown_timeout_ms);
+        if (err)
+                KP_WARN("flushing the InstanceInfo tombstone: %s",
+                        rd_kafka_err2str(err));
+}
+
+/* ------------------------------------------------------------------------
+ * HTTP: health, readiness, metrics, configuration. */
+
+static void h_healthz(const kp_http_req_t *req, const char *rest,
+                      kp_http_resp_t *resp, void *opaque) {
+        kp_service_t *svc = opaque;
+        (void)req;
+        (void)rest;
+        kp_http_resp_json(
+            resp, 200,
+            json_pack("{s:s, s:s, s:s, s:s}", "status", "ok", "service",
+                      svc->service, "instance", svc->conf->instance_id, "state",
+                      kp_svc_state2str(kp_service_state(svc))));
+}
+
+static void h_readyz(const kp_http_req_t *req, const char *rest,
+                     kp_http_resp_t *resp, void *opaque) {
+        kp_service_t *svc = opaque;
+        (void)req;
+        (void)rest;
+        kp_svc_state_t st                            = kp_service_state(svc);
+        static const char *const status[KP_SVC__CNT] = {
+            [KP_SVC_STARTING]  = "starting",
+            [KP_SVC_RESTORING] = "restoring",
+            [KP_SVC_RUNNING]   = "ready",
+            [KP_SVC_STOPPING]  = "stopping",
+            [KP_SVC_FAILED]    = "failed"};
+        kp_http_resp_json(resp, st == KP_SVC_RUNNING ? 200 : 503,
+                          json_pack("{s:s}", "status", status[st]));
+}
+
+static void h_metrics(const kp_http_req_t *req, const char *rest,
+                      kp_http_resp_t *resp, void *opaque) {
+        kp_service_t *svc = opaque;
+        (void)req;
+        (void)rest;
+        size_t len;
+        char *text         = kp_metrics_render(svc->metrics, &len);
+        resp->status       = 200;
+        resp->body         = text;
+        resp->body_len     = len;
+        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* GET /v1/config: every Kafka client's effective properties, secrets
+ * masked, so an operator (and a test) can see what -X really changed. */
+static void h_config(const kp_http_req_t *req, const char *rest,
+                     kp_http_resp_t *resp, void *opaque) {
+        kp_service_t *svc = opaque;
+        (void)req;
+        (void)rest;
+        json_t *clients = json_object();
+        pthread_mutex_lock(&svc->clients_lock);
+        for (int i = 0; i < SVC_MAX_CLIENTS; i++)
+                if (svc->client[i])
+                        json_object_set_new(clients, svc->client_role[i],
+                                            kp_kafka_conf_json(svc->client[i]));
+        pthread_mutex_unlock(&svc->clients_lock);
+        kp_http_resp_json(
+            resp, 200,
+            json_pack("{s:s, s:s, s:o}", "service", svc->service, "instance",
+                      svc->conf->instance_id, "kafka", clients));
+}
+
+void kp_service_add_client(kp_service_t *svc, const char *role,
+                           rd_kafka_t *rk) {
+        pthread_mutex_lock(&svc->clients_lock);
+        int slot = -1;
+        for (int i = 0; i < SVC_MAX_CLIENTS; i++) {
+                if (svc->client_role[i] && !strcmp(svc->client_role[i], role)) {
+                        slot = i;
+                        break;
+                }
+                if (slot < 0 && !svc->client_role[i])
+                        slot = i;
+        }
+        if (slot >= 0) {
+                svc->client_role[slot] = rk ? role : NULL;
+                svc->client[slot]      = rk;
+        } else {
+                KP_WARN("more than %d Kafka clients: %s not on /v1/config",
+                        SVC_MAX_CLIENTS, role);
+        }
+        pthread_mutex_unlock(&svc->clients_lock);
+}
+
+/* ------------------------------------------------------------------------
+ * Construction. */
+
+static void register_metrics(kp_service_t *svc) {
+        char labels[64];
+        for (int s = 0; s < KP_SVC__CNT; s++) {
+                snprintf(labels, sizeof(labels), "state=\"%s\"",
+                         state_names[s]);
+                svc->m_state[s] = kp_metrics_gauge(
+                    svc->metrics, "kpay_service_state",
+                    "1 for the lifecycle state this instance is in.", labels);
+        }
+        kp_gauge_set(svc->m_state[KP_SVC_STARTING], 1);
+}
+
+kp_service_t *kp_service_new(kp_app_t *app, const kp_service_conf_t *sconf,
+                             const char *service, char *errstr,
+                             size_t errstr_size) {
+        const kp_app_conf_t *c = kp_app_conf(app);
+        if (!service || !*service || !c->instance_id || !c->listen) {
+                snprintf(errstr, errstr_size,
+                         "a service needs a name, --instance-id and --listen");
+                return NULL;
+        }
+        kp_service_t *svc = kp_calloc(1, sizeof(*svc));
+        svc->app          = app;
+        svc->conf         = c;
+        svc->sconf        = *sconf;
+        svc->service      = kp_strdup(service);
+        svc->prefix       = kp_strdup(c->topic_prefix ? c->topic_prefix : "");
+        svc->info_key     = kp_asprintf("%s/%s", service, c->instance_id);
+        kp_topic_name(svc->metadata_topic, sizeof(svc->metadata_topic),
+                      svc->prefix, KP_TOPIC_METADATA);
+        if (c->advertise && *c->advertise)
+                svc->endpoint = kp_strdup(c->advertise);
+        atomic_store(&svc->state, KP_SVC_STARTING);
+        pthread_mutex_init(&svc->clients_lock, NULL);
+        svc->metrics = kp_metrics_new();
+        register_metrics(svc);
+        svc->http = kp_http_new(c->listen, (int)sconf->http_threads, errstr,
+                                errstr_size);
+        if (!svc->http) {
+                kp_service_destroy(svc);
+                return NULL;
+        }
+        kp_http_route(svc->http, "GET", "/healthz", h_healthz, svc);
+        kp_http_route(svc->http, "GET", "/readyz", h_readyz, svc);
+        kp_http_route(svc->http, "GET", "/metrics", h_metrics, svc);
+        kp_http_route(svc->http, "GET", "/v1/config", h_config, svc);
+        return svc;
+}
+
+void kp_service_route(kp_service_t *svc, const char *method, const char *path,
+                      kp_http_handler_t *handler, void *opaque) {
+        kp_http_route(svc->http, method, path, handler, opaque);
+}
+
+void kp_service_set_info_cb(kp_service_t *svc, kp_service_info_cb *cb,
+                            void *opaque) {
+        svc->info_cb     = cb;
+        svc->info_opaque = opaque;
+}
+
+/* The endpoint when --advertise is not given: --listen's host (127.0.0.1
+ * for a wildcard) with the port actually bound. */
+static char *listen_endpoint(const char *listen, int port) {
+        const char *colon = strrchr(listen, ':');
+        int hlen          = colon ? (int)(colon - listen) : 0;
+        const char *host  = listen;
+        if (hlen == 0 || (hlen == 7 && !strncmp(host, "0.0.0.0", 7))) {
+                host = "127.0.0.1";
+                hlen = 9;
+        }
+        return kp_asprintf("%.*s:%d", hlen, host, port);
+}
+
+kp_err_t kp_service_start(kp_service_t *svc, char *errstr, size_t errstr_size) {
+        kp_err_t err = kp_http_start(svc->http, errstr, errstr_size);
+        if (err)
+                return err;
+        svc->http_started = 1;
+        if (!svc->endpoint)
+                svc->endpoint =
+                    listen_endpoint(svc->conf->listen, kp_http_port(svc->http));
+        char cid[300];
+        snprintf(cid, sizeof(cid), "kpay-%s-%s-announcer", svc->service,
+                 svc->conf->instance_id);
+        static const kp_kafka_prop_t props[] = {
+            /* One InstanceInfo stream per instance, in order, no
+             * duplicates. */
+            {"enable.idempotence", "true", KP_PROP_REQUIRE},
+            {"linger.ms", "5", KP_PROP_DEFAULT},
+            {NULL},
+        };
+        rd_kafka_conf_t *conf =
+            kp_kafka_conf_build(svc->conf, cid, props, errstr, errstr_size);
+        if (!conf)
+                return KP_ERR_CONFIG;
+        char rderr[512];
+        svc->announcer =
+            rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
+        if (!svc->announcer) {
+                rd_kafka_conf_destroy(conf);
+                snprintf(errstr, errstr_size, "the announcer: %s", rderr);
+                return KP_ERR_CONFIG;
+        }
+        kp_service_add_client(svc, "announcer", svc->announcer);
+        kp_service_announce(svc);
+        return KP_OK;
+}
+
+void kp_service_destroy(kp_service_t *svc) {
+        if (!svc)
+                return;
+        /* HTTP first: no handler may run once anything below is gone. */
+        kp_http_destroy(svc->http);
+        if (svc->announcer)
+                rd_kafka_destroy(svc->announcer);
+        kp_metrics_destroy(svc->metrics);
+        pthread_mutex_destroy(&svc->clients_lock);
+        kp_free(svc->service);
+        kp_free(svc->prefix);
+        kp_free(svc->info_key);
+        kp_free(svc->endpoint);
+        kp_free(svc);
+}
+
+kp_metrics_t *kp_service_metrics(kp_service_t *svc) {
+        return svc->metrics;
+}
+
+const kp_app_conf_t *kp_service_app_conf(const kp_service_t *svc) {
+        return svc->conf;
+}
+
+const char *kp_service_name(const kp_service_t *svc) {
+        return svc->service;
+}
+
+const char *kp_service_instance(const kp_service_t *svc) {
+        return svc->conf->instance_id;
+}
+
+const char *kp_service_prefix(const kp_service_t *svc) {
+        return svc->prefix;
+}
+
+const char *kp_service_endpoint(const kp_service_t *svc) {
+        return svc->endpoint;
+}
+
+int64_t kp_service_shutdown_timeout_ms(const kp_service_t *svc) {
+        return svc->sconf.shutdown_timeout_ms;
+}
+
+/* ------------------------------------------------------------------------
+ * The service daemon skeleton. */
+
+/* Runs a started service until a signal: RUNNING, tick(), heartbeat. */
+static void service_loop(kp_service_t *svc, const kp_service_def_t *def) {
+        while (kp_app_running()) {
+                kp_service_poll(svc);
+                if (def->tick)
+                        def->tick(svc, kp_wall_ms(), def->opaque);
+                kp_sleep_ms(100);
+        }
+}
+
+int kp_service_main(const kp_service_def_t *def, int argc, char **argv) {
+        kp_conf_section_t sections[16];
+        kp_service_conf_t sconf;
+        char errstr[512];
+        int n = 0, rc;
+        for (const kp_conf_section_t *s = def->sections; s && s->opts; s++)
+                if (n < 14)
+                        sections[n++] = *s;
+        sections[n++]           = (kp_conf_section_t){service_opts, &sconf};
+        sections[n]             = (kp_conf_section_t){NULL, NULL};
+        const kp_app_def_t adef = {
+            .name     = def->name,
+            .summary  = def->summary,
+            .groups   = KP_APP_CLIENT | KP_APP_SERVICE,
+            .sections = sections,
+        };
+        kp_app_t *app = kp_app_new(&adef, argc, argv, &rc);
+        if (!app)
+                return rc;
+        kp_service_t *svc =
+            kp_service_new(app, &sconf, def->service, errstr, sizeof(errstr));
+        if (!svc) {
+                fprintf(stderr, "%s: %s\n", def->name, errstr);
+                kp_app_destroy(app);
+                return 2;
+        }
+        rc           = 1;
+        kp_err_t err = def->init ? def->init(svc, def->opaque) : KP_OK;
+        if (err)
+                fprintf(stderr, "%s: initialization failed: %s\n", def->name,
+                        kp_err2str(err));
+        else if ((err = kp_service_start(svc, errstr, sizeof(errstr))))
+                fprintf(stderr, "%s: %s\n", def->name, errstr);
+        if (!err) {
+                KP_INFO("started: HTTP on %s", kp_service_endpoint(svc));
+                kp_service_set_state(svc, KP_SVC_RUNNING);
+                service_loop(svc, def);
+                kp_service_stop(svc);
+                rc = 0;
+        }
+        if (def->fini)
+                def->fini(svc, def->opaque);
+        kp_service_destroy(svc);
+        kp_app_destroy(app);
+        return rc;
+}
