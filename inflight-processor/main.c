@@ -22,9 +22,6 @@
 enum { IN_INCOMING, IN_COMPLETE };
 enum { ST_INFLIGHT, ST_DEDUP, ST_TOTALS };
 
-/* Counters per known reason, then "other". */
-#define REASON_CNT (INFLIGHT_REASON_CNT + 1)
-
 typedef struct inflight_conf_s {
         int64_t dedup_retention_ms;
 } inflight_conf_t;
@@ -33,7 +30,7 @@ typedef struct inflight_conf_s {
 typedef struct inflight_app_s {
         int64_t retention_ms;
         kp_counter_t *accepted;
-        kp_counter_t *rejected[REASON_CNT]; /* inflight_reasons, then other */
+        kp_counter_t *rejected[KP_REASON__CNT]; /* by reason; [NONE] unused */
         kp_counter_t *duplicates;
         kp_counter_t *completed;
         kp_counter_t *completions_unknown;
@@ -52,13 +49,10 @@ static const kp_conf_opt_t inflight_opts[] = {
     {NULL},
 };
 
-static kp_counter_t *rejected_counter(inflight_app_t *a, const char *reason) {
-        const char *label = inflight_reason_label(reason);
-        size_t i;
-        for (i = 0; inflight_reasons[i]; i++)
-                if (label == inflight_reasons[i])
-                        break;
-        return a->rejected[i];
+/* The rejection counter of @p reason; an outcome that carries no reason
+ * counts as "other". */
+static kp_counter_t *rejected_counter(inflight_app_t *a, kp_reason_t reason) {
+        return a->rejected[reason == KP_REASON_NONE ? KP_REASON_OTHER : reason];
 }
 
 /* Reads the partition's totals; zeros when there are none yet. */
@@ -149,7 +143,8 @@ static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
                         break;
                 case INFLIGHT_REJECT:
                         kp_counter_add(rejected_counter(a, d.reason), 1);
-                        KP_DEBUG("payment %s rejected: %s", p->id, d.reason);
+                        KP_DEBUG("payment %s rejected: %s", p->id,
+                                 kp_reason2str(d.reason));
                         break;
                 case INFLIGHT_ACCEPT:
                         kp_counter_add(a->accepted, 1);
@@ -204,7 +199,9 @@ static kp_err_t on_complete(kp_ctx_t *ctx, inflight_app_t *a,
                 if (what == INFLIGHT_COMPLETED)
                         kp_counter_add(a->completed, 1);
                 else if (what == INFLIGHT_REJECTED)
-                        kp_counter_add(rejected_counter(a, c->reason), 1);
+                        kp_counter_add(
+                            rejected_counter(a, kp_reason_from_str(c->reason)),
+                            1);
                 else
                         kp_counter_add(a->completions_unknown, 1);
         }
@@ -315,10 +312,10 @@ static void register_metrics(kp_metrics_t *m, inflight_app_t *a) {
         a->accepted =
             kp_metrics_counter(m, "kpay_inflight_accepted_total",
                                "Payments accepted into flight.", NULL);
-        for (size_t i = 0; i < REASON_CNT; i++) {
+        for (int r = KP_REASON_NONE + 1; r < KP_REASON__CNT; r++) {
                 snprintf(labels, sizeof(labels), "reason=\"%s\"",
-                         inflight_reasons[i] ? inflight_reasons[i] : "other");
-                a->rejected[i] = kp_metrics_counter(
+                         kp_reason2str((kp_reason_t)r));
+                a->rejected[r] = kp_metrics_counter(
                     m, "kpay_inflight_rejected_total",
                     "Payments rejected: by this processor, or while in "
                     "flight.",
