@@ -9,6 +9,20 @@
 
 #include "kpay/kp_mem.h"
 
+static const kp_topic_id_t account_inputs[] = {KP_TOPIC_INFLIGHT,
+                                               KP_TOPIC_NONE};
+
+static const char *const account_stores[] = {
+    [ACCT_ST_BALANCES] = "balances",
+    NULL,
+};
+
+const kp_proc_layout_t account_layout = {
+    .service = "account",
+    .inputs  = account_inputs,
+    .stores  = account_stores,
+};
+
 void acct_init(acct_t *a) {
         memset(a, 0, sizeof(*a));
 }

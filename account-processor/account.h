@@ -29,6 +29,15 @@
 #include "kpay/kp_payment.h"
 #include "kpay/kp_topics.h"
 
+/** What kpay-account reads (kpay.payments.inflight, keyed by account)
+ *  and keeps (the store `balances`, indexed by acct_store_t). */
+extern const kp_proc_layout_t account_layout;
+
+/** The stores of account_layout, by index. */
+typedef enum acct_store_e {
+        ACCT_ST_BALANCES,
+} acct_store_t;
+
 /** One account: the value of store `balances` (key: the account id). An
  *  account that does not exist is acct_init()'s: balance 0, not frozen. */
 typedef struct acct_s {

@@ -34,9 +34,6 @@ static const kp_conf_opt_t account_opts[] = {
     {NULL},
 };
 
-/* The store of this processor: index 0 of stores[] in main(). */
-#define STORE_BALANCES 0
-
 /* Everything process() needs, handed over as its opaque. */
 typedef struct account_proc_s {
         int64_t overdraft_limit;
@@ -93,8 +90,8 @@ static kp_err_t load_account(kp_ctx_t *ctx, const char *account, acct_t *a) {
         void *val;
         size_t vlen;
         char errstr[256];
-        kp_err_t err = kp_ctx_get(ctx, STORE_BALANCES, account, strlen(account),
-                                  &val, &vlen);
+        kp_err_t err = kp_ctx_get(ctx, ACCT_ST_BALANCES, account,
+                                  strlen(account), &val, &vlen);
         if (err == KP_ERR_NOT_FOUND) {
                 acct_init(a);
                 return KP_OK;
@@ -117,8 +114,8 @@ static kp_err_t store_account(kp_ctx_t *ctx, const char *account,
                               const acct_t *a) {
         size_t vlen;
         char *val    = acct_encode(a, &vlen);
-        kp_err_t err = kp_ctx_put(ctx, STORE_BALANCES, account, strlen(account),
-                                  val, vlen);
+        kp_err_t err = kp_ctx_put(ctx, ACCT_ST_BALANCES, account,
+                                  strlen(account), val, vlen);
         kp_free(val);
         return err;
 }
@@ -266,8 +263,8 @@ int main(int argc, char **argv) {
         static account_conf_t aconf;
         static kp_proc_conf_t pconf;
         static account_proc_t ap;
-        static const char *const inputs[] = {"kpay.payments.inflight", NULL};
-        static const char *const stores[] = {"balances", NULL};
+        static const char *inputs[KP_TOPIC__CNT + 1];
+        const char *const *stores = account_layout.stores;
 
         const kp_app_def_t def = {
             .name       = "kpay-account",
@@ -282,8 +279,9 @@ int main(int argc, char **argv) {
         if (!app)
                 return rc;
         ap.overdraft_limit = aconf.overdraft_limit;
+        kp_topic_names(account_layout.inputs, inputs, KP_TOPIC__CNT + 1);
         kp_proc_def_t pdef = {
-            .service = "account",
+            .service = account_layout.service,
             .inputs  = inputs,
             .stores  = stores,
             .process = process,

@@ -14,8 +14,7 @@
 #include "kpay/kp_metrics.h"
 #include "kpay/kp_payment.h"
 #include "kpay/kp_proc.h"
-
-enum { ST_TOTALS };
+#include "kpay/kp_topics.h"
 
 /* The business counters. */
 typedef struct confirmed_app_s {
@@ -29,16 +28,18 @@ static kp_proc_conf_t pconf;
 static kp_err_t totals_load(kp_ctx_t *ctx, const char *key,
                             confirmed_totals_t *t) {
         memset(t, 0, sizeof(*t));
-        kp_err_t err = kp_ctx_get_decoded(ctx, ST_TOTALS, key, strlen(key),
-                                          confirmed_totals_decode, t);
+        kp_err_t err =
+            kp_ctx_get_decoded(ctx, CONFIRMED_ST_TOTALS, key, strlen(key),
+                               confirmed_totals_decode, t);
         return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
 
 static kp_err_t totals_save(kp_ctx_t *ctx, const char *key,
                             const confirmed_totals_t *t) {
         size_t len;
-        char *s      = confirmed_totals_encode(t, &len);
-        kp_err_t err = kp_ctx_put(ctx, ST_TOTALS, key, strlen(key), s, len);
+        char *s = confirmed_totals_encode(t, &len);
+        kp_err_t err =
+            kp_ctx_put(ctx, CONFIRMED_ST_TOTALS, key, strlen(key), s, len);
         kp_free(s);
         return err;
 }
@@ -78,8 +79,9 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
 
         if (!(err = totals_save(ctx, CONFIRMED_ALL_KEY, &d.all)) &&
             !(err = totals_save(ctx, daykey, &d.day)) &&
-            !(err = kp_ctx_emit(ctx, d.topic, d.partition, d.key, strlen(d.key),
-                                d.value, d.value_len, NULL)))
+            !(err = kp_ctx_emit(ctx, kp_topic_spec(d.topic)->name, d.partition,
+                                d.key, strlen(d.key), d.value, d.value_len,
+                                NULL)))
                 kp_counter_add(
                     d.action == CONFIRMED_CONFIRM ? a->confirmed : a->rejected,
                     1);
@@ -90,8 +92,8 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
 int main(int argc, char **argv) {
         int rc;
         char errstr[512];
-        static const char *const inputs[] = {CONFIRMED_TOPIC_COMPLETE, NULL};
-        static const char *const stores[] = {"totals", NULL};
+        static const char *inputs[KP_TOPIC__CNT + 1];
+        const char *const *stores = confirmed_layout.stores;
         static confirmed_app_t a;
         const kp_app_def_t def = {
             .name = "kpay-confirmed",
@@ -105,8 +107,9 @@ int main(int argc, char **argv) {
         kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
         if (!app)
                 return rc;
+        kp_topic_names(confirmed_layout.inputs, inputs, KP_TOPIC__CNT + 1);
         kp_proc_def_t pdef = {
-            .service = "confirmed",
+            .service = confirmed_layout.service,
             .inputs  = inputs,
             .stores  = stores,
             .process = process,

@@ -12,6 +12,25 @@
 #include "kpay/kp_json.h"
 #include "kpay/kp_mem.h"
 
+static const kp_topic_id_t inflight_inputs[] = {
+    [INFLIGHT_IN_INCOMING] = KP_TOPIC_INCOMING,
+    [INFLIGHT_IN_COMPLETE] = KP_TOPIC_COMPLETE,
+    KP_TOPIC_NONE,
+};
+
+static const char *const inflight_stores[] = {
+    [INFLIGHT_ST_INFLIGHT] = "inflight",
+    [INFLIGHT_ST_DEDUP]    = "dedup",
+    [INFLIGHT_ST_TOTALS]   = "totals",
+    NULL,
+};
+
+const kp_proc_layout_t inflight_layout = {
+    .service = "inflight",
+    .inputs  = inflight_inputs,
+    .stores  = inflight_stores,
+};
+
 /* The totals' fields, in the order of the struct and of the JSON. */
 static const kp_json_field_t totals_fields[] = {
     {"inflight_count", offsetof(inflight_totals_t, inflight_count)},
@@ -166,7 +185,7 @@ kp_err_t inflight_on_incoming(const kp_payment_t *p, int64_t first_seen_ms,
                         return KP_ERR_OVERFLOW;
                 d->action         = INFLIGHT_REJECT;
                 d->reason         = reason;
-                d->emit.topic     = INFLIGHT_TOPIC_COMPLETE;
+                d->emit.topic     = KP_TOPIC_COMPLETE;
                 d->emit.partition = partition;
                 d->emit.value = stamped(p, KP_PAY_REJECTED, reason, -1, now_ms,
                                         partition, &d->emit.value_len);
@@ -178,7 +197,7 @@ kp_err_t inflight_on_incoming(const kp_payment_t *p, int64_t first_seen_ms,
                                            &t.inflight_amount))
                         return KP_ERR_OVERFLOW;
                 d->action         = INFLIGHT_ACCEPT;
-                d->emit.topic     = INFLIGHT_TOPIC_INFLIGHT;
+                d->emit.topic     = KP_TOPIC_INFLIGHT;
                 d->emit.partition = -1;
                 d->emit.value = stamped(p, KP_PAY_DEBIT, KP_REASON_NONE, now_ms,
                                         -1, partition, &d->emit.value_len);

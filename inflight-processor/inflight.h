@@ -25,11 +25,25 @@
 
 #include "kpay/kp_err.h"
 #include "kpay/kp_payment.h"
+#include "kpay/kp_topics.h"
 
-/** The topics kpay-inflight reads and writes (without the prefix). */
-#define INFLIGHT_TOPIC_INCOMING "kpay.payments.incoming"
-#define INFLIGHT_TOPIC_COMPLETE "kpay.payments.complete"
-#define INFLIGHT_TOPIC_INFLIGHT "kpay.payments.inflight"
+/** What kpay-inflight reads (kpay.payments.incoming, then
+ *  kpay.payments.complete) and keeps (the stores `inflight`, `dedup` and
+ *  `totals`), indexed by inflight_input_t and inflight_store_t. */
+extern const kp_proc_layout_t inflight_layout;
+
+/** The inputs of inflight_layout, by index (kp_record_t.input). */
+typedef enum inflight_input_e {
+        INFLIGHT_IN_INCOMING,
+        INFLIGHT_IN_COMPLETE,
+} inflight_input_t;
+
+/** The stores of inflight_layout, by index. */
+typedef enum inflight_store_e {
+        INFLIGHT_ST_INFLIGHT,
+        INFLIGHT_ST_DEDUP,
+        INFLIGHT_ST_TOTALS,
+} inflight_store_t;
 
 /** The one key of the `totals` store. */
 #define INFLIGHT_TOTALS_KEY "totals"
@@ -150,7 +164,7 @@ typedef enum inflight_action_e {
 
 /** A record to emit. */
 typedef struct inflight_emit_s {
-        const char *topic;           /**< without the prefix */
+        kp_topic_id_t topic;         /**< KP_TOPIC_COMPLETE or _INFLIGHT */
         int32_t partition;           /**< explicit, or -1 (murmur2 of key) */
         char key[INFLIGHT_KEY_SIZE]; /**< NUL-terminated */
         char *value;                 /**< kp_malloc()ed payment JSON */

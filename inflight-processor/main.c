@@ -17,10 +17,7 @@
 #include "kpay/kp_metrics.h"
 #include "kpay/kp_payment.h"
 #include "kpay/kp_proc.h"
-
-/* The inputs and stores, in the order of the arrays in main(). */
-enum { IN_INCOMING, IN_COMPLETE };
-enum { ST_INFLIGHT, ST_DEDUP, ST_TOTALS };
+#include "kpay/kp_topics.h"
 
 typedef struct inflight_conf_s {
         int64_t dedup_retention_ms;
@@ -58,16 +55,16 @@ static kp_counter_t *rejected_counter(inflight_app_t *a, kp_reason_t reason) {
 /* Reads the partition's totals; zeros when there are none yet. */
 static kp_err_t totals_load(kp_ctx_t *ctx, inflight_totals_t *t) {
         memset(t, 0, sizeof(*t));
-        kp_err_t err = kp_ctx_get_decoded(ctx, ST_TOTALS, INFLIGHT_TOTALS_KEY,
-                                          strlen(INFLIGHT_TOTALS_KEY),
-                                          inflight_totals_decode, t);
+        kp_err_t err = kp_ctx_get_decoded(
+            ctx, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
+            strlen(INFLIGHT_TOTALS_KEY), inflight_totals_decode, t);
         return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
 
 static kp_err_t totals_save(kp_ctx_t *ctx, const inflight_totals_t *t) {
         size_t len;
         char *s      = inflight_totals_encode(t, &len);
-        kp_err_t err = kp_ctx_put(ctx, ST_TOTALS, INFLIGHT_TOTALS_KEY,
+        kp_err_t err = kp_ctx_put(ctx, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
                                   strlen(INFLIGHT_TOTALS_KEY), s, len);
         kp_free(s);
         return err;
@@ -80,7 +77,7 @@ static kp_err_t dedup_load(kp_ctx_t *ctx, const char *id, int64_t *msp) {
         if (!klen)
                 return KP_ERR_INVALID_ARG;
         *msp         = -1;
-        kp_err_t err = kp_ctx_get_decoded(ctx, ST_DEDUP, key, klen,
+        kp_err_t err = kp_ctx_get_decoded(ctx, INFLIGHT_ST_DEDUP, key, klen,
                                           inflight_dedup_value_decode, msp);
         return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
@@ -101,13 +98,15 @@ static kp_err_t dedup_record(kp_ctx_t *ctx, const char *id, int64_t now_ms,
                 char okey[INFLIGHT_EXPIRY_KEY_SIZE];
                 size_t olen =
                     inflight_expiry_key(okey, sizeof(okey), expired_ms, id);
-                if (olen && (err = kp_ctx_delete(ctx, ST_DEDUP, okey, olen)))
+                if (olen &&
+                    (err = kp_ctx_delete(ctx, INFLIGHT_ST_DEDUP, okey, olen)))
                         return err;
         }
-        if ((err = kp_ctx_put(ctx, ST_DEDUP, ikey, ilen, val, (size_t)vlen)))
+        if ((err = kp_ctx_put(ctx, INFLIGHT_ST_DEDUP, ikey, ilen, val,
+                              (size_t)vlen)))
                 return err;
         /* Not empty: Kafka may carry an empty value as a tombstone. */
-        return kp_ctx_put(ctx, ST_DEDUP, tkey, tlen, "1", 1);
+        return kp_ctx_put(ctx, INFLIGHT_ST_DEDUP, tkey, tlen, "1", 1);
 }
 
 static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
@@ -127,11 +126,12 @@ static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
         if (d.record_dedup)
                 err = dedup_record(ctx, p->id, now, d.expired_first_seen_ms);
         if (!err && d.action == INFLIGHT_ACCEPT)
-                err = kp_ctx_put(ctx, ST_INFLIGHT, p->id, strlen(p->id),
-                                 d.stored, d.stored_len);
+                err = kp_ctx_put(ctx, INFLIGHT_ST_INFLIGHT, p->id,
+                                 strlen(p->id), d.stored, d.stored_len);
         if (!err && d.action != INFLIGHT_DUPLICATE)
-                err = kp_ctx_emit(ctx, d.emit.topic, d.emit.partition,
-                                  d.emit.key, strlen(d.emit.key), d.emit.value,
+                err = kp_ctx_emit(ctx, kp_topic_spec(d.emit.topic)->name,
+                                  d.emit.partition, d.emit.key,
+                                  strlen(d.emit.key), d.emit.value,
                                   d.emit.value_len, NULL);
         if (!err)
                 err = totals_save(ctx, &d.totals);
@@ -172,7 +172,8 @@ static kp_err_t on_complete(kp_ctx_t *ctx, inflight_app_t *a,
                          kp_pay_state2str(c->state), c->id);
                 return kp_ctx_dead_letter(ctx, "wrong_state", detail);
         }
-        err = kp_ctx_get(ctx, ST_INFLIGHT, c->id, strlen(c->id), &val, &vlen);
+        err = kp_ctx_get(ctx, INFLIGHT_ST_INFLIGHT, c->id, strlen(c->id), &val,
+                         &vlen);
         if (err == KP_OK) {
                 kp_pay_err_t perr = kp_payment_parse(val, vlen, &flight, detail,
                                                      sizeof(detail));
@@ -192,7 +193,8 @@ static kp_err_t on_complete(kp_ctx_t *ctx, inflight_app_t *a,
                 err = inflight_on_complete(c, in_flight ? &flight : NULL,
                                            &totals, &what);
         if (!err && in_flight)
-                err = kp_ctx_delete(ctx, ST_INFLIGHT, c->id, strlen(c->id));
+                err = kp_ctx_delete(ctx, INFLIGHT_ST_INFLIGHT, c->id,
+                                    strlen(c->id));
         if (!err)
                 err = totals_save(ctx, &totals);
         if (!err) {
@@ -221,7 +223,7 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
                              detail, sizeof(detail));
         if (perr)
                 return kp_ctx_dead_letter(ctx, kp_pay_err2code(perr), detail);
-        if (rec->input == IN_INCOMING)
+        if (rec->input == INFLIGHT_IN_INCOMING)
                 err = on_incoming(ctx, a, &p);
         else
                 err = on_complete(ctx, a, &p);
@@ -249,7 +251,7 @@ static kp_err_t expire_id(expiry_t *x, const char *id, size_t idlen) {
         memcpy(key, INFLIGHT_DEDUP_PREFIX, 2);
         memcpy(key + 2, id, idlen);
         kp_err_t err =
-            kp_ctx_get(x->ctx, ST_DEDUP, key, idlen + 2, &val, &vlen);
+            kp_ctx_get(x->ctx, INFLIGHT_ST_DEDUP, key, idlen + 2, &val, &vlen);
         if (err == KP_ERR_NOT_FOUND)
                 return KP_OK;
         if (err)
@@ -261,7 +263,7 @@ static kp_err_t expire_id(expiry_t *x, const char *id, size_t idlen) {
         if (err)
                 KP_WARN("store dedup [%d]: deleting an undecodable entry",
                         (int)kp_ctx_partition(x->ctx));
-        return kp_ctx_delete(x->ctx, ST_DEDUP, key, idlen + 2);
+        return kp_ctx_delete(x->ctx, INFLIGHT_ST_DEDUP, key, idlen + 2);
 }
 
 static int expire_cb(const void *key, size_t klen, const void *val, size_t vlen,
@@ -281,7 +283,7 @@ static int expire_cb(const void *key, size_t klen, const void *val, size_t vlen,
                         (int)kp_ctx_partition(x->ctx));
         else if ((x->err = expire_id(x, id, idlen)))
                 return 1;
-        if ((x->err = kp_ctx_delete(x->ctx, ST_DEDUP, key, klen)))
+        if ((x->err = kp_ctx_delete(x->ctx, INFLIGHT_ST_DEDUP, key, klen)))
                 return 1;
         x->deleted++;
         return 0;
@@ -293,7 +295,7 @@ static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
         expiry_t x        = {.ctx    = ctx,
                              .cutoff = inflight_dedup_cutoff(now_ms, a->retention_ms)};
         kp_err_t err =
-            kp_ctx_scan(ctx, ST_DEDUP, INFLIGHT_EXPIRY_PREFIX,
+            kp_ctx_scan(ctx, INFLIGHT_ST_DEDUP, INFLIGHT_EXPIRY_PREFIX,
                         strlen(INFLIGHT_EXPIRY_PREFIX), expire_cb, &x);
         if (!err)
                 err = x.err;
@@ -339,10 +341,8 @@ static void register_metrics(kp_metrics_t *m, inflight_app_t *a) {
 int main(int argc, char **argv) {
         int rc;
         char errstr[512];
-        static const char *const inputs[] = {INFLIGHT_TOPIC_INCOMING,
-                                             INFLIGHT_TOPIC_COMPLETE, NULL};
-        static const char *const stores[] = {"inflight", "dedup", "totals",
-                                             NULL};
+        static const char *inputs[KP_TOPIC__CNT + 1];
+        const char *const *stores = inflight_layout.stores;
         static inflight_app_t a;
         const kp_app_def_t def = {
             .name       = "kpay-inflight",
@@ -356,9 +356,10 @@ int main(int argc, char **argv) {
         kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
         if (!app)
                 return rc;
-        a.retention_ms     = iconf.dedup_retention_ms;
+        a.retention_ms = iconf.dedup_retention_ms;
+        kp_topic_names(inflight_layout.inputs, inputs, KP_TOPIC__CNT + 1);
         kp_proc_def_t pdef = {
-            .service               = "inflight",
+            .service               = inflight_layout.service,
             .inputs                = inputs,
             .stores                = stores,
             .process               = process,

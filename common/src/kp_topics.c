@@ -24,20 +24,23 @@ static const kp_topic_spec_t topic_specs[KP_TOPIC__CNT] = {
                             KP_AUDIT_RETENTION_MS},
 };
 
-const kp_store_spec_t kp_known_stores[] = {
-    {"inflight", "inflight"},
-    {"inflight", "dedup"},
-    {"inflight", "totals"},
-    {"account", "balances"},
-    {"confirmed", "totals"},
-    {"metrics", "windows"},
-    {NULL, NULL},
-};
-
 const kp_topic_spec_t *kp_topic_spec(kp_topic_id_t id) {
         if ((int)id < 0 || id >= KP_TOPIC__CNT)
                 return NULL;
         return &topic_specs[id];
+}
+
+size_t kp_topic_names(const kp_topic_id_t *ids, const char **names,
+                      size_t size) {
+        size_t n = 0;
+        if (size == 0)
+                return 0;
+        for (; ids && ids[n] != KP_TOPIC_NONE && n + 1 < size; n++) {
+                const kp_topic_spec_t *spec = kp_topic_spec(ids[n]);
+                names[n]                    = spec ? spec->name : "";
+        }
+        names[n] = NULL;
+        return n;
 }
 
 char *kp_topic_name(char *buf, size_t size, const char *prefix,

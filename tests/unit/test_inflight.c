@@ -375,7 +375,7 @@ static void test_accept_stamps(void **state) {
         assert_totals(&d.totals, 3, 1750, 11, 3, 1, 8, 0);
 
         /* DEBIT keyed by the payer, murmur2 partitioner. */
-        assert_string_equal(d.emit.topic, "kpay.payments.inflight");
+        assert_int_equal(d.emit.topic, KP_TOPIC_INFLIGHT);
         assert_int_equal(d.emit.partition, -1);
         assert_string_equal(d.emit.key, "alice");
         parse_buf(d.emit.value, d.emit.value_len, &out);
@@ -481,7 +481,7 @@ static void test_reject_reasons(void **state) {
                 assert_int_equal(d.record_dedup, 1);
                 assert_null(d.stored);
                 assert_totals(&d.totals, 1, 100, 1, 1, 0, 0, 0);
-                assert_string_equal(d.emit.topic, "kpay.payments.complete");
+                assert_int_equal(d.emit.topic, KP_TOPIC_COMPLETE);
                 assert_int_equal(d.emit.partition, PART);
                 assert_string_equal(d.emit.key, p.id);
                 parse_buf(d.emit.value, d.emit.value_len, &out);
@@ -851,6 +851,23 @@ static void test_lifecycle_invariant(void **state) {
         kp_payment_clear(&s3);
 }
 
+/* What kpay-inflight reads and keeps, indexed by the header's constants. */
+static void test_layout(void **state) {
+        (void)state;
+        assert_string_equal(inflight_layout.service, "inflight");
+        assert_int_equal(inflight_layout.inputs[INFLIGHT_IN_INCOMING],
+                         KP_TOPIC_INCOMING);
+        assert_int_equal(inflight_layout.inputs[INFLIGHT_IN_COMPLETE],
+                         KP_TOPIC_COMPLETE);
+        assert_int_equal(inflight_layout.inputs[2], KP_TOPIC_NONE);
+        assert_string_equal(inflight_layout.stores[INFLIGHT_ST_INFLIGHT],
+                            "inflight");
+        assert_string_equal(inflight_layout.stores[INFLIGHT_ST_DEDUP], "dedup");
+        assert_string_equal(inflight_layout.stores[INFLIGHT_ST_TOTALS],
+                            "totals");
+        assert_null(inflight_layout.stores[3]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_totals_encode_exact, setup,
@@ -890,6 +907,7 @@ int main(void) {
                                             teardown),
             cmocka_unit_test_setup_teardown(test_lifecycle_invariant, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_layout, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

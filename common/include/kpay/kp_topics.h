@@ -31,21 +31,34 @@ typedef struct kp_topic_spec_s {
         const char *retention_ms; /**< retention.ms, or NULL for the default */
 } kp_topic_spec_t;
 
-/** A state store whose changelog topic the deployment creates up front. */
-typedef struct kp_store_spec_s {
-        const char *service; /**< "account" for kpay-account */
-        const char *store;   /**< "balances" */
-} kp_store_spec_t;
+/** Marks the end of a list of topic ids. */
+#define KP_TOPIC_NONE ((kp_topic_id_t)-1)
+
+/**
+ * What a stream processor reads and keeps, declared once by each daemon
+ * beside its business logic: the runtime takes it from the daemon's
+ * kp_proc_def_t, and kpay-admin creates the changelogs of every daemon's
+ * stores from the same declarations.
+ */
+typedef struct kp_proc_layout_s {
+        const char *service;         /**< "account": group kpay-account... */
+        const kp_topic_id_t *inputs; /**< ends with KP_TOPIC_NONE */
+        const char *const *stores;   /**< NULL-terminated; may be empty */
+} kp_proc_layout_t;
 
 /** @brief The layout of topic @p id. @locality any thread */
 const kp_topic_spec_t *kp_topic_spec(kp_topic_id_t id);
 
 /**
- * @brief The stores of kpay's processors, ending with a {NULL, NULL} row.
- *        `kpay-admin topics` creates their changelogs; the runtime creates
- *        any other store's changelog when it first opens the store.
+ * @brief Fills @p names with the names (without the prefix) of the topics
+ *        in @p ids, up to KP_TOPIC_NONE, then a NULL: the NULL-terminated
+ *        list of names that kp_proc_def_t.inputs takes. Ids beyond
+ *        @p size - 1 are left out; an unknown id gives "".
+ * @returns the number of names written.
+ * @locality any thread
  */
-extern const kp_store_spec_t kp_known_stores[];
+size_t kp_topic_names(const kp_topic_id_t *ids, const char **names,
+                      size_t size);
 
 /**
  * @brief Writes prefix + the name of topic @p id into @p buf.
