@@ -9,6 +9,20 @@
 
 #include "kpay/kp_mem.h"
 
+static const kp_topic_id_t account_inputs[] = {KP_TOPIC_INFLIGHT,
+                                               KP_TOPIC_NONE};
+
+static const char *const account_stores[] = {
+    [ACCT_ST_BALANCES] = "balances",
+    NULL,
+};
+
+const kp_proc_layout_t account_layout = {
+    .service = "account",
+    .inputs  = account_inputs,
+    .stores  = account_stores,
+};
+
 void acct_init(acct_t *a) {
         memset(a, 0, sizeof(*a));
 }
@@ -168,8 +182,8 @@ const char *acct_payment_account(const kp_payment_t *p) {
         }
 }
 
-static void set_reason(acct_result_t *res, const char *reason) {
-        snprintf(res->reason, sizeof(res->reason), "%s", reason);
+static void set_reason(acct_result_t *res, kp_reason_t reason) {
+        snprintf(res->reason, sizeof(res->reason), "%s", kp_reason2str(reason));
 }
 
 /* Records on @p res->account that payment @p p moved its balance to
@@ -186,27 +200,27 @@ static void moved(acct_result_t *res, const kp_payment_t *p, int64_t balance,
 
 static void apply_debit(const kp_payment_t *p, int64_t overdraft_limit,
                         int64_t now_ms, acct_result_t *res) {
-        const char *invalid = kp_payment_validate(p);
+        kp_reason_t invalid = kp_payment_validate(p);
         int64_t balance;
         res->outcome = ACCT_DEBIT_REFUSED;
-        if (invalid) {
+        if (invalid != KP_REASON_NONE) {
                 set_reason(res, invalid);
                 return;
         }
         if (res->account.frozen) {
-                set_reason(res, ACCT_REASON_FROZEN);
+                set_reason(res, KP_REASON_ACCOUNT_FROZEN);
                 return;
         }
         int overflow =
             __builtin_sub_overflow(res->account.balance, p->amount, &balance);
         if (kp_account_is_system(p->from)) {
                 if (overflow) {
-                        set_reason(res, ACCT_REASON_OVERFLOW);
+                        set_reason(res, KP_REASON_BALANCE_OVERFLOW);
                         return;
                 }
         } else if (overflow || balance < -overdraft_limit) {
                 /* An overflow is below INT64_MIN, so below -limit too. */
-                set_reason(res, ACCT_REASON_INSUFFICIENT);
+                set_reason(res, KP_REASON_INSUFFICIENT_FUNDS);
                 return;
         }
         res->outcome = ACCT_DEBITED;
@@ -218,11 +232,11 @@ static void apply_credit(const kp_payment_t *p, int64_t now_ms,
         int64_t balance;
         res->outcome = ACCT_CREDIT_REFUSED;
         if (res->account.frozen) {
-                set_reason(res, ACCT_REASON_FROZEN);
+                set_reason(res, KP_REASON_ACCOUNT_FROZEN);
                 return;
         }
         if (__builtin_add_overflow(res->account.balance, p->amount, &balance)) {
-                set_reason(res, ACCT_REASON_OVERFLOW);
+                set_reason(res, KP_REASON_BALANCE_OVERFLOW);
                 return;
         }
         res->outcome = ACCT_CREDITED;
@@ -242,7 +256,10 @@ static kp_err_t apply_refund(const kp_payment_t *p, int64_t now_ms,
                 return KP_ERR_OVERFLOW;
         }
         res->outcome = ACCT_REFUNDED;
-        set_reason(res, p->reason[0] ? p->reason : ACCT_REASON_REFUNDED);
+        if (p->reason[0])
+                snprintf(res->reason, sizeof(res->reason), "%s", p->reason);
+        else
+                set_reason(res, KP_REASON_REFUNDED);
         moved(res, p, balance, now_ms);
         return KP_OK;
 }
@@ -269,10 +286,11 @@ kp_err_t acct_apply_payment(const acct_t *cur, const kp_payment_t *p,
         }
         /* Money moved already for a CREDIT or REFUND; one that breaks the
          * rules was not made by kpay and cannot be rejected safely. */
-        const char *invalid = kp_payment_validate(p);
-        if (invalid) {
+        kp_reason_t invalid = kp_payment_validate(p);
+        if (invalid != KP_REASON_NONE) {
                 snprintf(errstr, errstr_size, "%s %s is invalid: %s",
-                         kp_pay_state2str(p->state), p->id, invalid);
+                         kp_pay_state2str(p->state), p->id,
+                         kp_reason2str(invalid));
                 return KP_ERR_INVALID_ARG;
         }
         if (p->state == KP_PAY_CREDIT) {

@@ -29,12 +29,14 @@
 #include "kpay/kp_payment.h"
 #include "kpay/kp_topics.h"
 
-/** Rejection and refund reasons this processor decides. */
-#define ACCT_REASON_FROZEN       "account_frozen"
-#define ACCT_REASON_INSUFFICIENT "insufficient_funds"
-#define ACCT_REASON_OVERFLOW     "balance_overflow"
-/** The reason of a REJECTED that follows a REFUND carrying no reason. */
-#define ACCT_REASON_REFUNDED "refunded"
+/** What kpay-account reads (kpay.payments.inflight, keyed by account)
+ *  and keeps (the store `balances`, indexed by acct_store_t). */
+extern const kp_proc_layout_t account_layout;
+
+/** The stores of account_layout, by index. */
+typedef enum acct_store_e {
+        ACCT_ST_BALANCES,
+} acct_store_t;
 
 /** One account: the value of store `balances` (key: the account id). An
  *  account that does not exist is acct_init()'s: balance 0, not frozen. */
@@ -60,7 +62,10 @@ typedef enum acct_outcome_e {
 /** The result of acct_apply_payment(). */
 typedef struct acct_result_s {
         acct_outcome_t outcome;
-        /** The rejection or refund reason; "" for DEBITED and CREDITED. */
+        /** The rejection or refund reason, a KP_REASON_TABLE code except
+         *  for ACCT_REFUNDED, which carries the refund's reason as it came
+         *  (KP_REASON_REFUNDED's code when it had none); "" for DEBITED and
+         *  CREDITED. */
         char reason[KP_PAYMENT_REASON_MAX + 2];
         /** The account after the payment (a copy of the old one when nothing
          *  moved). */

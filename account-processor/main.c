@@ -34,32 +34,14 @@ static const kp_conf_opt_t account_opts[] = {
     {NULL},
 };
 
-/* The store of this processor: index 0 of stores[] in main(). */
-#define STORE_BALANCES 0
-
-/* Reasons that get a label of their own on the business counters; any
- * other reason is counted as "other". */
-static const char *const known_reasons[] = {ACCT_REASON_FROZEN,
-                                            ACCT_REASON_INSUFFICIENT,
-                                            ACCT_REASON_OVERFLOW,
-                                            ACCT_REASON_REFUNDED,
-                                            "invalid_id",
-                                            "invalid_account",
-                                            "same_account",
-                                            "invalid_amount",
-                                            "invalid_currency",
-                                            "other",
-                                            NULL};
-#define REASON_CNT (sizeof(known_reasons) / sizeof(known_reasons[0]) - 1)
-
 /* Everything process() needs, handed over as its opaque. */
 typedef struct account_proc_s {
         int64_t overdraft_limit;
         kp_counter_t *debits;
         kp_counter_t *credits;
         kp_counter_t *commands;
-        kp_counter_t *refunds[REASON_CNT];
-        kp_counter_t *rejected[REASON_CNT];
+        kp_counter_t *refunds[KP_REASON__CNT];  /* by reason; [NONE] unused */
+        kp_counter_t *rejected[KP_REASON__CNT]; /* likewise */
 } account_proc_t;
 
 static void register_metrics(account_proc_t *ap, kp_metrics_t *m) {
@@ -71,15 +53,15 @@ static void register_metrics(account_proc_t *ap, kp_metrics_t *m) {
         ap->commands = kp_metrics_counter(
             m, "kpay_account_commands_total",
             "Account commands (freeze, unfreeze) applied.", NULL);
-        for (size_t i = 0; i < REASON_CNT; i++) {
+        for (int r = KP_REASON_NONE + 1; r < KP_REASON__CNT; r++) {
                 snprintf(labels, sizeof(labels), "reason=\"%s\"",
-                         known_reasons[i]);
-                ap->refunds[i] = kp_metrics_counter(
+                         kp_reason2str((kp_reason_t)r));
+                ap->refunds[r] = kp_metrics_counter(
                     m, "kpay_account_refunds_total",
                     "Payers credited back after a refused credit, by "
                     "reason.",
                     labels);
-                ap->rejected[i] = kp_metrics_counter(
+                ap->rejected[r] = kp_metrics_counter(
                     m, "kpay_account_rejected_total",
                     "Payments this processor ended REJECTED (refused debit "
                     "or completed refund), by reason.",
@@ -87,15 +69,12 @@ static void register_metrics(account_proc_t *ap, kp_metrics_t *m) {
         }
 }
 
-/* The counter of @p reason among @p by_reason (indexed like
- * known_reasons). */
+/* The counter of @p reason among @p by_reason (indexed by kp_reason_t); a
+ * reason kpay does not know, or none, counts as "other". */
 static kp_counter_t *reason_counter(kp_counter_t *const *by_reason,
                                     const char *reason) {
-        size_t other = REASON_CNT - 1;
-        for (size_t i = 0; i < other; i++)
-                if (!strcmp(known_reasons[i], reason))
-                        return by_reason[i];
-        return by_reason[other];
+        kp_reason_t r = kp_reason_from_str(reason);
+        return by_reason[r == KP_REASON_NONE ? KP_REASON_OTHER : r];
 }
 
 static int key_is(const kp_record_t *rec, const char *account) {
@@ -111,8 +90,8 @@ static kp_err_t load_account(kp_ctx_t *ctx, const char *account, acct_t *a) {
         void *val;
         size_t vlen;
         char errstr[256];
-        kp_err_t err = kp_ctx_get(ctx, STORE_BALANCES, account, strlen(account),
-                                  &val, &vlen);
+        kp_err_t err = kp_ctx_get(ctx, ACCT_ST_BALANCES, account,
+                                  strlen(account), &val, &vlen);
         if (err == KP_ERR_NOT_FOUND) {
                 acct_init(a);
                 return KP_OK;
@@ -135,8 +114,8 @@ static kp_err_t store_account(kp_ctx_t *ctx, const char *account,
                               const acct_t *a) {
         size_t vlen;
         char *val    = acct_encode(a, &vlen);
-        kp_err_t err = kp_ctx_put(ctx, STORE_BALANCES, account, strlen(account),
-                                  val, vlen);
+        kp_err_t err = kp_ctx_put(ctx, ACCT_ST_BALANCES, account,
+                                  strlen(account), val, vlen);
         kp_free(val);
         return err;
 }
@@ -202,7 +181,7 @@ static const char *apply_err2code(kp_err_t err) {
         case KP_ERR_STATE:
                 return "invalid_state";
         case KP_ERR_OVERFLOW:
-                return ACCT_REASON_OVERFLOW;
+                return kp_reason2str(KP_REASON_BALANCE_OVERFLOW);
         default:
                 return "invalid_payment";
         }
@@ -288,17 +267,13 @@ static kp_err_t init(kp_proc_t *proc, void *opaque) {
 }
 
 int main(int argc, char **argv) {
-        static const kp_topic_id_t inputs[]  = {KP_TOPIC_INFLIGHT,
-                                                KP_TOPIC_NONE};
-        static const char *const stores[]    = {"balances", NULL};
-        static const kp_proc_layout_t layout = {"account", inputs, stores};
         static account_proc_t ap;
         static const kp_conf_section_t sections[] = {{account_opts, &aconf},
                                                      {NULL, NULL}};
         static const kp_proc_def_t def            = {
                        .name     = "kpay-account",
                        .summary  = "Account processor: balances, debit, credit, refund.",
-                       .layout   = &layout,
+                       .layout   = &account_layout,
                        .sections = sections,
                        .process  = process,
                        .init     = init,

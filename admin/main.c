@@ -15,6 +15,7 @@
 #include "kpay/kp_app.h"
 #include "kpay/kp_kafka.h"
 #include "kpay/kp_log.h"
+#include "layouts.h"
 
 typedef struct admin_conf_s {
         int64_t partitions;
@@ -70,7 +71,7 @@ static int cmd_topics(rd_kafka_t *rk, const kp_app_conf_t *c) {
         if (cmd_wait(rk, c))
                 return 1;
         kp_topic_plan_all(&plan, c->topic_prefix, (int)aconf.partitions,
-                          (int)aconf.replication_factor);
+                          (int)aconf.replication_factor, admin_layouts);
         kp_err_t err = kp_admin_ensure_topics(rk, &plan, (int)aconf.timeout_ms,
                                               stdout, errstr, sizeof(errstr));
         kp_topic_plan_clear(&plan);

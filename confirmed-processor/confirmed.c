@@ -14,6 +14,20 @@
 
 #define MS_PER_DAY INT64_C(86400000)
 
+static const kp_topic_id_t confirmed_inputs[] = {KP_TOPIC_COMPLETE,
+                                                 KP_TOPIC_NONE};
+
+static const char *const confirmed_stores[] = {
+    [CONFIRMED_ST_TOTALS] = "totals",
+    NULL,
+};
+
+const kp_proc_layout_t confirmed_layout = {
+    .service = "confirmed",
+    .inputs  = confirmed_inputs,
+    .stores  = confirmed_stores,
+};
+
 /* The totals' fields, in the order of the struct and of the JSON. */
 static const kp_json_field_t totals_fields[] = {
     {"confirmed_count", offsetof(confirmed_totals_t, confirmed_count)},
@@ -106,7 +120,7 @@ kp_err_t confirmed_on_complete(const kp_payment_t *p,
             (err = confirmed_totals_add(&d->day, p->state, p->amount)))
                 return err;
 
-        d->topic     = CONFIRMED_TOPIC_CONFIRMED;
+        d->topic     = KP_TOPIC_CONFIRMED;
         d->partition = -1;
         snprintf(d->key, sizeof(d->key), "%s", p->id);
         if (p->state == KP_PAY_COMPLETE) {

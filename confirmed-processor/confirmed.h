@@ -17,10 +17,16 @@
 
 #include "kpay/kp_err.h"
 #include "kpay/kp_payment.h"
+#include "kpay/kp_topics.h"
 
-/** The topics kpay-confirmed reads and writes (without the prefix). */
-#define CONFIRMED_TOPIC_COMPLETE  "kpay.payments.complete"
-#define CONFIRMED_TOPIC_CONFIRMED "kpay.payments.confirmed"
+/** What kpay-confirmed reads (kpay.payments.complete) and keeps (the
+ *  store `totals`, indexed by confirmed_store_t). */
+extern const kp_proc_layout_t confirmed_layout;
+
+/** The stores of confirmed_layout, by index. */
+typedef enum confirmed_store_e {
+        CONFIRMED_ST_TOTALS,
+} confirmed_store_t;
 
 /** The all-time key of the `totals` store. */
 #define CONFIRMED_ALL_KEY "all"
@@ -94,9 +100,10 @@ typedef struct confirmed_decision_s {
         /** The totals of `all` and of the outcome's day, after it. */
         confirmed_totals_t all;
         confirmed_totals_t day;
-        /** The record to emit (CONFIRM and REJECT): to topic, partition -1
-         *  (murmur2 of the key), keyed by the payment id. */
-        const char *topic;
+        /** The record to emit (CONFIRM and REJECT): to topic
+         *  (KP_TOPIC_CONFIRMED), partition -1 (murmur2 of the key), keyed
+         *  by the payment id. */
+        kp_topic_id_t topic;
         int32_t partition;
         char key[CONFIRMED_KEY_SIZE];
         char *value; /**< kp_malloc()ed payment JSON */

@@ -16,8 +16,6 @@
 #include "kpay/kp_proc.h"
 #include "kpay/kp_topics.h"
 
-enum { ST_TOTALS };
-
 /* The business counters. */
 typedef struct confirmed_app_s {
         kp_counter_t *confirmed;
@@ -28,16 +26,18 @@ typedef struct confirmed_app_s {
 static kp_err_t totals_load(kp_ctx_t *ctx, const char *key,
                             confirmed_totals_t *t) {
         memset(t, 0, sizeof(*t));
-        kp_err_t err = kp_ctx_get_decoded(ctx, ST_TOTALS, key, strlen(key),
-                                          confirmed_totals_decode, t);
+        kp_err_t err =
+            kp_ctx_get_decoded(ctx, CONFIRMED_ST_TOTALS, key, strlen(key),
+                               confirmed_totals_decode, t);
         return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
 
 static kp_err_t totals_save(kp_ctx_t *ctx, const char *key,
                             const confirmed_totals_t *t) {
         size_t len;
-        char *s      = confirmed_totals_encode(t, &len);
-        kp_err_t err = kp_ctx_put(ctx, ST_TOTALS, key, strlen(key), s, len);
+        char *s = confirmed_totals_encode(t, &len);
+        kp_err_t err =
+            kp_ctx_put(ctx, CONFIRMED_ST_TOTALS, key, strlen(key), s, len);
         kp_free(s);
         return err;
 }
@@ -77,9 +77,8 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
 
         if (!(err = totals_save(ctx, CONFIRMED_ALL_KEY, &d.all)) &&
             !(err = totals_save(ctx, daykey, &d.day)) &&
-            !(err =
-                  kp_ctx_emit(ctx, kp_topic_id_of(d.topic), d.partition, d.key,
-                              strlen(d.key), d.value, d.value_len, NULL)))
+            !(err = kp_ctx_emit(ctx, d.topic, d.partition, d.key, strlen(d.key),
+                                d.value, d.value_len, NULL)))
                 kp_counter_add(
                     d.action == CONFIRMED_CONFIRM ? a->confirmed : a->rejected,
                     1);
@@ -99,17 +98,13 @@ static kp_err_t init(kp_proc_t *proc, void *opaque) {
 }
 
 int main(int argc, char **argv) {
-        static const kp_topic_id_t inputs[]  = {KP_TOPIC_COMPLETE,
-                                                KP_TOPIC_NONE};
-        static const char *const stores[]    = {"totals", NULL};
-        static const kp_proc_layout_t layout = {"confirmed", inputs, stores};
         static confirmed_app_t a;
         static const kp_proc_def_t def = {
             .name = "kpay-confirmed",
             .summary =
                 "Confirmed processor: confirmed and rejected totals, "
                 "today and all time.",
-            .layout  = &layout,
+            .layout  = &confirmed_layout,
             .process = process,
             .init    = init,
             .opaque  = &a,

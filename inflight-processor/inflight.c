@@ -12,12 +12,24 @@
 #include "kpay/kp_json.h"
 #include "kpay/kp_mem.h"
 
-const char *const inflight_reasons[INFLIGHT_REASON_CNT + 1] = {
-    /* Decided here. */
-    "invalid_state", "invalid_id", "invalid_account", "same_account",
-    "invalid_amount", "invalid_currency",
-    /* Decided by kpay-account. */
-    "insufficient_funds", "account_frozen", "balance_overflow", NULL};
+static const kp_topic_id_t inflight_inputs[] = {
+    [INFLIGHT_IN_INCOMING] = KP_TOPIC_INCOMING,
+    [INFLIGHT_IN_COMPLETE] = KP_TOPIC_COMPLETE,
+    KP_TOPIC_NONE,
+};
+
+static const char *const inflight_stores[] = {
+    [INFLIGHT_ST_INFLIGHT] = "inflight",
+    [INFLIGHT_ST_DEDUP]    = "dedup",
+    [INFLIGHT_ST_TOTALS]   = "totals",
+    NULL,
+};
+
+const kp_proc_layout_t inflight_layout = {
+    .service = "inflight",
+    .inputs  = inflight_inputs,
+    .stores  = inflight_stores,
+};
 
 /* The totals' fields, in the order of the struct and of the JSON. */
 static const kp_json_field_t totals_fields[] = {
@@ -113,15 +125,17 @@ int64_t inflight_dedup_cutoff(int64_t now_ms, int64_t retention_ms) {
 }
 
 /* Copies @p p with the changes of an outcome or a stamp, serialized.
- * @p state is the new state, @p reason NULL to keep the payment's. */
+ * @p state is the new state, @p reason KP_REASON_NONE to keep the
+ * payment's. */
 static char *stamped(const kp_payment_t *p, kp_pay_state_t state,
-                     const char *reason, int64_t inflight_ms,
+                     kp_reason_t reason, int64_t inflight_ms,
                      int64_t complete_ms, int32_t partition, size_t *lenp) {
         kp_payment_t c;
         kp_payment_copy(&c, p);
         c.state = state;
-        if (reason)
-                snprintf(c.reason, sizeof(c.reason), "%s", reason);
+        if (reason != KP_REASON_NONE)
+                snprintf(c.reason, sizeof(c.reason), "%s",
+                         kp_reason2str(reason));
         if (inflight_ms >= 0)
                 c.inflight_ms = inflight_ms;
         if (complete_ms >= 0)
@@ -160,18 +174,18 @@ kp_err_t inflight_on_incoming(const kp_payment_t *p, int64_t first_seen_ms,
         }
 
         /* 2. The state, then the business rules. */
-        const char *reason = NULL;
+        kp_reason_t reason;
         if (p->state != KP_PAY_INCOMING)
-                reason = "invalid_state";
+                reason = KP_REASON_INVALID_STATE;
         else
                 reason = kp_payment_validate(p);
 
-        if (reason) {
+        if (reason != KP_REASON_NONE) {
                 if (__builtin_add_overflow(t.rejected, 1, &t.rejected))
                         return KP_ERR_OVERFLOW;
                 d->action         = INFLIGHT_REJECT;
                 d->reason         = reason;
-                d->emit.topic     = INFLIGHT_TOPIC_COMPLETE;
+                d->emit.topic     = KP_TOPIC_COMPLETE;
                 d->emit.partition = partition;
                 d->emit.value = stamped(p, KP_PAY_REJECTED, reason, -1, now_ms,
                                         partition, &d->emit.value_len);
@@ -183,14 +197,14 @@ kp_err_t inflight_on_incoming(const kp_payment_t *p, int64_t first_seen_ms,
                                            &t.inflight_amount))
                         return KP_ERR_OVERFLOW;
                 d->action         = INFLIGHT_ACCEPT;
-                d->emit.topic     = INFLIGHT_TOPIC_INFLIGHT;
+                d->emit.topic     = KP_TOPIC_INFLIGHT;
                 d->emit.partition = -1;
-                d->emit.value     = stamped(p, KP_PAY_DEBIT, NULL, now_ms, -1,
-                                            partition, &d->emit.value_len);
-                d->stored = stamped(p, p->state, NULL, now_ms, -1, partition,
-                                    &d->stored_len);
+                d->emit.value = stamped(p, KP_PAY_DEBIT, KP_REASON_NONE, now_ms,
+                                        -1, partition, &d->emit.value_len);
+                d->stored     = stamped(p, p->state, KP_REASON_NONE, now_ms, -1,
+                                        partition, &d->stored_len);
         }
-        set_key(&d->emit, reason ? p->id : p->from);
+        set_key(&d->emit, reason != KP_REASON_NONE ? p->id : p->from);
         d->record_dedup = 1;
         if (first_seen_ms >= 0)
                 d->expired_first_seen_ms = first_seen_ms;
@@ -247,11 +261,4 @@ kp_err_t inflight_on_complete(const kp_payment_t *c, const kp_payment_t *flight,
         }
         *totals = t;
         return KP_OK;
-}
-
-const char *inflight_reason_label(const char *reason) {
-        for (size_t i = 0; reason && inflight_reasons[i]; i++)
-                if (!strcmp(reason, inflight_reasons[i]))
-                        return inflight_reasons[i];
-        return "other";
 }

@@ -25,11 +25,25 @@
 
 #include "kpay/kp_err.h"
 #include "kpay/kp_payment.h"
+#include "kpay/kp_topics.h"
 
-/** The topics kpay-inflight reads and writes (without the prefix). */
-#define INFLIGHT_TOPIC_INCOMING "kpay.payments.incoming"
-#define INFLIGHT_TOPIC_COMPLETE "kpay.payments.complete"
-#define INFLIGHT_TOPIC_INFLIGHT "kpay.payments.inflight"
+/** What kpay-inflight reads (kpay.payments.incoming, then
+ *  kpay.payments.complete) and keeps (the stores `inflight`, `dedup` and
+ *  `totals`), indexed by inflight_input_t and inflight_store_t. */
+extern const kp_proc_layout_t inflight_layout;
+
+/** The inputs of inflight_layout, by index (kp_record_t.input). */
+typedef enum inflight_input_e {
+        INFLIGHT_IN_INCOMING,
+        INFLIGHT_IN_COMPLETE,
+} inflight_input_t;
+
+/** The stores of inflight_layout, by index. */
+typedef enum inflight_store_e {
+        INFLIGHT_ST_INFLIGHT,
+        INFLIGHT_ST_DEDUP,
+        INFLIGHT_ST_TOTALS,
+} inflight_store_t;
 
 /** The one key of the `totals` store. */
 #define INFLIGHT_TOTALS_KEY "totals"
@@ -150,7 +164,7 @@ typedef enum inflight_action_e {
 
 /** A record to emit. */
 typedef struct inflight_emit_s {
-        const char *topic;           /**< without the prefix */
+        kp_topic_id_t topic;         /**< KP_TOPIC_COMPLETE or _INFLIGHT */
         int32_t partition;           /**< explicit, or -1 (murmur2 of key) */
         char key[INFLIGHT_KEY_SIZE]; /**< NUL-terminated */
         char *value;                 /**< kp_malloc()ed payment JSON */
@@ -161,8 +175,8 @@ typedef struct inflight_emit_s {
  *  inflight_decision_clear(). */
 typedef struct inflight_decision_s {
         inflight_action_t action;
-        /** REJECT: the reason (a static string). */
-        const char *reason;
+        /** REJECT: the reason; KP_REASON_NONE otherwise. */
+        kp_reason_t reason;
         /** REJECT and ACCEPT: record the id in the dedup store with
          *  first-seen = now (i:<id> and its t: key). */
         int record_dedup;
@@ -187,7 +201,7 @@ typedef struct inflight_decision_s {
  *
  * - first seen within the window (@p first_seen_ms >= now - retention):
  *   INFLIGHT_DUPLICATE, duplicates + 1, nothing emitted or recorded;
- * - state not INCOMING: INFLIGHT_REJECT "invalid_state";
+ * - state not INCOMING: INFLIGHT_REJECT KP_REASON_INVALID_STATE;
  * - a business rule broken: INFLIGHT_REJECT with kp_payment_validate()'s
  *   reason;
  *   a rejection is the payment with state REJECTED, the reason,
@@ -241,21 +255,5 @@ int inflight_is_outcome(kp_pay_state_t state);
 kp_err_t inflight_on_complete(const kp_payment_t *c, const kp_payment_t *flight,
                               inflight_totals_t *totals,
                               inflight_completion_t *whatp);
-
-/**
- * @brief The label value of kpay_inflight_rejected_total{reason} for a
- *        rejection reason: the reason itself when kpay knows it
- *        (INFLIGHT_REASONS), else "other", so that a foreign record cannot
- *        create series without bound.
- * @returns a static string.
- */
-const char *inflight_reason_label(const char *reason);
-
-/** The number of rejection reasons kpay knows. */
-#define INFLIGHT_REASON_CNT 9
-
-/** The rejection reasons kpay knows, then NULL (which stands for "other"
- *  in a table indexed like this one). */
-extern const char *const inflight_reasons[INFLIGHT_REASON_CNT + 1];
 
 #endif /* KPAY_INFLIGHT_H */

@@ -19,13 +19,6 @@
 #include "kpay/kp_proc.h"
 #include "kpay/kp_topics.h"
 
-/* The inputs and stores, in the order of the arrays in main(). */
-enum { IN_INCOMING, IN_COMPLETE };
-enum { ST_INFLIGHT, ST_DEDUP, ST_TOTALS };
-
-/* Counters per known reason, then "other". */
-#define REASON_CNT (INFLIGHT_REASON_CNT + 1)
-
 typedef struct inflight_conf_s {
         int64_t dedup_retention_ms;
 } inflight_conf_t;
@@ -34,7 +27,7 @@ typedef struct inflight_conf_s {
 typedef struct inflight_app_s {
         int64_t retention_ms;
         kp_counter_t *accepted;
-        kp_counter_t *rejected[REASON_CNT]; /* inflight_reasons, then other */
+        kp_counter_t *rejected[KP_REASON__CNT]; /* by reason; [NONE] unused */
         kp_counter_t *duplicates;
         kp_counter_t *completed;
         kp_counter_t *completions_unknown;
@@ -52,28 +45,25 @@ static const kp_conf_opt_t inflight_opts[] = {
     {NULL},
 };
 
-static kp_counter_t *rejected_counter(inflight_app_t *a, const char *reason) {
-        const char *label = inflight_reason_label(reason);
-        size_t i;
-        for (i = 0; inflight_reasons[i]; i++)
-                if (label == inflight_reasons[i])
-                        break;
-        return a->rejected[i];
+/* The rejection counter of @p reason; an outcome that carries no reason
+ * counts as "other". */
+static kp_counter_t *rejected_counter(inflight_app_t *a, kp_reason_t reason) {
+        return a->rejected[reason == KP_REASON_NONE ? KP_REASON_OTHER : reason];
 }
 
 /* Reads the partition's totals; zeros when there are none yet. */
 static kp_err_t totals_load(kp_ctx_t *ctx, inflight_totals_t *t) {
         memset(t, 0, sizeof(*t));
-        kp_err_t err = kp_ctx_get_decoded(ctx, ST_TOTALS, INFLIGHT_TOTALS_KEY,
-                                          strlen(INFLIGHT_TOTALS_KEY),
-                                          inflight_totals_decode, t);
+        kp_err_t err = kp_ctx_get_decoded(
+            ctx, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
+            strlen(INFLIGHT_TOTALS_KEY), inflight_totals_decode, t);
         return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
 
 static kp_err_t totals_save(kp_ctx_t *ctx, const inflight_totals_t *t) {
         size_t len;
         char *s      = inflight_totals_encode(t, &len);
-        kp_err_t err = kp_ctx_put(ctx, ST_TOTALS, INFLIGHT_TOTALS_KEY,
+        kp_err_t err = kp_ctx_put(ctx, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
                                   strlen(INFLIGHT_TOTALS_KEY), s, len);
         kp_free(s);
         return err;
@@ -86,7 +76,7 @@ static kp_err_t dedup_load(kp_ctx_t *ctx, const char *id, int64_t *msp) {
         if (!klen)
                 return KP_ERR_INVALID_ARG;
         *msp         = -1;
-        kp_err_t err = kp_ctx_get_decoded(ctx, ST_DEDUP, key, klen,
+        kp_err_t err = kp_ctx_get_decoded(ctx, INFLIGHT_ST_DEDUP, key, klen,
                                           inflight_dedup_value_decode, msp);
         return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
@@ -107,13 +97,15 @@ static kp_err_t dedup_record(kp_ctx_t *ctx, const char *id, int64_t now_ms,
                 char okey[INFLIGHT_EXPIRY_KEY_SIZE];
                 size_t olen =
                     inflight_expiry_key(okey, sizeof(okey), expired_ms, id);
-                if (olen && (err = kp_ctx_delete(ctx, ST_DEDUP, okey, olen)))
+                if (olen &&
+                    (err = kp_ctx_delete(ctx, INFLIGHT_ST_DEDUP, okey, olen)))
                         return err;
         }
-        if ((err = kp_ctx_put(ctx, ST_DEDUP, ikey, ilen, val, (size_t)vlen)))
+        if ((err = kp_ctx_put(ctx, INFLIGHT_ST_DEDUP, ikey, ilen, val,
+                              (size_t)vlen)))
                 return err;
         /* Not empty: Kafka may carry an empty value as a tombstone. */
-        return kp_ctx_put(ctx, ST_DEDUP, tkey, tlen, "1", 1);
+        return kp_ctx_put(ctx, INFLIGHT_ST_DEDUP, tkey, tlen, "1", 1);
 }
 
 static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
@@ -133,12 +125,11 @@ static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
         if (d.record_dedup)
                 err = dedup_record(ctx, p->id, now, d.expired_first_seen_ms);
         if (!err && d.action == INFLIGHT_ACCEPT)
-                err = kp_ctx_put(ctx, ST_INFLIGHT, p->id, strlen(p->id),
-                                 d.stored, d.stored_len);
+                err = kp_ctx_put(ctx, INFLIGHT_ST_INFLIGHT, p->id,
+                                 strlen(p->id), d.stored, d.stored_len);
         if (!err && d.action != INFLIGHT_DUPLICATE)
-                err = kp_ctx_emit(ctx, kp_topic_id_of(d.emit.topic),
-                                  d.emit.partition, d.emit.key,
-                                  strlen(d.emit.key), d.emit.value,
+                err = kp_ctx_emit(ctx, d.emit.topic, d.emit.partition,
+                                  d.emit.key, strlen(d.emit.key), d.emit.value,
                                   d.emit.value_len, NULL);
         if (!err)
                 err = totals_save(ctx, &d.totals);
@@ -150,7 +141,8 @@ static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
                         break;
                 case INFLIGHT_REJECT:
                         kp_counter_add(rejected_counter(a, d.reason), 1);
-                        KP_DEBUG("payment %s rejected: %s", p->id, d.reason);
+                        KP_DEBUG("payment %s rejected: %s", p->id,
+                                 kp_reason2str(d.reason));
                         break;
                 case INFLIGHT_ACCEPT:
                         kp_counter_add(a->accepted, 1);
@@ -178,7 +170,8 @@ static kp_err_t on_complete(kp_ctx_t *ctx, inflight_app_t *a,
                          kp_pay_state2str(c->state), c->id);
                 return kp_ctx_dead_letter(ctx, "wrong_state", detail);
         }
-        err = kp_ctx_get(ctx, ST_INFLIGHT, c->id, strlen(c->id), &val, &vlen);
+        err = kp_ctx_get(ctx, INFLIGHT_ST_INFLIGHT, c->id, strlen(c->id), &val,
+                         &vlen);
         if (err == KP_OK) {
                 kp_pay_err_t perr = kp_payment_parse(val, vlen, &flight, detail,
                                                      sizeof(detail));
@@ -198,14 +191,17 @@ static kp_err_t on_complete(kp_ctx_t *ctx, inflight_app_t *a,
                 err = inflight_on_complete(c, in_flight ? &flight : NULL,
                                            &totals, &what);
         if (!err && in_flight)
-                err = kp_ctx_delete(ctx, ST_INFLIGHT, c->id, strlen(c->id));
+                err = kp_ctx_delete(ctx, INFLIGHT_ST_INFLIGHT, c->id,
+                                    strlen(c->id));
         if (!err)
                 err = totals_save(ctx, &totals);
         if (!err) {
                 if (what == INFLIGHT_COMPLETED)
                         kp_counter_add(a->completed, 1);
                 else if (what == INFLIGHT_REJECTED)
-                        kp_counter_add(rejected_counter(a, c->reason), 1);
+                        kp_counter_add(
+                            rejected_counter(a, kp_reason_from_str(c->reason)),
+                            1);
                 else
                         kp_counter_add(a->completions_unknown, 1);
         }
@@ -225,7 +221,7 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
                              detail, sizeof(detail));
         if (perr)
                 return kp_ctx_dead_letter(ctx, kp_pay_err2code(perr), detail);
-        if (rec->input == IN_INCOMING)
+        if (rec->input == INFLIGHT_IN_INCOMING)
                 err = on_incoming(ctx, a, &p);
         else
                 err = on_complete(ctx, a, &p);
@@ -253,7 +249,7 @@ static kp_err_t expire_id(expiry_t *x, const char *id, size_t idlen) {
         memcpy(key, INFLIGHT_DEDUP_PREFIX, 2);
         memcpy(key + 2, id, idlen);
         kp_err_t err =
-            kp_ctx_get(x->ctx, ST_DEDUP, key, idlen + 2, &val, &vlen);
+            kp_ctx_get(x->ctx, INFLIGHT_ST_DEDUP, key, idlen + 2, &val, &vlen);
         if (err == KP_ERR_NOT_FOUND)
                 return KP_OK;
         if (err)
@@ -265,7 +261,7 @@ static kp_err_t expire_id(expiry_t *x, const char *id, size_t idlen) {
         if (err)
                 KP_WARN("store dedup [%d]: deleting an undecodable entry",
                         (int)kp_ctx_partition(x->ctx));
-        return kp_ctx_delete(x->ctx, ST_DEDUP, key, idlen + 2);
+        return kp_ctx_delete(x->ctx, INFLIGHT_ST_DEDUP, key, idlen + 2);
 }
 
 static int expire_cb(const void *key, size_t klen, const void *val, size_t vlen,
@@ -285,7 +281,7 @@ static int expire_cb(const void *key, size_t klen, const void *val, size_t vlen,
                         (int)kp_ctx_partition(x->ctx));
         else if ((x->err = expire_id(x, id, idlen)))
                 return 1;
-        if ((x->err = kp_ctx_delete(x->ctx, ST_DEDUP, key, klen)))
+        if ((x->err = kp_ctx_delete(x->ctx, INFLIGHT_ST_DEDUP, key, klen)))
                 return 1;
         x->deleted++;
         return 0;
@@ -297,7 +293,7 @@ static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
         expiry_t x        = {.ctx    = ctx,
                              .cutoff = inflight_dedup_cutoff(now_ms, a->retention_ms)};
         kp_err_t err =
-            kp_ctx_scan(ctx, ST_DEDUP, INFLIGHT_EXPIRY_PREFIX,
+            kp_ctx_scan(ctx, INFLIGHT_ST_DEDUP, INFLIGHT_EXPIRY_PREFIX,
                         strlen(INFLIGHT_EXPIRY_PREFIX), expire_cb, &x);
         if (!err)
                 err = x.err;
@@ -316,10 +312,10 @@ static void register_metrics(kp_metrics_t *m, inflight_app_t *a) {
         a->accepted =
             kp_metrics_counter(m, "kpay_inflight_accepted_total",
                                "Payments accepted into flight.", NULL);
-        for (size_t i = 0; i < REASON_CNT; i++) {
+        for (int r = KP_REASON_NONE + 1; r < KP_REASON__CNT; r++) {
                 snprintf(labels, sizeof(labels), "reason=\"%s\"",
-                         inflight_reasons[i] ? inflight_reasons[i] : "other");
-                a->rejected[i] = kp_metrics_counter(
+                         kp_reason2str((kp_reason_t)r));
+                a->rejected[r] = kp_metrics_counter(
                     m, "kpay_inflight_rejected_total",
                     "Payments rejected: by this processor, or while in "
                     "flight.",
@@ -349,18 +345,13 @@ static kp_err_t init(kp_proc_t *proc, void *opaque) {
 }
 
 int main(int argc, char **argv) {
-        static const kp_topic_id_t inputs[] = {
-            KP_TOPIC_INCOMING, KP_TOPIC_COMPLETE, KP_TOPIC_NONE};
-        static const char *const stores[]    = {"inflight", "dedup", "totals",
-                                                NULL};
-        static const kp_proc_layout_t layout = {"inflight", inputs, stores};
         static inflight_app_t a;
         static const kp_conf_section_t sections[] = {{inflight_opts, &iconf},
                                                      {NULL, NULL}};
         static const kp_proc_def_t def            = {
                        .name      = "kpay-inflight",
                        .summary   = "Gateway processor: intake, dedup, in-flight totals.",
-                       .layout    = &layout,
+                       .layout    = &inflight_layout,
                        .sections  = sections,
                        .process   = process,
                        .punctuate = punctuate,

@@ -21,7 +21,8 @@ void kp_topic_plan_add(kp_topic_plan_t *plan, const char *name, int partitions,
 }
 
 void kp_topic_plan_all(kp_topic_plan_t *plan, const char *prefix,
-                       int partitions, int replication_factor) {
+                       int partitions, int replication_factor,
+                       const kp_proc_layout_t *const *layouts) {
         char name[256];
         for (int id = 0; id < KP_TOPIC__CNT; id++) {
                 const kp_topic_spec_t *s = kp_topic_spec((kp_topic_id_t)id);
@@ -30,11 +31,14 @@ void kp_topic_plan_all(kp_topic_plan_t *plan, const char *prefix,
                     plan, name, s->partitions ? s->partitions : partitions,
                     replication_factor, s->cleanup, s->retention_ms);
         }
-        for (const kp_store_spec_t *st = kp_known_stores; st->service; st++) {
-                kp_changelog_name(name, sizeof(name), prefix, st->service,
-                                  st->store);
-                kp_topic_plan_add(plan, name, partitions, replication_factor,
-                                  "compact", NULL);
+        for (; layouts && *layouts; layouts++) {
+                const kp_proc_layout_t *l = *layouts;
+                for (const char *const *st = l->stores; st && *st; st++) {
+                        kp_changelog_name(name, sizeof(name), prefix,
+                                          l->service, *st);
+                        kp_topic_plan_add(plan, name, partitions,
+                                          replication_factor, "compact", NULL);
+                }
         }
 }
 

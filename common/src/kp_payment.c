@@ -64,6 +64,30 @@ const char *kp_pay_err2str(kp_pay_err_t err) {
         return "unknown error";
 }
 
+/* The wire codes of the reasons, indexed by kp_reason_t. */
+static const char *const kp__reason_codes[KP_REASON__CNT] = {
+    [KP_REASON_NONE] = "",
+#define KP__REASON_CODE(name, code, desc) [KP_REASON_##name] = code,
+    KP_REASON_TABLE(KP__REASON_CODE)
+#undef KP__REASON_CODE
+        [KP_REASON_OTHER] = "other",
+};
+
+const char *kp_reason2str(kp_reason_t reason) {
+        if ((unsigned)reason < KP_REASON__CNT)
+                return kp__reason_codes[reason];
+        return kp__reason_codes[KP_REASON_OTHER];
+}
+
+kp_reason_t kp_reason_from_str(const char *code) {
+        if (!code || !code[0])
+                return KP_REASON_NONE;
+        for (int r = KP_REASON_NONE + 1; r < KP_REASON_OTHER; r++)
+                if (!strcmp(code, kp__reason_codes[r]))
+                        return (kp_reason_t)r;
+        return KP_REASON_OTHER;
+}
+
 const char *kp_pay_state2str(kp_pay_state_t state) {
         if ((unsigned)state < KP__PAY_STATE_CNT)
                 return kp__pay_state_names[state];
@@ -394,20 +418,20 @@ int kp_payment_id_valid(const char *id) {
         return n > 0;
 }
 
-const char *kp_payment_validate(const kp_payment_t *p) {
+kp_reason_t kp_payment_validate(const kp_payment_t *p) {
         const char *c = p->currency;
         if (!kp_payment_id_valid(p->id))
-                return "invalid_id";
+                return KP_REASON_INVALID_ID;
         if (!kp_account_id_valid(p->from) || !kp_account_id_valid(p->to))
-                return "invalid_account";
+                return KP_REASON_INVALID_ACCOUNT;
         if (!strcmp(p->from, p->to))
-                return "same_account";
+                return KP_REASON_SAME_ACCOUNT;
         if (p->amount <= 0)
-                return "invalid_amount";
+                return KP_REASON_INVALID_AMOUNT;
         if (strlen(c) != 3 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' ||
             c[1] > 'Z' || c[2] < 'A' || c[2] > 'Z')
-                return "invalid_currency";
-        return NULL;
+                return KP_REASON_INVALID_CURRENCY;
+        return KP_REASON_NONE;
 }
 
 /* A JSON string for @p s. Strings from kp_payment_parse() are valid UTF-8;

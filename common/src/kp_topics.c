@@ -24,16 +24,6 @@ static const kp_topic_spec_t topic_specs[KP_TOPIC__CNT] = {
                             KP_AUDIT_RETENTION_MS},
 };
 
-const kp_store_spec_t kp_known_stores[] = {
-    {"inflight", "inflight"},
-    {"inflight", "dedup"},
-    {"inflight", "totals"},
-    {"account", "balances"},
-    {"confirmed", "totals"},
-    {"metrics", "windows"},
-    {NULL, NULL},
-};
-
 const kp_topic_spec_t *kp_topic_spec(kp_topic_id_t id) {
         if ((int)id < 0 || id >= KP_TOPIC__CNT)
                 return NULL;

@@ -177,7 +177,8 @@ static void test_refund(void **state) {
         /* A refund without a reason still ends REJECTED with one. */
         p.reason[0] = '\0';
         res         = apply_ok(&a, &p, 0);
-        assert_string_equal(res.reason, ACCT_REASON_REFUNDED);
+        assert_string_equal(res.reason, kp_reason2str(KP_REASON_REFUNDED));
+        assert_string_equal(res.reason, "refunded");
 }
 
 static void test_reject_insufficient(void **state) {
@@ -683,11 +684,23 @@ static int teardown(void **state) {
         return 0;
 }
 
+/* What kpay-account reads and keeps, indexed by the header's constant. */
+static void test_layout(void **state) {
+        (void)state;
+        assert_string_equal(account_layout.service, "account");
+        assert_int_equal(account_layout.inputs[0], KP_TOPIC_INFLIGHT);
+        assert_int_equal(account_layout.inputs[1], KP_TOPIC_NONE);
+        assert_string_equal(account_layout.stores[ACCT_ST_BALANCES],
+                            "balances");
+        assert_null(account_layout.stores[1]);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
         const struct CMUnitTest tests[] = {
             T(test_init),
+            T(test_layout),
             T(test_payment_account),
             T(test_debit),
             T(test_credit),

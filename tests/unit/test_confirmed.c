@@ -268,7 +268,7 @@ static void test_confirm(void **state) {
         assert_int_equal(d.action, CONFIRMED_CONFIRM);
         assert_totals(&d.all, 6, 1750, 1, 10);
         assert_totals(&d.day, 1, 1250, 0, 0);
-        assert_string_equal(d.topic, "kpay.payments.confirmed");
+        assert_int_equal(d.topic, KP_TOPIC_CONFIRMED);
         assert_int_equal(d.partition, -1);
         assert_string_equal(d.key, "p-0001");
         assert_int_equal(strlen(d.value), d.value_len);
@@ -312,7 +312,7 @@ static void test_reject_forwarded_unchanged(void **state) {
         assert_totals(&d.all, 5, 500, 2, 310);
         assert_totals(&d.day, 2, 20, 1, 300);
         assert_string_equal(d.key, "p-9");
-        assert_string_equal(d.topic, "kpay.payments.confirmed");
+        assert_int_equal(d.topic, KP_TOPIC_CONFIRMED);
         assert_int_equal(d.partition, -1);
         size_t len;
         char *expect = kp_payment_serialize(&p, &len);
@@ -421,6 +421,17 @@ static void test_days_sum_to_all(void **state) {
         assert_totals(&all, 3, 700, 2, 35);
 }
 
+/* What kpay-confirmed reads and keeps, indexed by the header's constant. */
+static void test_layout(void **state) {
+        (void)state;
+        assert_string_equal(confirmed_layout.service, "confirmed");
+        assert_int_equal(confirmed_layout.inputs[0], KP_TOPIC_COMPLETE);
+        assert_int_equal(confirmed_layout.inputs[1], KP_TOPIC_NONE);
+        assert_string_equal(confirmed_layout.stores[CONFIRMED_ST_TOTALS],
+                            "totals");
+        assert_null(confirmed_layout.stores[1]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_day_key_known_dates, setup,
@@ -441,6 +452,7 @@ int main(void) {
                                             teardown),
             cmocka_unit_test_setup_teardown(test_days_sum_to_all, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_layout, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,9 +38,9 @@ static void parse_ok(const char *json, kp_payment_t *p) {
 }
 
 /* Parses @p json, which must be valid, and returns the validation result. */
-static const char *validate_json(const char *json) {
+static kp_reason_t validate_json(const char *json) {
         kp_payment_t p;
-        const char *reason;
+        kp_reason_t reason;
         parse_ok(json, &p);
         reason = kp_payment_validate(&p);
         kp_payment_clear(&p);
@@ -57,11 +57,11 @@ static char *pay_json(const char *id, const char *from, const char *to,
             id, from, to, amount, currency);
 }
 
-static const char *validate_fields(const char *id, const char *from,
+static kp_reason_t validate_fields(const char *id, const char *from,
                                    const char *to, const char *amount,
                                    const char *currency) {
         char *json         = pay_json(id, from, to, amount, currency);
-        const char *reason = validate_json(json);
+        kp_reason_t reason = validate_json(json);
         kp_free(json);
         return reason;
 }
@@ -85,6 +85,44 @@ static void test_err_table(void **state) {
         assert_string_equal(kp_pay_err2str((kp_pay_err_t)999), "unknown error");
 }
 
+/* Every reason of the table round-trips through its wire code; NONE is "",
+ * OTHER "other", and any string kpay does not know is OTHER. */
+static void test_reason_table(void **state) {
+        (void)state;
+        int rows = 0;
+        assert_int_equal(KP_REASON_NONE, 0);
+#define CHECK(name, code, desc)                                                \
+        assert_string_equal(kp_reason2str(KP_REASON_##name), code);            \
+        assert_int_equal(kp_reason_from_str(code), KP_REASON_##name);          \
+        rows++;
+        KP_REASON_TABLE(CHECK)
+#undef CHECK
+        assert_int_equal(rows, KP_REASON_OTHER - 1);
+        for (int r = 0; r < KP_REASON__CNT; r++) {
+                const char *code = kp_reason2str((kp_reason_t)r);
+                assert_non_null(code);
+                assert_true(strlen(code) <= KP_PAYMENT_REASON_MAX);
+                assert_int_equal(kp_reason_from_str(code), r);
+                for (int q = 0; q < r; q++)
+                        assert_string_not_equal(code,
+                                                kp_reason2str((kp_reason_t)q));
+        }
+        assert_string_equal(kp_reason2str(KP_REASON_NONE), "");
+        assert_string_equal(kp_reason2str(KP_REASON_OTHER), "other");
+        assert_string_equal(kp_reason2str(KP_REASON__CNT), "other");
+        assert_string_equal(kp_reason2str((kp_reason_t)-1), "other");
+        assert_string_equal(kp_reason2str(KP_REASON_INSUFFICIENT_FUNDS),
+                            "insufficient_funds");
+        assert_int_equal(kp_reason_from_str(NULL), KP_REASON_NONE);
+        assert_int_equal(kp_reason_from_str(""), KP_REASON_NONE);
+        assert_int_equal(kp_reason_from_str("made_up\"}"), KP_REASON_OTHER);
+        assert_int_equal(kp_reason_from_str("Insufficient_Funds"),
+                         KP_REASON_OTHER);
+        assert_int_equal(kp_reason_from_str("insufficient_funds "),
+                         KP_REASON_OTHER);
+        assert_int_equal(kp_reason_from_str("other"), KP_REASON_OTHER);
+}
+
 static void test_parse_minimal_defaults(void **state) {
         kp_payment_t p;
         (void)state;
@@ -102,7 +140,7 @@ static void test_parse_minimal_defaults(void **state) {
         assert_int_equal(p.complete_ms, -1);
         assert_int_equal(p.origin_partition, -1);
         assert_null(p.extra);
-        assert_null(kp_payment_validate(&p));
+        assert_int_equal(kp_payment_validate(&p), KP_REASON_NONE);
         kp_payment_clear(&p);
         kp_payment_clear(&p); /* reusable, idempotent */
 }
@@ -299,7 +337,7 @@ static void test_unknown_state(void **state) {
                 assert_int_equal(p.state, KP_PAY_STATE_UNKNOWN);
                 /* a business-rule-wise valid payment: the processor rejects
                  * it as invalid_state */
-                assert_null(kp_payment_validate(&p));
+                assert_int_equal(kp_payment_validate(&p), KP_REASON_NONE);
                 out = kp_payment_serialize(&p, NULL);
                 assert_non_null(strstr(out, "\"state\":\"UNKNOWN\""));
                 kp_free(out);
@@ -332,15 +370,18 @@ static void test_system_accounts(void **state) {
         assert_false(kp_account_id_valid("a/b"));
         assert_false(kp_account_id_valid(NULL));
 
-        assert_null(validate_fields("p", "@bank", "alice", "100", "USD"));
-        assert_null(validate_fields("p", "alice", "@bank", "100", "USD"));
-        assert_null(validate_fields("p", sys64, "alice", "100", "USD"));
-        assert_string_equal(validate_fields("p", "@", "alice", "1", "USD"),
-                            "invalid_account");
-        assert_string_equal(validate_fields("p", "@@x", "alice", "1", "USD"),
-                            "invalid_account");
-        assert_string_equal(validate_fields("p", "@bank", "@bank", "1", "USD"),
-                            "same_account");
+        assert_int_equal(validate_fields("p", "@bank", "alice", "100", "USD"),
+                         KP_REASON_NONE);
+        assert_int_equal(validate_fields("p", "alice", "@bank", "100", "USD"),
+                         KP_REASON_NONE);
+        assert_int_equal(validate_fields("p", sys64, "alice", "100", "USD"),
+                         KP_REASON_NONE);
+        assert_int_equal(validate_fields("p", "@", "alice", "1", "USD"),
+                         KP_REASON_INVALID_ACCOUNT);
+        assert_int_equal(validate_fields("p", "@@x", "alice", "1", "USD"),
+                         KP_REASON_INVALID_ACCOUNT);
+        assert_int_equal(validate_fields("p", "@bank", "@bank", "1", "USD"),
+                         KP_REASON_SAME_ACCOUNT);
         kp_free(acct64);
         kp_free(acct65);
         kp_free(sys64);
@@ -365,77 +406,83 @@ static void test_validation_boundaries(void **state) {
         assert_false(kp_payment_id_valid("a\x7f"));
         assert_false(kp_payment_id_valid("a\x1f"));
 
-        assert_null(validate_fields(id128, "a", "b", "1", "USD"));
-        assert_string_equal(validate_fields(id129, "a", "b", "1", "USD"),
-                            "invalid_id");
-        assert_string_equal(validate_fields("", "a", "b", "1", "USD"),
-                            "invalid_id");
-        assert_string_equal(validate_fields("a\\tb", "a", "b", "1", "USD"),
-                            "invalid_id");
-        assert_string_equal(validate_fields("a\\u007f", "a", "b", "1", "USD"),
-                            "invalid_id");
-        assert_string_equal(
-            validate_fields("caf\xc3\xa9", "a", "b", "1", "USD"), "invalid_id");
+        assert_int_equal(validate_fields(id128, "a", "b", "1", "USD"),
+                         KP_REASON_NONE);
+        assert_int_equal(validate_fields(id129, "a", "b", "1", "USD"),
+                         KP_REASON_INVALID_ID);
+        assert_int_equal(validate_fields("", "a", "b", "1", "USD"),
+                         KP_REASON_INVALID_ID);
+        assert_int_equal(validate_fields("a\\tb", "a", "b", "1", "USD"),
+                         KP_REASON_INVALID_ID);
+        assert_int_equal(validate_fields("a\\u007f", "a", "b", "1", "USD"),
+                         KP_REASON_INVALID_ID);
+        assert_int_equal(validate_fields("caf\xc3\xa9", "a", "b", "1", "USD"),
+                         KP_REASON_INVALID_ID);
 
         /* Overlong (but under 4x) strings are cut to limit + 1: still
          * invalid, never silently valid. */
         json = pay_json(id300, "a", "b", "1", "USD");
         parse_ok(json, &p);
         assert_int_equal(strlen(p.id), KP_PAYMENT_ID_MAX + 1);
-        assert_string_equal(kp_payment_validate(&p), "invalid_id");
+        assert_int_equal(kp_payment_validate(&p), KP_REASON_INVALID_ID);
         kp_payment_clear(&p);
         kp_free(json);
         json = pay_json(utf8, "a", "b", "1", "USD");
         parse_ok(json, &p);
         assert_int_equal(strlen(p.id), KP_PAYMENT_ID_MAX + 1);
-        assert_string_equal(kp_payment_validate(&p), "invalid_id");
+        assert_int_equal(kp_payment_validate(&p), KP_REASON_INVALID_ID);
         kp_payment_clear(&p);
         kp_free(json);
         json = pay_json("p", a200, "b", "1", "USD");
         parse_ok(json, &p);
         assert_int_equal(strlen(p.from), KP_ACCOUNT_ID_MAX + 1);
-        assert_string_equal(kp_payment_validate(&p), "invalid_account");
+        assert_int_equal(kp_payment_validate(&p), KP_REASON_INVALID_ACCOUNT);
         kp_payment_clear(&p);
         kp_free(json);
 
-        assert_null(validate_fields("p", a64, "b", "1", "USD"));
-        assert_null(validate_fields("p", "b", a64, "1", "USD"));
-        assert_string_equal(validate_fields("p", a65, "b", "1", "USD"),
-                            "invalid_account");
-        assert_string_equal(validate_fields("p", "b", a65, "1", "USD"),
-                            "invalid_account");
-        assert_string_equal(validate_fields("p", "", "b", "1", "USD"),
-                            "invalid_account");
-        assert_string_equal(validate_fields("p", "a b", "b", "1", "USD"),
-                            "invalid_account");
-        assert_string_equal(validate_fields("p", "a", "b/c", "1", "USD"),
-                            "invalid_account");
+        assert_int_equal(validate_fields("p", a64, "b", "1", "USD"),
+                         KP_REASON_NONE);
+        assert_int_equal(validate_fields("p", "b", a64, "1", "USD"),
+                         KP_REASON_NONE);
+        assert_int_equal(validate_fields("p", a65, "b", "1", "USD"),
+                         KP_REASON_INVALID_ACCOUNT);
+        assert_int_equal(validate_fields("p", "b", a65, "1", "USD"),
+                         KP_REASON_INVALID_ACCOUNT);
+        assert_int_equal(validate_fields("p", "", "b", "1", "USD"),
+                         KP_REASON_INVALID_ACCOUNT);
+        assert_int_equal(validate_fields("p", "a b", "b", "1", "USD"),
+                         KP_REASON_INVALID_ACCOUNT);
+        assert_int_equal(validate_fields("p", "a", "b/c", "1", "USD"),
+                         KP_REASON_INVALID_ACCOUNT);
 
-        assert_string_equal(validate_fields("p", "alice", "alice", "1", "USD"),
-                            "same_account");
+        assert_int_equal(validate_fields("p", "alice", "alice", "1", "USD"),
+                         KP_REASON_SAME_ACCOUNT);
 
-        assert_null(validate_fields("p", "a", "b", "1", "USD"));
-        assert_null(
-            validate_fields("p", "a", "b", "9223372036854775807", "USD"));
-        assert_string_equal(validate_fields("p", "a", "b", "0", "USD"),
-                            "invalid_amount");
-        assert_string_equal(validate_fields("p", "a", "b", "-5", "USD"),
-                            "invalid_amount");
-        assert_string_equal(
+        assert_int_equal(validate_fields("p", "a", "b", "1", "USD"),
+                         KP_REASON_NONE);
+        assert_int_equal(
+            validate_fields("p", "a", "b", "9223372036854775807", "USD"),
+            KP_REASON_NONE);
+        assert_int_equal(validate_fields("p", "a", "b", "0", "USD"),
+                         KP_REASON_INVALID_AMOUNT);
+        assert_int_equal(validate_fields("p", "a", "b", "-5", "USD"),
+                         KP_REASON_INVALID_AMOUNT);
+        assert_int_equal(
             validate_fields("p", "a", "b", "-9223372036854775808", "USD"),
-            "invalid_amount");
+            KP_REASON_INVALID_AMOUNT);
 
-        assert_null(validate_fields("p", "a", "b", "1", "EUR"));
-        assert_string_equal(validate_fields("p", "a", "b", "1", "usd"),
-                            "invalid_currency");
-        assert_string_equal(validate_fields("p", "a", "b", "1", "US"),
-                            "invalid_currency");
-        assert_string_equal(validate_fields("p", "a", "b", "1", "USDX"),
-                            "invalid_currency");
-        assert_string_equal(validate_fields("p", "a", "b", "1", ""),
-                            "invalid_currency");
-        assert_string_equal(validate_fields("p", "a", "b", "1", "U$D"),
-                            "invalid_currency");
+        assert_int_equal(validate_fields("p", "a", "b", "1", "EUR"),
+                         KP_REASON_NONE);
+        assert_int_equal(validate_fields("p", "a", "b", "1", "usd"),
+                         KP_REASON_INVALID_CURRENCY);
+        assert_int_equal(validate_fields("p", "a", "b", "1", "US"),
+                         KP_REASON_INVALID_CURRENCY);
+        assert_int_equal(validate_fields("p", "a", "b", "1", "USDX"),
+                         KP_REASON_INVALID_CURRENCY);
+        assert_int_equal(validate_fields("p", "a", "b", "1", ""),
+                         KP_REASON_INVALID_CURRENCY);
+        assert_int_equal(validate_fields("p", "a", "b", "1", "U$D"),
+                         KP_REASON_INVALID_CURRENCY);
 
         /* INT64_MAX round trips exactly. */
         json = pay_json("p", "a", "b", "9223372036854775807", "USD");
@@ -677,7 +724,7 @@ static void test_too_long(void **state) {
         /* 4x the limit exactly still parses (and fails validation). */
         json = pay_json(id512, "a", "b", "1", "USD");
         parse_ok(json, &p);
-        assert_string_equal(kp_payment_validate(&p), "invalid_id");
+        assert_int_equal(kp_payment_validate(&p), KP_REASON_INVALID_ID);
         kp_payment_clear(&p);
         kp_free(json);
 
@@ -884,6 +931,7 @@ static void test_is_account_cmd(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_err_table, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_reason_table, setup, teardown),
             cmocka_unit_test_setup_teardown(test_parse_minimal_defaults, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_round_trip_full, setup,

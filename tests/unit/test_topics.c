@@ -10,6 +10,7 @@
 #include "kpay/kp_admin.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_topics.h"
+#include "layouts.h"
 
 static void test_names(void **state) {
         (void)state;
@@ -49,10 +50,11 @@ static void test_plan(void **state) {
         (void)state;
         int64_t before       = kp_mem_live_allocations();
         kp_topic_plan_t plan = {0};
-        kp_topic_plan_all(&plan, "t.", 12, 3);
+        kp_topic_plan_all(&plan, "t.", 12, 3, admin_layouts);
         size_t stores = 0;
-        while (kp_known_stores[stores].service)
-                stores++;
+        for (const kp_proc_layout_t *const *l = admin_layouts; *l; l++)
+                for (const char *const *st = (*l)->stores; *st; st++)
+                        stores++;
         assert_int_equal(plan.cnt, KP_TOPIC__CNT + stores);
         int seen_compact = 0;
         for (size_t i = 0; i < plan.cnt; i++) {
@@ -82,11 +84,89 @@ static void test_plan(void **state) {
         assert_true(kp_mem_live_allocations() == before);
 }
 
+/* The changelogs follow the topics, one per store of each layout in order,
+ * named for the layout's service; a layout without stores adds none. */
+static void test_plan_changelogs(void **state) {
+        (void)state;
+        static const kp_topic_id_t inputs[]     = {KP_TOPIC_INCOMING,
+                                                   KP_TOPIC_NONE};
+        static const char *const two[]          = {"a", "b", NULL};
+        static const char *const none[]         = {NULL};
+        static const kp_proc_layout_t x         = {"x", inputs, two};
+        static const kp_proc_layout_t y         = {"y", inputs, none};
+        static const kp_proc_layout_t z         = {"z", inputs, two};
+        const kp_proc_layout_t *const layouts[] = {&x, &y, &z, NULL};
+        kp_topic_plan_t plan                    = {0};
+
+        kp_topic_plan_all(&plan, "p.", 6, 1, layouts);
+        assert_int_equal(plan.cnt, KP_TOPIC__CNT + 4);
+        assert_string_equal(plan.reqs[KP_TOPIC__CNT].name,
+                            "p.kpay-x-a-changelog");
+        assert_string_equal(plan.reqs[KP_TOPIC__CNT + 1].name,
+                            "p.kpay-x-b-changelog");
+        assert_string_equal(plan.reqs[KP_TOPIC__CNT + 2].name,
+                            "p.kpay-z-a-changelog");
+        assert_string_equal(plan.reqs[KP_TOPIC__CNT + 3].name,
+                            "p.kpay-z-b-changelog");
+        for (size_t i = KP_TOPIC__CNT; i < plan.cnt; i++) {
+                assert_string_equal(plan.reqs[i].cleanup_policy, "compact");
+                assert_int_equal(plan.reqs[i].partitions, 6);
+                assert_null(plan.reqs[i].retention_ms);
+        }
+        kp_topic_plan_clear(&plan);
+
+        kp_topic_plan_all(&plan, "p.", 6, 1, NULL);
+        assert_int_equal(plan.cnt, KP_TOPIC__CNT);
+        kp_topic_plan_clear(&plan);
+}
+
+/* kpay-admin creates the changelogs of the three processors that keep
+ * stores, and of no other (the metrics processor is not built). */
+static void test_admin_layouts(void **state) {
+        (void)state;
+        kp_topic_plan_t plan            = {0};
+        static const char *const want[] = {
+            "kpay-inflight-inflight-changelog",
+            "kpay-inflight-dedup-changelog",
+            "kpay-inflight-totals-changelog",
+            "kpay-account-balances-changelog",
+            "kpay-confirmed-totals-changelog",
+        };
+        const size_t n = sizeof(want) / sizeof(want[0]);
+
+        kp_topic_plan_all(&plan, "", 12, 1, admin_layouts);
+        assert_int_equal(plan.cnt, KP_TOPIC__CNT + n);
+        for (size_t i = 0; i < n; i++)
+                assert_string_equal(plan.reqs[KP_TOPIC__CNT + i].name, want[i]);
+        kp_topic_plan_clear(&plan);
+        /* The layouts' inputs name real topics. */
+        for (const kp_proc_layout_t *const *l = admin_layouts; *l; l++) {
+                assert_non_null((*l)->inputs);
+                assert_true((*l)->inputs[0] != KP_TOPIC_NONE);
+                for (const kp_topic_id_t *t = (*l)->inputs; *t != KP_TOPIC_NONE;
+                     t++)
+                        assert_non_null(kp_topic_spec(*t));
+        }
+}
+
+/* kp_topic_id_of() maps kpay's topic names back to their ids. */
+static void test_topic_id_of(void **state) {
+        (void)state;
+        for (int id = 0; id < KP_TOPIC__CNT; id++)
+                assert_int_equal(kp_topic_id_of(kp_topic_spec(id)->name), id);
+        assert_int_equal(kp_topic_id_of("test.in"), KP_TOPIC_NONE);
+        assert_int_equal(kp_topic_id_of(""), KP_TOPIC_NONE);
+        assert_int_equal(kp_topic_id_of(NULL), KP_TOPIC_NONE);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_names),
             cmocka_unit_test(test_name_valid),
             cmocka_unit_test(test_plan),
+            cmocka_unit_test(test_plan_changelogs),
+            cmocka_unit_test(test_admin_layouts),
+            cmocka_unit_test(test_topic_id_of),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

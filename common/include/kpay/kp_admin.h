@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "kpay/kp_err.h"
+#include "kpay/kp_topics.h"
 
 /** One topic as it must exist on the broker. */
 typedef struct kp_topic_req_s {
@@ -35,12 +36,17 @@ void kp_topic_plan_add(kp_topic_plan_t *plan, const char *name, int partitions,
 
 /**
  * @brief Adds every topic of DESIGN.md §2 with @p prefix: the data, control,
- *        metadata, DLQ and ops topics and the changelogs of kp_known_stores.
+ *        metadata, DLQ and ops topics, then the changelog of every store of
+ *        every processor in @p layouts, in their order.
  * @param partitions the deployment's partition count (topics with a fixed
- *        count, such as kpay.metadata, keep theirs).
+ *        count, such as kpay.metadata, keep theirs; changelogs take it).
+ * @param layouts the processors' layouts, NULL-terminated (kpay-admin's
+ *        admin_layouts); NULL adds no changelog.
+ * @locality any thread
  */
 void kp_topic_plan_all(kp_topic_plan_t *plan, const char *prefix,
-                       int partitions, int replication_factor);
+                       int partitions, int replication_factor,
+                       const kp_proc_layout_t *const *layouts);
 
 /** @brief Frees the plan's contents (not @p plan itself). */
 void kp_topic_plan_clear(kp_topic_plan_t *plan);

@@ -57,6 +57,60 @@ const char *kp_pay_err2code(kp_pay_err_t err);
 /** @brief A description of @p err. */
 const char *kp_pay_err2str(kp_pay_err_t err);
 
+/** Why kpay rejects (or refunds) a well-formed payment: the one list of
+ *  the reasons kpay decides, in Payment.reason on the wire and in the
+ *  reason label of the daemons' counters (docs/events.md lists the same).
+ *  X(NAME, "wire code", description) */
+#define KP_REASON_TABLE(X)                                                     \
+        X(INVALID_STATE, "invalid_state",                                      \
+          "a record on kpay.payments.incoming whose state is not INCOMING "    \
+          "(or is unknown)")                                                   \
+        X(INVALID_ID, "invalid_id", "id not 1-128 printable ASCII characters") \
+        X(INVALID_ACCOUNT, "invalid_account",                                  \
+          "from or to not a valid account id")                                 \
+        X(SAME_ACCOUNT, "same_account", "from equals to")                      \
+        X(INVALID_AMOUNT, "invalid_amount", "amount <= 0")                     \
+        X(INVALID_CURRENCY, "invalid_currency",                                \
+          "currency not 3 upper-case letters")                                 \
+        X(INSUFFICIENT_FUNDS, "insufficient_funds",                            \
+          "the debit would take a regular payer below -overdraft_limit")       \
+        X(ACCOUNT_FROZEN, "account_frozen",                                    \
+          "the payer or the payee is frozen")                                  \
+        X(BALANCE_OVERFLOW, "balance_overflow",                                \
+          "the debit or the credit would overflow int64")                      \
+        X(REFUNDED, "refunded",                                                \
+          "the payer was credited back after a refund that carried no "        \
+          "reason")
+
+/** A rejection reason. KP_REASON_NONE is no reason (a valid payment, an
+ *  empty Payment.reason); KP_REASON_OTHER stands for any reason string
+ *  kpay does not know, which foreign records may carry. */
+typedef enum kp_reason_e {
+        KP_REASON_NONE = 0,
+#define KP__REASON_ENUM(name, code, desc) KP_REASON_##name,
+        KP_REASON_TABLE(KP__REASON_ENUM)
+#undef KP__REASON_ENUM
+            KP_REASON_OTHER,
+        KP_REASON__CNT
+} kp_reason_t;
+
+/**
+ * @brief The wire code of @p reason ("insufficient_funds"): "" for
+ *        KP_REASON_NONE, "other" for KP_REASON_OTHER and any value out of
+ *        range.
+ * @returns a static string.
+ * @locality any thread
+ */
+const char *kp_reason2str(kp_reason_t reason);
+
+/**
+ * @brief The reason whose wire code is @p code (case-sensitive).
+ * @returns KP_REASON_NONE for NULL or "", KP_REASON_OTHER for a code that
+ *          is not in KP_REASON_TABLE.
+ * @locality any thread
+ */
+kp_reason_t kp_reason_from_str(const char *code);
+
 typedef enum kp_pay_state_e {
         KP_PAY_INCOMING,
         KP_PAY_DEBIT,
@@ -110,15 +164,16 @@ kp_pay_err_t kp_payment_parse(const void *buf, size_t len, kp_payment_t *p,
                               char *detail, size_t detail_size);
 
 /**
- * @brief Checks the business rules of a parsed payment: id 1-128 printable
- *        ASCII; from and to 1-64 of [A-Za-z0-9._:-], optionally after one
- *        leading '@' (system accounts); from != to; amount > 0; currency 3
- *        upper-case letters.
- * @returns NULL when valid, else the rejection reason: "invalid_id",
- *          "invalid_account", "same_account", "invalid_amount",
- *          "invalid_currency".
+ * @brief Checks the business rules of a parsed payment, in this order: id
+ *        1-128 printable ASCII; from and to 1-64 of [A-Za-z0-9._:-],
+ *        optionally after one leading '@' (system accounts); from != to;
+ *        amount > 0; currency 3 upper-case letters.
+ * @returns KP_REASON_NONE when valid, else the first rule broken:
+ *          KP_REASON_INVALID_ID, _INVALID_ACCOUNT, _SAME_ACCOUNT,
+ *          _INVALID_AMOUNT or _INVALID_CURRENCY.
+ * @locality any thread
  */
-const char *kp_payment_validate(const kp_payment_t *p);
+kp_reason_t kp_payment_validate(const kp_payment_t *p);
 
 /** @brief 1 if @p account is a system account ("@bank"). */
 int kp_account_is_system(const char *account);

@@ -23,8 +23,17 @@ typedef enum kp_topic_id_e {
         KP_TOPIC__CNT
 } kp_topic_id_t;
 
+/** How a topic is laid out on the broker. */
+typedef struct kp_topic_spec_s {
+        const char *name;         /**< without the prefix */
+        int partitions;           /**< fixed count, or 0 for the deployment's */
+        const char *cleanup;      /**< "delete" or "compact" */
+        const char *retention_ms; /**< retention.ms, or NULL for the default */
+} kp_topic_spec_t;
+
 /** Marks the end of a list of topic ids. */
 #define KP_TOPIC_NONE ((kp_topic_id_t)-1)
+
 /**
  * What a stream processor reads and keeps, declared once by each daemon
  * beside its business logic: the runtime takes it from the daemon's
@@ -37,29 +46,8 @@ typedef struct kp_proc_layout_s {
         const char *const *stores;   /**< NULL-terminated; may be empty */
 } kp_proc_layout_t;
 
-/** How a topic is laid out on the broker. */
-typedef struct kp_topic_spec_s {
-        const char *name;         /**< without the prefix */
-        int partitions;           /**< fixed count, or 0 for the deployment's */
-        const char *cleanup;      /**< "delete" or "compact" */
-        const char *retention_ms; /**< retention.ms, or NULL for the default */
-} kp_topic_spec_t;
-
-/** A state store whose changelog topic the deployment creates up front. */
-typedef struct kp_store_spec_s {
-        const char *service; /**< "account" for kpay-account */
-        const char *store;   /**< "balances" */
-} kp_store_spec_t;
-
 /** @brief The layout of topic @p id. @locality any thread */
 const kp_topic_spec_t *kp_topic_spec(kp_topic_id_t id);
-
-/**
- * @brief The stores of kpay's processors, ending with a {NULL, NULL} row.
- *        `kpay-admin topics` creates their changelogs; the runtime creates
- *        any other store's changelog when it first opens the store.
- */
-extern const kp_store_spec_t kp_known_stores[];
 
 /**
  * @brief The id of the kpay topic named @p name (without the prefix).
