@@ -37,7 +37,8 @@ static const kp_json_field_t totals_fields[] = {
 };
 #define TOTALS_FIELD_CNT (sizeof(totals_fields) / sizeof(totals_fields[0]))
 
-kp_err_t confirmed_totals_decode(const void *buf, size_t len, void *t) {
+kp_err_t confirmed_totals_decode(const void *buf, size_t len,
+                                 confirmed_totals_t *t) {
         return kp_json_decode_int64s(buf, len, totals_fields, TOTALS_FIELD_CNT,
                                      t, sizeof(confirmed_totals_t));
 }

@@ -52,7 +52,7 @@ typedef struct confirmed_totals_s {
  * @returns KP_OK with @p t filled, or KP_ERR_PARSE (@p t then untouched).
  */
 kp_err_t confirmed_totals_decode(const void *buf, size_t len,
-                                 void *t /* confirmed_totals_t */);
+                                 confirmed_totals_t *t);
 
 /**
  * @brief Encodes totals as compact JSON, fields in the order of the struct.

@@ -22,13 +22,14 @@ typedef struct confirmed_app_s {
         kp_counter_t *rejected;
 } confirmed_app_t;
 
+KP_CTX_TYPED_GETTER(get_totals, confirmed_totals_t, confirmed_totals_decode)
+
 /* Reads the totals under @p key; zeros when there are none yet. */
 static kp_err_t totals_load(kp_ctx_t *ctx, const char *key,
                             confirmed_totals_t *t) {
         memset(t, 0, sizeof(*t));
         kp_err_t err =
-            kp_ctx_get_decoded(ctx, CONFIRMED_ST_TOTALS, key, strlen(key),
-                               confirmed_totals_decode, t);
+            get_totals(ctx, CONFIRMED_ST_TOTALS, key, strlen(key), t);
         return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
 

@@ -43,7 +43,8 @@ static const kp_json_field_t totals_fields[] = {
 };
 #define TOTALS_FIELD_CNT (sizeof(totals_fields) / sizeof(totals_fields[0]))
 
-kp_err_t inflight_totals_decode(const void *buf, size_t len, void *t) {
+kp_err_t inflight_totals_decode(const void *buf, size_t len,
+                                inflight_totals_t *t) {
         return kp_json_decode_int64s(buf, len, totals_fields, TOTALS_FIELD_CNT,
                                      t, sizeof(inflight_totals_t));
 }
@@ -98,8 +99,8 @@ int inflight_expiry_key_parse(const void *key, size_t klen, int64_t *msp,
         return 1;
 }
 
-kp_err_t inflight_dedup_value_decode(const void *buf, size_t len, void *out) {
-        int64_t *msp = out;
+kp_err_t inflight_dedup_value_decode(const void *buf, size_t len,
+                                     int64_t *msp) {
         char text[24];
         int64_t ms;
 

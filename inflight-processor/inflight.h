@@ -107,7 +107,7 @@ typedef struct inflight_totals_s {
  * @returns KP_OK with @p t filled, or KP_ERR_PARSE (@p t then untouched).
  */
 kp_err_t inflight_totals_decode(const void *buf, size_t len,
-                                void *t /* inflight_totals_t */);
+                                inflight_totals_t *t);
 
 /**
  * @brief Encodes totals as compact JSON, fields in the order of the struct.
@@ -145,8 +145,7 @@ int inflight_expiry_key_parse(const void *key, size_t klen, int64_t *msp,
  * @brief Decodes a dedup value (decimal ms, >= 0).
  * @returns KP_OK or KP_ERR_PARSE.
  */
-kp_err_t inflight_dedup_value_decode(const void *buf, size_t len,
-                                     void *msp /* int64_t */);
+kp_err_t inflight_dedup_value_decode(const void *buf, size_t len, int64_t *msp);
 
 /**
  * @brief The oldest first-seen time still inside the dedup window:

@@ -51,12 +51,15 @@ static kp_counter_t *rejected_counter(inflight_app_t *a, kp_reason_t reason) {
         return a->rejected[reason == KP_REASON_NONE ? KP_REASON_OTHER : reason];
 }
 
+/* Typed readers of the stores' values. */
+KP_CTX_TYPED_GETTER(get_totals, inflight_totals_t, inflight_totals_decode)
+KP_CTX_TYPED_GETTER(get_first_seen, int64_t, inflight_dedup_value_decode)
+
 /* Reads the partition's totals; zeros when there are none yet. */
 static kp_err_t totals_load(kp_ctx_t *ctx, inflight_totals_t *t) {
         memset(t, 0, sizeof(*t));
-        kp_err_t err = kp_ctx_get_decoded(
-            ctx, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
-            strlen(INFLIGHT_TOTALS_KEY), inflight_totals_decode, t);
+        kp_err_t err = get_totals(ctx, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
+                                  strlen(INFLIGHT_TOTALS_KEY), t);
         return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
 
@@ -76,8 +79,7 @@ static kp_err_t dedup_load(kp_ctx_t *ctx, const char *id, int64_t *msp) {
         if (!klen)
                 return KP_ERR_INVALID_ARG;
         *msp         = -1;
-        kp_err_t err = kp_ctx_get_decoded(ctx, INFLIGHT_ST_DEDUP, key, klen,
-                                          inflight_dedup_value_decode, msp);
+        kp_err_t err = get_first_seen(ctx, INFLIGHT_ST_DEDUP, key, klen, msp);
         return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
 

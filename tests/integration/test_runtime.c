@@ -80,9 +80,10 @@ static void env_cleanup(env_t *e) {
                 fprintf(stderr, "could not remove %s\n", e->root);
 }
 
-/* Starts instance @p i (state in <root>/<id>), with extra arguments. */
-static inst_t *inst_start(env_t *e, int i, const char *id, const char *extra1,
-                          const char *extra2) {
+/* Starts instance @p i (state in <root>/<id>), with the extra arguments
+ * @p extra (NULL-terminated, may be NULL). */
+static inst_t *inst_start_v(env_t *e, int i, const char *id,
+                            const char *const *extra) {
         inst_t *in = &e->inst[i];
         snprintf(in->id, sizeof(in->id), "%s", id);
         snprintf(in->state, sizeof(in->state), "%s/%s", e->root, id);
@@ -92,28 +93,36 @@ static inst_t *inst_start(env_t *e, int i, const char *id, const char *extra1,
         const char *bin = getenv("KPAY_TESTPROC_BIN");
         if (!bin)
                 fail_msg("KPAY_TESTPROC_BIN is not set: run through ctest");
-        char *argv[] = {(char *)bin,
-                        "-b",
-                        (char *)it_bootstrap(),
-                        "--topic-prefix",
-                        e->prefix,
-                        "--instance-id",
-                        in->id,
-                        "--state-dir",
-                        in->state,
-                        "--listen",
-                        in->endpoint,
-                        "--partitions",
-                        "4",
-                        "--commit-interval-ms",
-                        "100",
-                        "--heartbeat-ms",
-                        "1000",
-                        (char *)extra1,
-                        (char *)extra2,
-                        NULL};
-        in->pid      = it_spawn(argv, in->log);
+        char *argv[32] = {(char *)bin,
+                          "-b",
+                          (char *)it_bootstrap(),
+                          "--topic-prefix",
+                          e->prefix,
+                          "--instance-id",
+                          in->id,
+                          "--state-dir",
+                          in->state,
+                          "--listen",
+                          in->endpoint,
+                          "--partitions",
+                          "4",
+                          "--commit-interval-ms",
+                          "100",
+                          "--heartbeat-ms",
+                          "1000"};
+        int n          = 17;
+        for (int x = 0; extra && extra[x] && n < 31; x++)
+                argv[n++] = (char *)extra[x];
+        argv[n] = NULL;
+        in->pid = it_spawn(argv, in->log);
         return in;
+}
+
+/* inst_start_v() with up to two extra arguments. */
+static inst_t *inst_start(env_t *e, int i, const char *id, const char *extra1,
+                          const char *extra2) {
+        const char *extra[] = {extra1, extra2, NULL};
+        return inst_start_v(e, i, id, extra);
 }
 
 static void inst_wait_ready(inst_t *in, int timeout_ms) {
@@ -698,6 +707,199 @@ static void test_punctuation_and_dead_letters(void **state) {
         env_cleanup(&e);
 }
 
+/* The InstanceInfo records of instance @p id on kpay.metadata, in order:
+ * each state ("" for a tombstone) into @p states. Returns the count. */
+static size_t info_states(env_t *e, const char *id, char states[][16],
+                          size_t max) {
+        char meta[256], key[64];
+        kp_topic_name(meta, sizeof(meta), e->prefix, KP_TOPIC_METADATA);
+        snprintf(key, sizeof(key), "testproc/%s", id);
+        it_rec_t *recs;
+        size_t cnt = it_read_all(meta, "read_committed", &recs), n = 0;
+        for (size_t i = 0; i < cnt && n < max; i++) {
+                if (!recs[i].key || strcmp(recs[i].key, key))
+                        continue;
+                states[n][0] = '\0';
+                if (recs[i].value) {
+                        json_error_t jerr;
+                        json_t *j = json_loads(recs[i].value, 0, &jerr);
+                        const char *st =
+                            json_string_value(json_object_get(j, "state"));
+                        snprintf(states[n], 16, "%s", st ? st : "?");
+                        json_decref(j);
+                }
+                n++;
+        }
+        it_free_recs(recs, cnt);
+        return n;
+}
+
+static int log_contains(const char *path, const char *needle) {
+        FILE *fp = fopen(path, "r");
+        char line[2048];
+        int found = 0;
+        while (fp && !found && fgets(line, sizeof(line), fp))
+                found = strstr(line, needle) != NULL;
+        if (fp)
+                fclose(fp);
+        return found;
+}
+
+/* -X reaches the clients for tunables and is refused (with a warning) for
+ * the safety invariants; the lifecycle is published in InstanceInfo:
+ * RUNNING, a tombstone on exit, and RESTORING then RUNNING when the
+ * stores are rebuilt from the changelog. */
+static void test_lifecycle_and_config(void **state) {
+        (void)state;
+        env_t e;
+        env_init(&e, "lifecycle", 4);
+        const char *x[] = {"-X", "linger.ms=0", "-X",
+                           "isolation.level=read_uncommitted", NULL};
+        inst_t *in      = inst_start_v(&e, 0, "L1", x);
+        inst_wait_ready(in, 60000);
+
+        json_t *conf  = get_json(in->endpoint, "/v1/config", 200);
+        json_t *kafka = json_object_get(conf, "kafka");
+        /* librdkafka reports linger.ms under its canonical name. */
+        const char *ling = json_string_value(json_object_get(
+            json_object_get(kafka, "producer"), "queue.buffering.max.ms"));
+        const char *iso  = json_string_value(json_object_get(
+             json_object_get(kafka, "consumer"), "isolation.level"));
+        const char *riso = json_string_value(json_object_get(
+            json_object_get(kafka, "restorer"), "isolation.level"));
+        assert_non_null(ling);
+        assert_string_equal(ling, "0");
+        assert_non_null(iso);
+        assert_string_equal(iso, "read_committed");
+        assert_non_null(riso);
+        assert_string_equal(riso, "read_committed");
+        json_decref(conf);
+        assert_true(log_contains(
+            in->log, "-X isolation.level=read_uncommitted ignored"));
+
+        json_t *health = get_json(in->endpoint, "/healthz", 200);
+        assert_string_equal(json_string_value(json_object_get(health, "state")),
+                            "RUNNING");
+        json_decref(health);
+
+        produce_values(&e, 5, 1, 40);
+        wait_outputs(&e, 200, 60000);
+        inst_stop(in);
+        char states[64][16];
+        size_t n = info_states(&e, "L1", states, 64);
+        assert_true(n >= 2);
+        assert_string_equal(states[n - 1], ""); /* the tombstone */
+        int running = 0;
+        for (size_t i = 0; i < n; i++)
+                running |= !strcmp(states[i], "RUNNING");
+        assert_true(running);
+
+        /* No local state: the restart rebuilds the store from the
+         * changelog, RESTORING first, then RUNNING. */
+        char cmd[700];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", in->state);
+        assert_int_equal(system(cmd), 0);
+        size_t before = n;
+        in            = inst_start(&e, 0, "L1", NULL, NULL);
+        inst_wait_ready(in, 60000);
+        int64_t deadline = it_now_ms() + 30000;
+        int restoring = -1, running_after = -1;
+        while (running_after < 0) {
+                n = info_states(&e, "L1", states, 64);
+                for (size_t i = before; i < n; i++) {
+                        if (!strcmp(states[i], "RESTORING") && restoring < 0)
+                                restoring = (int)i;
+                        if (!strcmp(states[i], "RUNNING") && restoring >= 0 &&
+                            (int)i > restoring)
+                                running_after = (int)i;
+                }
+                if (it_now_ms() > deadline)
+                        fail_msg(
+                            "no RESTORING then RUNNING published (%zu "
+                            "records after the restart)",
+                            n - before);
+                struct timespec ts = {0, 100 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        assert_true(key_value(in->endpoint, 0) == 40 * 41 / 2);
+        inst_stop(in);
+        env_cleanup(&e);
+}
+
+static void post_flow(inst_t *in, const char *query) {
+        char path[128];
+        snprintf(path, sizeof(path), "/test/flow?%s", query);
+        int status = it_http("POST", in->endpoint, path, "", NULL);
+        if (status != 200)
+                fail_msg("POST %s: status %d", path, status);
+}
+
+/* Waits until a metric (name with labels) has value @p want. */
+static void wait_metric(inst_t *in, const char *name, double want,
+                        int timeout_ms) {
+        int64_t deadline = it_now_ms() + timeout_ms;
+        double v;
+        while ((v = metric(in->endpoint, name)) != want) {
+                if (it_now_ms() > deadline)
+                        fail_msg("%s is %g, expected %g", name, v, want);
+                struct timespec ts = {0, 50 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+/* The flow-control hooks: a paused input processes nothing (its records
+ * wait in Kafka) and resumes without losing or doubling one; a rate limit
+ * holds intake to its rate. */
+static void test_flow_control(void **state) {
+        (void)state;
+        env_t e;
+        env_init(&e, "flow", 4);
+        inst_t *in = inst_start(&e, 0, "F1", NULL, NULL);
+        inst_wait_ready(in, 60000);
+        produce_values(&e, 2, 1, 10);
+        wait_outputs(&e, 20, 60000);
+
+        char paused[300];
+        snprintf(paused, sizeof(paused), "kpay_input_paused{topic=\"%s\"}",
+                 e.in);
+        post_flow(in, "pause=1");
+        wait_metric(in, paused, 1, 10000);
+        double consumed = metric(in->endpoint, "kpay_records_in_total");
+        produce_values(&e, 2, 11, 20);
+        /* Nothing may be processed while paused: watch for 3 s (a slow
+         * machine can only make the check weaker, never fail it). */
+        int64_t until = it_now_ms() + 3000;
+        while (it_now_ms() < until) {
+                it_rec_t *recs;
+                size_t cnt = it_read_all(e.out, "read_committed", &recs);
+                it_free_recs(recs, cnt);
+                assert_int_equal(cnt, 20);
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        assert_true(metric(in->endpoint, "kpay_records_in_total") == consumed);
+        post_flow(in, "pause=0");
+        wait_outputs(&e, 40, 60000);
+        check_exactly_once(&e, 2, 20);
+
+        /* 60 records at 20/s (a burst of 2): at least 2.9 s whatever the
+         * machine's speed. */
+        post_flow(in, "rate=20");
+        int64_t t0 = it_now_ms();
+        produce_values(&e, 2, 21, 50);
+        wait_outputs(&e, 100, 60000);
+        int64_t took = it_now_ms() - t0;
+        fprintf(stderr, "60 records at 20/s took %" PRId64 " ms\n", took);
+        assert_true(took >= 2500);
+        char throttled[300];
+        snprintf(throttled, sizeof(throttled),
+                 "kpay_input_throttled_total{topic=\"%s\"}", e.in);
+        assert_true(metric(in->endpoint, throttled) > 0);
+        check_exactly_once(&e, 2, 50);
+        inst_stop(in);
+        env_cleanup(&e);
+}
+
 int main(void) {
         /* KPAY_IT_FILTER=test_name runs one test (while developing). */
         if (getenv("KPAY_IT_FILTER"))
@@ -707,6 +909,8 @@ int main(void) {
             cmocka_unit_test(test_restore_and_http),
             cmocka_unit_test(test_exactly_once_under_sigkill),
             cmocka_unit_test(test_rebalance_and_discovery),
+            cmocka_unit_test(test_lifecycle_and_config),
+            cmocka_unit_test(test_flow_control),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 
 #include "kpay/kp_app.h"
 #include "kpay/kp_conf.h"
+#include "kpay/kp_http.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_proc.h"
@@ -97,6 +98,38 @@ static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
                 KP_WARN("tick for partition %s not emitted", key);
 }
 
+/* POST /test/flow?pause=0|1&rate=N: the runtime's flow-control hooks
+ * (kp_proc_pause_input, kp_proc_rate_limit_input) on test.in, for the
+ * integration tests. */
+static void h_flow(const kp_http_req_t *req, const char *rest,
+                   kp_http_resp_t *resp, void *opaque) {
+        kp_proc_t *proc   = opaque;
+        const char *pause = kp_http_req_query(req, "pause");
+        const char *rate  = kp_http_req_query(req, "rate");
+        int64_t n;
+        (void)rest;
+        if (pause && (kp_parse_int64(pause, &n) || n < 0 || n > 1 ||
+                      kp_proc_pause_input(proc, TOPIC_IN, (int)n))) {
+                kp_http_resp_error(resp, 400, "bad_request", "pause=0|1");
+                return;
+        }
+        if (rate && (kp_parse_int64(rate, &n) || n < 0 ||
+                     kp_proc_rate_limit_input(proc, TOPIC_IN, (double)n))) {
+                kp_http_resp_error(resp, 400, "bad_request", "rate=N");
+                return;
+        }
+        kp_http_resp_json(
+            resp, 200,
+            json_pack("{s:b}", "paused", kp_proc_input_paused(proc, TOPIC_IN)));
+}
+
+static kp_err_t init(kp_proc_t *proc, void *opaque) {
+        (void)opaque;
+        kp_service_route(kp_proc_service(proc), "POST", "/test/flow", h_flow,
+                         proc);
+        return KP_OK;
+}
+
 /* --punctuate-ms decides whether punctuate() runs. */
 static kp_err_t configure(kp_proc_def_t *def, void *opaque) {
         (void)opaque;
@@ -123,6 +156,7 @@ int main(int argc, char **argv) {
                        .sections     = sections,
                        .process      = process,
                        .configure    = configure,
+                       .init         = init,
         };
         return kp_proc_main(&def, argc, argv);
 }

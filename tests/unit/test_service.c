@@ -1,0 +1,207 @@
+/* Unit tests of kp_service (the lifecycle state machine), of the
+ * processor's transaction state machine, and of kp_kafka_conf_build()'s
+ * require/default semantics. No broker: nothing here connects. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kpay/kp_app.h"
+#include "kpay/kp_kafka.h"
+#include "kpay/kp_proc.h"
+#include "kpay/kp_service.h"
+
+/* Every legal lifecycle transition, and nothing else. */
+static void test_state_transitions(void **state) {
+        (void)state;
+        static const struct {
+                kp_svc_state_t from, to;
+        } legal[] = {
+            {KP_SVC_STARTING, KP_SVC_RESTORING},
+            {KP_SVC_STARTING, KP_SVC_RUNNING},
+            {KP_SVC_STARTING, KP_SVC_STOPPING},
+            {KP_SVC_STARTING, KP_SVC_FAILED},
+            {KP_SVC_RESTORING, KP_SVC_RUNNING},
+            {KP_SVC_RESTORING, KP_SVC_STOPPING},
+            {KP_SVC_RESTORING, KP_SVC_FAILED},
+            {KP_SVC_RUNNING, KP_SVC_RESTORING},
+            {KP_SVC_RUNNING, KP_SVC_STOPPING},
+            {KP_SVC_RUNNING, KP_SVC_FAILED},
+            {KP_SVC_STOPPING, KP_SVC_FAILED},
+        };
+        int cnt = 0;
+        for (int f = 0; f < KP_SVC__CNT; f++)
+                for (int t = 0; t < KP_SVC__CNT; t++) {
+                        int want = 0;
+                        for (size_t i = 0; i < sizeof(legal) / sizeof(*legal);
+                             i++)
+                                if (legal[i].from == (kp_svc_state_t)f &&
+                                    legal[i].to == (kp_svc_state_t)t)
+                                        want = 1;
+                        assert_int_equal(
+                            kp_svc_state_transition_valid((kp_svc_state_t)f,
+                                                          (kp_svc_state_t)t),
+                            want);
+                        cnt += want;
+                }
+        assert_int_equal(cnt, (int)(sizeof(legal) / sizeof(*legal)));
+        assert_int_equal(
+            kp_svc_state_transition_valid(KP_SVC__CNT, KP_SVC_RUNNING), 0);
+        assert_string_equal(kp_svc_state2str(KP_SVC_RESTORING), "RESTORING");
+        assert_string_equal(kp_svc_state2str(KP_SVC__CNT), "UNKNOWN");
+}
+
+static void test_txn_transitions(void **state) {
+        (void)state;
+        assert_true(kp_txn_transition_valid(KP_TXN_IDLE, KP_TXN_OPEN));
+        assert_true(kp_txn_transition_valid(KP_TXN_OPEN, KP_TXN_IDLE));
+        assert_true(kp_txn_transition_valid(KP_TXN_OPEN, KP_TXN_MUST_ABORT));
+        assert_true(kp_txn_transition_valid(KP_TXN_MUST_ABORT, KP_TXN_IDLE));
+        /* A transaction that must abort never goes back to open, and an
+         * idle one cannot be doomed. */
+        assert_false(kp_txn_transition_valid(KP_TXN_MUST_ABORT, KP_TXN_OPEN));
+        assert_false(kp_txn_transition_valid(KP_TXN_IDLE, KP_TXN_MUST_ABORT));
+        assert_false(kp_txn_transition_valid(KP_TXN_IDLE, KP_TXN_IDLE));
+        assert_string_equal(kp_txn_state2str(KP_TXN_MUST_ABORT), "MUST_ABORT");
+        assert_string_equal(kp_txn_state2str(KP_TXN__CNT), "UNKNOWN");
+}
+
+/* An app with the common options of a service, from @p argv. */
+static kp_app_t *new_app(int argc, char **argv) {
+        static const kp_app_def_t def = {
+            .name   = "test-service",
+            .groups = KP_APP_CLIENT | KP_APP_SERVICE,
+        };
+        int rc        = -1;
+        kp_app_t *app = kp_app_new(&def, argc, argv, &rc);
+        assert_non_null(app);
+        return app;
+}
+
+/* A service refuses an illegal transition and stays where it was. */
+static void test_service_refuses_illegal(void **state) {
+        (void)state;
+        char *argv[]           = {"test-service", "--instance-id", "t1",
+                                  "--listen",     "127.0.0.1:0",   NULL};
+        kp_app_t *app          = new_app(5, argv);
+        kp_service_conf_t conf = {.heartbeat_ms        = 5000,
+                                  .http_threads        = 1,
+                                  .shutdown_timeout_ms = 1000};
+        char errstr[256];
+        kp_service_t *svc =
+            kp_service_new(app, &conf, "test", errstr, sizeof(errstr));
+        assert_non_null(svc);
+        assert_int_equal(kp_service_state(svc), KP_SVC_STARTING);
+        assert_string_equal(kp_service_instance(svc), "t1");
+        assert_null(kp_service_endpoint(svc)); /* not started */
+        assert_int_equal(kp_service_set_state(svc, KP_SVC_RUNNING), KP_OK);
+        assert_int_equal(kp_service_set_state(svc, KP_SVC_RUNNING), KP_OK);
+        assert_int_equal(kp_service_set_state(svc, KP_SVC_STARTING),
+                         KP_ERR_STATE);
+        assert_int_equal(kp_service_state(svc), KP_SVC_RUNNING);
+        assert_int_equal(kp_service_set_state(svc, KP_SVC_RESTORING), KP_OK);
+        assert_int_equal(kp_service_set_state(svc, KP_SVC_STOPPING), KP_OK);
+        assert_int_equal(kp_service_set_state(svc, KP_SVC_RUNNING),
+                         KP_ERR_STATE);
+        assert_int_equal(kp_service_set_state(svc, KP_SVC_FAILED), KP_OK);
+        assert_int_equal(kp_service_set_state(svc, KP_SVC_STOPPING),
+                         KP_ERR_STATE);
+        assert_int_equal(kp_service_state(svc), KP_SVC_FAILED);
+        kp_service_destroy(svc);
+        kp_service_destroy(NULL);
+        kp_app_destroy(app);
+}
+
+static void test_service_needs_listen(void **state) {
+        (void)state;
+        char *argv[]           = {"test-service", "--listen", "nonsense", NULL};
+        kp_app_t *app          = new_app(3, argv);
+        kp_service_conf_t conf = {.heartbeat_ms        = 5000,
+                                  .http_threads        = 1,
+                                  .shutdown_timeout_ms = 1000};
+        char errstr[256]       = "";
+        assert_null(kp_service_new(app, &conf, "test", errstr, sizeof(errstr)));
+        assert_true(strlen(errstr) > 0);
+        assert_null(kp_service_new(app, &conf, "", errstr, sizeof(errstr)));
+        kp_app_destroy(app);
+}
+
+static char *conf_get(rd_kafka_conf_t *conf, const char *name) {
+        static char buf[512];
+        size_t size = sizeof(buf);
+        assert_int_equal(rd_kafka_conf_get(conf, name, buf, &size),
+                         RD_KAFKA_CONF_OK);
+        return buf;
+}
+
+/* -X overrides a default but not a requirement. */
+static void test_conf_build(void **state) {
+        (void)state;
+        char *argv[]                         = {"test-service",
+                                                "-X",
+                                                "linger.ms=0",
+                                                "-X",
+                                                "isolation.level=read_uncommitted",
+                                                "-X",
+                                                "fetch.wait.max.ms=77",
+                                                NULL};
+        kp_app_t *app                        = new_app(7, argv);
+        static const kp_kafka_prop_t props[] = {
+            {"linger.ms", "5", KP_PROP_DEFAULT},
+            {"isolation.level", "read_committed", KP_PROP_REQUIRE},
+            {"enable.auto.commit", "false", KP_PROP_REQUIRE},
+            {"session.timeout.ms", "12000", KP_PROP_DEFAULT},
+            {"group.instance.id", NULL, KP_PROP_REQUIRE}, /* skipped */
+            {NULL},
+        };
+        char errstr[256];
+        rd_kafka_conf_t *conf = kp_kafka_conf_build(
+            kp_app_conf(app), "cid", props, errstr, sizeof(errstr));
+        assert_non_null(conf);
+        assert_string_equal(conf_get(conf, "linger.ms"), "0");
+        assert_string_equal(conf_get(conf, "isolation.level"),
+                            "read_committed");
+        assert_string_equal(conf_get(conf, "enable.auto.commit"), "false");
+        assert_string_equal(conf_get(conf, "session.timeout.ms"), "12000");
+        assert_string_equal(conf_get(conf, "fetch.wait.max.ms"), "77");
+        assert_string_equal(conf_get(conf, "client.id"), "cid");
+        rd_kafka_conf_destroy(conf);
+
+        /* A bad value in a table row is an error naming the property. */
+        static const kp_kafka_prop_t bad[] = {
+            {"linger.ms", "soon", KP_PROP_REQUIRE},
+            {NULL},
+        };
+        assert_null(kp_kafka_conf_build(kp_app_conf(app), "cid", bad, errstr,
+                                        sizeof(errstr)));
+        assert_non_null(strstr(errstr, "linger.ms"));
+        kp_app_destroy(app);
+}
+
+static void test_secrets(void **state) {
+        (void)state;
+        assert_true(kp_kafka_prop_is_secret("sasl.password"));
+        assert_true(kp_kafka_prop_is_secret("ssl.key.password"));
+        assert_true(kp_kafka_prop_is_secret("ssl.key.pem"));
+        assert_true(kp_kafka_prop_is_secret("ssl.keystore.password"));
+        assert_true(kp_kafka_prop_is_secret("sasl.oauthbearer.client.secret"));
+        assert_false(kp_kafka_prop_is_secret("sasl.username"));
+        assert_false(kp_kafka_prop_is_secret("linger.ms"));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_state_transitions),
+            cmocka_unit_test(test_txn_transitions),
+            cmocka_unit_test(test_service_refuses_illegal),
+            cmocka_unit_test(test_service_needs_listen),
+            cmocka_unit_test(test_conf_build),
+            cmocka_unit_test(test_secrets),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
