@@ -380,6 +380,7 @@ static int new_follower(gen_run_t *r, char *errstr, size_t errstr_size) {
             .client_id = PROG,
             .log_name  = "outcomes",
             .from_end  = 1,
+            .quiet     = 1, /* its output is the summary */
             .on_record = on_outcome,
             .opaque    = r,
         };

@@ -181,8 +181,9 @@ static kp_err_t fol_assign(kp_follower_t *f) {
         f->end_pending = 0;
         pthread_cond_broadcast(&f->cond);
         pthread_mutex_unlock(&f->lock);
-        KP_INFO("%s: following %s (%" PRId32 " partitions%s)", f->log_name,
-                f->topic, cnt, end_pending ? ", from the end" : "");
+        KP_LOG(f->conf.quiet ? KP_LOG_DEBUG : KP_LOG_INFO,
+               "%s: following %s (%" PRId32 " partitions%s)", f->log_name,
+               f->topic, cnt, end_pending ? ", from the end" : "");
         return KP_OK;
 }
 
@@ -450,8 +451,10 @@ static int fol_step(kp_follower_t *f, int wait_ms, int *eventp) {
                 if (err && !assigned) {
                         fol_serve(f);
                         if (!f->waiting_logged)
-                                KP_INFO("%s: waiting for topic %s", f->log_name,
-                                        f->topic);
+                                KP_LOG(
+                                    f->conf.quiet ? KP_LOG_DEBUG : KP_LOG_INFO,
+                                    "%s: waiting for topic %s", f->log_name,
+                                    f->topic);
                         f->waiting_logged = 1;
                         f->retry_at_ms    = kp_mono_ms() + KP_FOL_RETRY_MS;
                         fol_idle(f, wait_ms, f->retry_at_ms);

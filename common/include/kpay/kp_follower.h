@@ -78,6 +78,8 @@ typedef struct kp_follower_conf_s {
                                 *   the beginning */
         int keep_table;        /**< keep the latest value per key */
         int threaded;          /**< read on a background thread */
+        int quiet; /**< log following / waiting for the topic at debug
+                    *   level, not info (for command-line tools) */
         kp_follower_record_cb_t *on_record;  /**< may be NULL */
         kp_follower_decode_cb_t *decode;     /**< table only; may be NULL */
         kp_follower_free_cb_t *free_decoded; /**< frees decode's objects */
