@@ -27,6 +27,7 @@
 #include "gen.h"
 #include "kpay/kp_app.h"
 #include "kpay/kp_conf.h"
+#include "kpay/kp_follower.h"
 #include "kpay/kp_kafka.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
@@ -128,8 +129,8 @@ typedef struct gen_run_s {
         const char *prefix;
         char incoming[256];
         char complete[256];
-        rd_kafka_t *rk;  /* producer */
-        rd_kafka_t *rkc; /* outcome follower, or NULL */
+        rd_kafka_t *rk;     /* producer */
+        kp_follower_t *fol; /* outcome follower, or NULL */
         gen_tracker_t *tracker;
         FILE *latency_fp; /* --latency-file, or NULL */
         int64_t *created; /* created_ms of payment n, for duplicates */
@@ -343,145 +344,66 @@ static int32_t partition_count(rd_kafka_t *rk, const char *topic, char *errstr,
         return cnt;
 }
 
-/* The end offset of @p topic [@p partition] (the last stable offset, for
- * a read_committed client), retrying for up to 10 s while the partition
- * has no leader yet (a topic just created). @returns 0, or -1 with a
- * reason in errstr. */
-static int end_offset(rd_kafka_t *rk, const char *topic, int32_t partition,
-                      int64_t *hip, char *errstr, size_t errstr_size) {
-        int64_t deadline = kp_mono_ns() + INT64_C(10000000000);
-        for (;;) {
-                int64_t lo;
-                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-                    rk, topic, partition, &lo, hip, 5000);
-                if (!err)
-                        return 0;
-                int transient =
-                    err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
-                    err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
-                    err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-                    err == RD_KAFKA_RESP_ERR__TRANSPORT ||
-                    err == RD_KAFKA_RESP_ERR__TIMED_OUT;
-                if (!transient || kp_mono_ns() >= deadline) {
-                        snprintf(errstr, errstr_size,
-                                 "end offset of %s [%" PRId32 "]: %s", topic,
-                                 partition, rd_kafka_err2str(err));
-                        return -1;
-                }
-                struct timespec ts = {0, 100 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
+/* How long the outcome follower may take to reach the end of the complete
+ * topic before the first send (a topic just created has no leader yet). */
+#define FOLLOWER_SYNC_MS 15000
+
+/* on_record of the outcome follower: accounts for the outcomes of this run.
+ * @locality main thread (inside kp_follower_poll() and kp_follower_sync()) */
+static void on_outcome(const kp_follower_record_t *rec, void *opaque) {
+        gen_run_t *r = opaque;
+        size_t plen  = strlen(r->prefix);
+        /* Outcomes are keyed by payment id: other runs' are skipped
+         * without parsing. */
+        if (!rec->value || (rec->key && rec->key_len >= plen &&
+                            memcmp(rec->key, r->prefix, plen)))
+                return;
+        kp_payment_t p;
+        char detail[256];
+        if (kp_payment_parse(rec->value, rec->value_len, &p, detail,
+                             sizeof(detail)) != KP_PAY_E_OK)
+                return;
+        if (gen_tracker_outcome(r->tracker, &p) && r->latency_fp &&
+            p.complete_ms >= 0 &&
+            strncmp(p.id + plen, GEN_FUND_TAG, strlen(GEN_FUND_TAG)))
+                fprintf(r->latency_fp, "%" PRId64 " %" PRId64 "\n",
+                        p.complete_ms, p.complete_ms - p.created_ms);
+        kp_payment_clear(&p);
 }
 
-/* The outcome follower: a read_committed consumer assigned every partition
- * of the complete topic at its current end, so that it reads only what is
- * written after this call. It never joins a group nor commits. */
-static rd_kafka_t *new_follower(gen_run_t *r, char *errstr,
-                                size_t errstr_size) {
-        const kp_app_conf_t *c = r->c;
-        char group[64], rderr[512];
-        rd_kafka_t *rkc;
-        rd_kafka_topic_partition_list_t *parts;
-        rd_kafka_resp_err_t err;
-        int32_t cnt;
-
-        rd_kafka_conf_t *conf =
-            kp_kafka_conf_new(c, NULL, PROG, errstr, errstr_size);
-        if (!conf)
-                return NULL;
-        /* rd_kafka_assign() needs a group.id; the group is never joined. */
-        snprintf(group, sizeof(group), "kpay-gen-%ld", (long)getpid());
-        if (conf_default(c, conf, "group.id", group, errstr, errstr_size) ||
-            kp_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
-                              errstr_size) ||
-            kp_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
-                              errstr_size) ||
-            kp_kafka_conf_set(conf, "isolation.level", "read_committed", errstr,
-                              errstr_size) ||
-            conf_default(c, conf, "auto.offset.reset", "earliest", errstr,
-                         errstr_size) ||
-            /* Under read_committed a long poll does not end when a commit
-             * marker makes records readable: poll often. */
-            conf_default(c, conf, "fetch.wait.max.ms", "100", errstr,
-                         errstr_size)) {
-                rd_kafka_conf_destroy(conf);
-                return NULL;
-        }
-        rd_kafka_conf_set_error_cb(conf, error_cb);
-        rd_kafka_conf_set_opaque(conf, r);
-        rkc = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
-        if (!rkc) {
+/* The outcome follower: every record of the complete topic written after
+ * this call (read_committed, no group, driven from the main loop).
+ * @returns 0, or -1 with a reason in errstr. */
+static int new_follower(gen_run_t *r, char *errstr, size_t errstr_size) {
+        const kp_follower_conf_t fc = {
+            .topic     = r->complete,
+            .client_id = PROG,
+            .log_name  = "outcomes",
+            .from_end  = 1,
+            .quiet     = 1, /* its output is the summary */
+            .on_record = on_outcome,
+            .opaque    = r,
+        };
+        if (partition_count(r->rk, r->complete, errstr, errstr_size) <= 0)
+                return -1;
+        if (!(r->fol = kp_follower_new(r->c, &fc, errstr, errstr_size)))
+                return -1;
+        /* Assigned at the end before the first send: only this run's
+         * outcomes are read. */
+        if (kp_follower_sync(r->fol, FOLLOWER_SYNC_MS) != KP_OK) {
                 snprintf(errstr, errstr_size,
-                         "cannot create a consumer: %.400s", rderr);
-                rd_kafka_conf_destroy(conf);
-                return NULL;
+                         "could not read to the end of %s within %d s",
+                         r->complete, FOLLOWER_SYNC_MS / 1000);
+                return -1;
         }
-        if ((err = rd_kafka_poll_set_consumer(rkc))) {
-                snprintf(errstr, errstr_size, "consumer: %s",
-                         rd_kafka_err2str(err));
-                goto fail;
-        }
-        if ((cnt = partition_count(rkc, r->complete, errstr, errstr_size)) <= 0)
-                goto fail;
-        parts = rd_kafka_topic_partition_list_new(cnt);
-        for (int32_t p = 0; p < cnt; p++) {
-                int64_t hi;
-                if (end_offset(rkc, r->complete, p, &hi, errstr, errstr_size)) {
-                        rd_kafka_topic_partition_list_destroy(parts);
-                        goto fail;
-                }
-                rd_kafka_topic_partition_list_add(parts, r->complete, p)
-                    ->offset = hi;
-        }
-        err = rd_kafka_assign(rkc, parts);
-        rd_kafka_topic_partition_list_destroy(parts);
-        if (err) {
-                snprintf(errstr, errstr_size, "assigning %s: %s", r->complete,
-                         rd_kafka_err2str(err));
-                goto fail;
-        }
-        return rkc;
-fail:
-        rd_kafka_destroy(rkc);
-        return NULL;
+        return 0;
 }
 
 /* Reads what the follower has, waiting up to @p timeout_ms for the first
  * record, and accounts for the outcomes of this run. */
 static void poll_outcomes(gen_run_t *r, int timeout_ms) {
-        size_t plen = strlen(r->prefix);
-        if (!r->rkc)
-                return;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rkc, timeout_ms);
-        for (int n = 0; m && n < 100000; n++) {
-                if (m->err) {
-                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                KP_WARN("reading %s: %s", r->complete,
-                                        rd_kafka_message_errstr(m));
-                } else if (m->payload && !(m->key && m->key_len >= plen &&
-                                           memcmp(m->key, r->prefix, plen))) {
-                        /* Outcomes are keyed by payment id: other runs'
-                         * are skipped without parsing. */
-                        kp_payment_t p;
-                        char detail[256];
-                        if (kp_payment_parse(m->payload, m->len, &p, detail,
-                                             sizeof(detail)) == KP_PAY_E_OK) {
-                                if (gen_tracker_outcome(r->tracker, &p) &&
-                                    r->latency_fp && p.complete_ms >= 0 &&
-                                    strncmp(p.id + plen, GEN_FUND_TAG,
-                                            strlen(GEN_FUND_TAG)))
-                                        fprintf(r->latency_fp,
-                                                "%" PRId64 " %" PRId64 "\n",
-                                                p.complete_ms,
-                                                p.complete_ms - p.created_ms);
-                                kp_payment_clear(&p);
-                        }
-                }
-                rd_kafka_message_destroy(m);
-                m = rd_kafka_consumer_poll(r->rkc, 0);
-        }
-        if (m)
-                rd_kafka_message_destroy(m);
+        if (r->fol)
+                kp_follower_poll(r->fol, timeout_ms);
 }
 
 /* Hands one record to the producer, waiting while its queue is full.
@@ -800,7 +722,7 @@ static int run(gen_run_t *r) {
                 /* Before the first send: only this run's outcomes count. */
                 r->tracker = gen_tracker_new(r->prefix,
                                              r->gc->fund ? r->gc->accounts : 0);
-                if (!(r->rkc = new_follower(r, errstr, sizeof(errstr)))) {
+                if (new_follower(r, errstr, sizeof(errstr))) {
                         fprintf(stderr, PROG ": %s\n", errstr);
                         return EXIT_FAILED;
                 }
@@ -920,10 +842,7 @@ int main(int argc, char **argv) {
 
         rc = run(&r);
 
-        if (r.rkc) {
-                rd_kafka_consumer_close(r.rkc);
-                rd_kafka_destroy(r.rkc);
-        }
+        kp_follower_destroy(r.fol);
         if (r.rk) {
                 flush_all(&r);
                 rd_kafka_destroy(r.rk);

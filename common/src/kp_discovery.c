@@ -2,17 +2,13 @@
  * a follower that keeps the live instances in memory (DESIGN.md §5). */
 #include "kpay/kp_discovery.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "kpay/kp_conf.h"
-#include "kpay/kp_kafka.h"
+#include "kpay/kp_follower.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_time.h"
@@ -426,389 +422,62 @@ static int info_has_store(const kp_instance_info_t *info, const char *store) {
 }
 
 /* ------------------------------------------------------------------------
- * The follower
+ * Following kpay.metadata: a threaded kp_follower whose table holds the
+ * decoded InstanceInfo of every key.
  */
 
-/* How long one metadata request of the follower thread may take; it bounds
- * how long kp_discovery_destroy() waits for the thread. */
-#define KP_DISC_METADATA_TIMEOUT_MS 1000
-/* Retry interval while the topic does not exist. */
-#define KP_DISC_RETRY_MS 1000
-/* Poll timeout of the follower thread; bounds the reaction to stop. */
-#define KP_DISC_POLL_MS 100
-
-typedef struct kp_disc_entry_s {
-        char *key; /**< "<service>/<instance>", the record key */
-        kp_instance_info_t info;
-        int64_t recv_ms; /**< CLOCK_MONOTONIC ms it counts as received */
-} kp_disc_entry_t;
-
 struct kp_discovery_s {
-        rd_kafka_t *rk;
-        rd_kafka_topic_t *rkt; /**< for metadata look-ups only */
-        /* A second handle, read_uncommitted, only to ask for end offsets:
-         * under read_committed the broker answers with the last stable
-         * offset, which lags behind a transaction whose commit has already
-         * returned until its markers are written. The high watermark does
-         * not, and the follower's position reaches it exactly when every
-         * transaction below it is resolved. */
-        rd_kafka_t *rk_end;
-        char topic[256];
+        kp_follower_t *f; /**< threaded, table of decoded InstanceInfos */
         int64_t dead_after_ms;
-
-        pthread_t thread;
-        int thread_started;
-
-        /* Everything below is shared with the thread, under lock. */
-        pthread_mutex_t lock;
-        pthread_cond_t cond; /**< CLOCK_MONOTONIC; broadcast on any change */
-        int stop;
-        int recheck;       /**< a caller wants the partition count re-read */
-        int lost;          /**< the topic or a partition of it disappeared */
-        int32_t part_cnt;  /**< partitions assigned, 0 before assignment */
-        int64_t *position; /**< next offset to read per partition, or -1 */
-        kp_disc_entry_t *entries;
-        size_t entry_cnt, entry_size;
 };
 
-
-/* Waits on d->cond until CLOCK_MONOTONIC time @p deadline_ms (forever when
- * negative). Returns 0 when signalled, ETIMEDOUT when the deadline passed. */
-static int disc_wait(kp_discovery_t *d, int64_t deadline_ms) {
-        int r;
-        if (deadline_ms < 0) {
-                r = pthread_cond_wait(&d->cond, &d->lock);
-        } else {
-                struct timespec ts = {
-                    .tv_sec  = deadline_ms / 1000,
-                    .tv_nsec = (deadline_ms % 1000) * 1000000};
-                r = pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+/* The follower's decode hook: an InstanceInfo whose service and instance
+ * match the record key, dated by its own "ts".
+ * @locality follower thread */
+static void *disc_decode(const kp_follower_record_t *rec, int64_t *tsp,
+                         void *opaque, char *errstr, size_t errstr_size) {
+        kp_instance_info_t *info = kp_calloc(1, sizeof(*info));
+        (void)opaque;
+        if (kp_instance_info_from_json(rec->value, rec->value_len, info, errstr,
+                                       errstr_size)) {
+                kp_instance_info_clear(info);
+                kp_free(info);
+                return NULL;
         }
-        if (r != 0 && r != ETIMEDOUT) {
-                KP_FATAL("discovery: waiting on a condition failed: %s",
-                         strerror(r));
-                abort();
+        char *want = kp_asprintf("%s/%s", info->service, info->instance);
+        int match  = strlen(want) == rec->key_len &&
+                    !memcmp(want, rec->key, rec->key_len);
+        kp_free(want);
+        if (!match) {
+                snprintf(errstr, errstr_size,
+                         "it does not match service \"%s\" instance \"%s\"",
+                         info->service, info->instance);
+                kp_instance_info_clear(info);
+                kp_free(info);
+                return NULL;
         }
-        return r;
+        *tsp = info->ts;
+        return info;
 }
 
-/* The partition count of the metadata topic: >0 when it exists, 0 when the
- * cluster says it does not, -1 when the cluster could not be asked. */
-static int32_t disc_partition_count(kp_discovery_t *d, int timeout_ms) {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err =
-            rd_kafka_metadata(d->rk, 0, d->rkt, &md, timeout_ms);
-        if (err) {
-                KP_DEBUG("discovery: metadata for %s: %s", d->topic,
-                         rd_kafka_err2str(err));
-                return -1;
-        }
-        int32_t cnt = 0;
-        for (int i = 0; i < md->topic_cnt; i++) {
-                const struct rd_kafka_metadata_topic *t = &md->topics[i];
-                if (strcmp(t->topic, d->topic))
-                        continue;
-                if (t->err && t->err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-                        KP_DEBUG("discovery: metadata for %s: %s", d->topic,
-                                 rd_kafka_err2str(t->err));
-                if (t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-                        cnt = 0;
-                else if (t->partition_cnt > 0)
-                        cnt = t->partition_cnt;
-                else
-                        cnt = -1;
-        }
-        rd_kafka_metadata_destroy(md);
-        return cnt;
+/* The follower's free hook. */
+static void disc_free(void *decoded, void *opaque) {
+        (void)opaque;
+        kp_instance_info_clear(decoded);
+        kp_free(decoded);
 }
 
-/* (Re)assigns every partition of the topic. Partitions already followed
- * continue from their position, new ones start at the beginning.
- * @locality follower thread, without the lock */
-static kp_err_t disc_assign(kp_discovery_t *d) {
-        int32_t cnt = disc_partition_count(d, KP_DISC_METADATA_TIMEOUT_MS);
-        if (cnt <= 0)
-                return KP_ERR_NOT_FOUND;
-        pthread_mutex_lock(&d->lock);
-        int same = cnt == d->part_cnt;
-        pthread_mutex_unlock(&d->lock);
-        if (same)
-                return KP_OK; /* already following all of them */
-
-        int64_t *pos = kp_calloc((size_t)cnt, sizeof(*pos));
-        rd_kafka_topic_partition_list_t *parts =
-            rd_kafka_topic_partition_list_new(cnt);
-        pthread_mutex_lock(&d->lock);
-        for (int32_t p = 0; p < cnt; p++) {
-                pos[p] = p < d->part_cnt ? d->position[p] : -1;
-                rd_kafka_topic_partition_list_add(parts, d->topic, p)->offset =
-                    pos[p] >= 0 ? pos[p] : RD_KAFKA_OFFSET_BEGINNING;
-        }
-        pthread_mutex_unlock(&d->lock);
-
-        rd_kafka_resp_err_t err = rd_kafka_assign(d->rk, parts);
-        rd_kafka_topic_partition_list_destroy(parts);
-        if (err) {
-                KP_WARN("discovery: assigning %s: %s", d->topic,
-                        rd_kafka_err2str(err));
-                kp_free(pos);
-                return KP_ERR_KAFKA;
-        }
-
-        pthread_mutex_lock(&d->lock);
-        kp_free(d->position);
-        d->position = pos;
-        d->part_cnt = cnt;
-        pthread_cond_broadcast(&d->cond);
-        pthread_mutex_unlock(&d->lock);
-        KP_INFO("discovery: following %s (%" PRId32 " partitions)", d->topic,
-                cnt);
-        return KP_OK;
-}
-
-/* Drops the assignment, so that the thread looks the topic up again.
- * @locality follower thread, without the lock */
-static void disc_unassign(kp_discovery_t *d) {
-        rd_kafka_resp_err_t err = rd_kafka_assign(d->rk, NULL);
-        if (err)
-                KP_WARN("discovery: unassigning %s: %s", d->topic,
-                        rd_kafka_err2str(err));
-        pthread_mutex_lock(&d->lock);
-        kp_free(d->position);
-        d->position = NULL;
-        d->part_cnt = 0;
-        pthread_cond_broadcast(&d->cond);
-        pthread_mutex_unlock(&d->lock);
-}
-
-/* @locality with the lock */
-static kp_disc_entry_t *disc_find(kp_discovery_t *d, const char *key) {
-        for (size_t i = 0; i < d->entry_cnt; i++)
-                if (!strcmp(d->entries[i].key, key))
-                        return &d->entries[i];
-        return NULL;
-}
-
-/* @locality with the lock */
-static void disc_remove(kp_discovery_t *d, const char *key) {
-        kp_disc_entry_t *e = disc_find(d, key);
-        if (!e)
-                return;
-        kp_free(e->key);
-        kp_instance_info_clear(&e->info);
-        *e = d->entries[--d->entry_cnt];
-}
-
-/* @locality with the lock */
-static void disc_advance(kp_discovery_t *d, int32_t partition, int64_t offset) {
-        if (partition < 0 || partition >= d->part_cnt ||
-            offset <= d->position[partition])
-                return;
-        d->position[partition] = offset;
-        pthread_cond_broadcast(&d->cond);
-}
-
-/* Applies one record of the topic to the map.
- * @locality follower thread, without the lock */
-static void disc_record(kp_discovery_t *d, const rd_kafka_message_t *m) {
-        char errstr[256];
-        char *key = NULL;
-        kp_instance_info_t info;
-        int tombstone = m->payload == NULL;
-
-        memset(&info, 0, sizeof(info));
-        if (!m->key || m->key_len == 0) {
-                KP_WARN("discovery: skipping %s [%" PRId32 "] offset %" PRId64
-                        ": no key",
-                        d->topic, m->partition, m->offset);
-                goto advance;
-        }
-        key = kp_strndup(m->key, m->key_len);
-        if (!tombstone) {
-                if (kp_instance_info_from_json(m->payload, m->len, &info,
-                                               errstr, sizeof(errstr))) {
-                        KP_WARN("discovery: skipping %s [%" PRId32
-                                "] offset %" PRId64 " key %s: %s",
-                                d->topic, m->partition, m->offset, key, errstr);
-                        goto advance;
-                }
-                char *want = kp_asprintf("%s/%s", info.service, info.instance);
-                int match  = !strcmp(want, key);
-                kp_free(want);
-                if (!match) {
-                        KP_WARN("discovery: skipping %s [%" PRId32
-                                "] offset %" PRId64
-                                ": key %s does not match service \"%s\" "
-                                "instance \"%s\"",
-                                d->topic, m->partition, m->offset, key,
-                                info.service, info.instance);
-                        kp_instance_info_clear(&info);
-                        goto advance;
-                }
-        }
-
-        /* Liveness counts from the local receive time, so clock skew between
-         * hosts does not matter; but a record already older than the dead
-         * timeout by its own clock (history read at start-up) is dated back
-         * by its age, so it does not count as live. */
-        int64_t recv_ms = kp_mono_ms();
-        if (!tombstone && info.ts > 0) {
-                int64_t age = kp_wall_ms() - info.ts;
-                if (age > d->dead_after_ms)
-                        recv_ms -= age;
-        }
-
-        pthread_mutex_lock(&d->lock);
-        if (tombstone) {
-                disc_remove(d, key);
-                KP_DEBUG("discovery: %s left", key);
-        } else {
-                kp_disc_entry_t *e = disc_find(d, key);
-                if (e) {
-                        kp_instance_info_clear(&e->info);
-                } else {
-                        if (d->entry_cnt == d->entry_size) {
-                                d->entry_size =
-                                    d->entry_size ? d->entry_size * 2 : 16;
-                                d->entries = kp_realloc(
-                                    d->entries,
-                                    d->entry_size * sizeof(*d->entries));
-                        }
-                        e      = &d->entries[d->entry_cnt++];
-                        e->key = key;
-                        key    = NULL;
-                }
-                e->info    = info; /* takes ownership */
-                e->recv_ms = recv_ms;
-                memset(&info, 0, sizeof(info));
-        }
-        disc_advance(d, m->partition, m->offset + 1);
-        pthread_cond_broadcast(&d->cond);
-        pthread_mutex_unlock(&d->lock);
-        kp_free(key);
-        return;
-
-advance:
-        kp_free(key);
-        pthread_mutex_lock(&d->lock);
-        disc_advance(d, m->partition, m->offset + 1);
-        pthread_mutex_unlock(&d->lock);
-}
-
-static int disc_topic_gone(rd_kafka_resp_err_t err) {
-        return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-               err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-               err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
-}
-
-/* Handles one consumer event.
- * @locality follower thread, without the lock */
-static void disc_event(kp_discovery_t *d, rd_kafka_message_t *m) {
-        if (!m->err) {
-                disc_record(d, m);
-                return;
-        }
-        pthread_mutex_lock(&d->lock);
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                /* The end of what is readable (under read_committed, past
-                 * any transaction markers, which are never delivered). */
-                disc_advance(d, m->partition, m->offset);
-        } else {
-                KP_WARN("discovery: consuming %s: %s", d->topic,
-                        rd_kafka_message_errstr(m));
-                if (disc_topic_gone(m->err))
-                        d->lost = 1;
-        }
-        pthread_mutex_unlock(&d->lock);
-}
-
-/* librdkafka reports a deleted topic or partition as a generic error, not
- * on a partition: the follower then drops its assignment and looks the
- * topic up again, so that a re-created topic is read from its start.
- * @locality follower thread (inside rd_kafka_consumer_poll()), or the
- *           thread closing the consumer */
-static void disc_error_cb(rd_kafka_t *rk, int err, const char *reason,
-                          void *opaque) {
-        kp_discovery_t *d = opaque;
-        (void)rk;
-        KP_WARN("discovery: %s: %s", rd_kafka_err2name(err), reason);
-        if (disc_topic_gone(err)) {
-                pthread_mutex_lock(&d->lock);
-                d->lost = 1;
-                pthread_mutex_unlock(&d->lock);
-        }
-}
-
-/* Serves what is queued on the handles without waiting (errors, logs), so
- * that nothing piles up while the thread is not consuming.
- * @locality follower thread, without the lock */
-static void disc_serve(kp_discovery_t *d) {
-        rd_kafka_message_t *m;
-        rd_kafka_poll(d->rk_end, 0);
-        while ((m = rd_kafka_consumer_poll(d->rk, 0))) {
-                disc_event(d, m);
-                rd_kafka_message_destroy(m);
-        }
-}
-
-static void *disc_main(void *arg) {
-        kp_discovery_t *d  = arg;
-        int waiting_logged = 0;
-
-        pthread_mutex_lock(&d->lock);
-        while (!d->stop) {
-                int lost     = d->lost;
-                int recheck  = d->recheck;
-                int assigned = d->part_cnt > 0;
-                d->lost = d->recheck = 0;
-                pthread_mutex_unlock(&d->lock);
-
-                if (lost && assigned) {
-                        KP_WARN("discovery: lost %s, looking it up again",
-                                d->topic);
-                        disc_unassign(d);
-                        assigned = 0;
-                }
-                if (!assigned || recheck) {
-                        kp_err_t err = disc_assign(d);
-                        if (err && !assigned) {
-                                disc_serve(d);
-                                if (!waiting_logged)
-                                        KP_INFO(
-                                            "discovery: waiting for topic "
-                                            "%s",
-                                            d->topic);
-                                waiting_logged = 1;
-                                int64_t until = kp_mono_ms() + KP_DISC_RETRY_MS;
-                                pthread_mutex_lock(&d->lock);
-                                while (!d->stop && !d->recheck &&
-                                       disc_wait(d, until) != ETIMEDOUT)
-                                        ;
-                                continue;
-                        }
-                        waiting_logged = 0;
-                        pthread_mutex_lock(&d->lock);
-                        continue;
-                }
-
-                rd_kafka_poll(d->rk_end, 0);
-                rd_kafka_message_t *m =
-                    rd_kafka_consumer_poll(d->rk, KP_DISC_POLL_MS);
-                if (m) {
-                        disc_event(d, m);
-                        rd_kafka_message_destroy(m);
-                }
-                pthread_mutex_lock(&d->lock);
-        }
-        pthread_mutex_unlock(&d->lock);
-        return NULL;
+/* @locality follower thread */
+static void disc_on_record(const kp_follower_record_t *rec, void *opaque) {
+        (void)opaque;
+        if (!rec->value)
+                KP_DEBUG("discovery: %.*s left", (int)rec->key_len,
+                         (const char *)rec->key);
 }
 
 kp_discovery_t *kp_discovery_new(const kp_app_conf_t *c, int64_t dead_after_ms,
                                  char *errstr, size_t errstr_size) {
-        char rderr[512];
-        pthread_condattr_t cattr;
-        int r;
+        char topic[256];
 
         if (dead_after_ms <= 0) {
                 snprintf(errstr, errstr_size,
@@ -817,210 +486,32 @@ kp_discovery_t *kp_discovery_new(const kp_app_conf_t *c, int64_t dead_after_ms,
                          dead_after_ms);
                 return NULL;
         }
-
-        rd_kafka_conf_t *conf =
-            kp_kafka_conf_new(c, NULL, "kpay-discovery", errstr, errstr_size);
-        if (!conf)
-                return NULL;
-        /* rd_kafka_assign() and rd_kafka_consumer_poll() need a consumer
-         * group handle, hence a group.id; it is never joined (no subscribe)
-         * and never committed to. */
-        if (kp_kafka_conf_set(conf, "group.id", "kpay-discovery", errstr,
-                              errstr_size) ||
-            kp_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
-                              errstr_size) ||
-            kp_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
-                              errstr_size) ||
-            kp_kafka_conf_set(conf, "isolation.level", "read_committed", errstr,
-                              errstr_size) ||
-            kp_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
-                              errstr_size) ||
-            kp_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr,
-                              errstr_size) ||
-            /* Under read_committed the broker does not end a long poll when
-             * commit markers make records readable, so a sync would wait
-             * for the whole fetch.wait.max.ms (500 ms by default). The
-             * topic is tiny: poll faster, unless -X says otherwise. */
-            (!(c && kp_conf_kv_get(&c->kafka, "fetch.wait.max.ms")) &&
-             kp_kafka_conf_set(conf, "fetch.wait.max.ms", "100", errstr,
-                               errstr_size))) {
-                rd_kafka_conf_destroy(conf);
-                return NULL;
-        }
-
-        kp_discovery_t *d = kp_calloc(1, sizeof(*d));
-        d->dead_after_ms  = dead_after_ms;
-        rd_kafka_conf_set_error_cb(conf, disc_error_cb);
-        rd_kafka_conf_set_opaque(conf, d);
-        kp_topic_name(d->topic, sizeof(d->topic), c ? c->topic_prefix : NULL,
+        kp_topic_name(topic, sizeof(topic), c ? c->topic_prefix : NULL,
                       KP_TOPIC_METADATA);
-
-        if ((r = pthread_mutex_init(&d->lock, NULL))) {
-                snprintf(errstr, errstr_size, "discovery: mutex: %s",
-                         strerror(r));
-                rd_kafka_conf_destroy(conf);
-                kp_free(d);
+        const kp_follower_conf_t fc = {
+            .topic          = topic,
+            .client_id      = "kpay-discovery",
+            .log_name       = "discovery",
+            .keep_table     = 1,
+            .threaded       = 1,
+            .on_record      = disc_on_record,
+            .decode         = disc_decode,
+            .free_decoded   = disc_free,
+            .stale_after_ms = dead_after_ms,
+        };
+        kp_follower_t *f = kp_follower_new(c, &fc, errstr, errstr_size);
+        if (!f)
                 return NULL;
-        }
-        if ((r = pthread_condattr_init(&cattr)) ||
-            (r = pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC)) ||
-            (r = pthread_cond_init(&d->cond, &cattr))) {
-                snprintf(errstr, errstr_size, "discovery: condition: %s",
-                         strerror(r));
-                pthread_condattr_destroy(&cattr);
-                pthread_mutex_destroy(&d->lock);
-                rd_kafka_conf_destroy(conf);
-                kp_free(d);
-                return NULL;
-        }
-        pthread_condattr_destroy(&cattr);
-
-        /* rd_kafka_new() takes ownership of conf only on success. */
-        d->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
-        if (!d->rk) {
-                snprintf(errstr, errstr_size, "discovery: consumer: %s", rderr);
-                rd_kafka_conf_destroy(conf);
-                kp_discovery_destroy(d);
-                return NULL;
-        }
-        rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(d->rk);
-        if (err) {
-                snprintf(errstr, errstr_size, "discovery: consumer: %s",
-                         rd_kafka_err2str(err));
-                kp_discovery_destroy(d);
-                return NULL;
-        }
-        conf =
-            kp_kafka_conf_new(c, NULL, "kpay-discovery", errstr, errstr_size);
-        if (!conf) {
-                kp_discovery_destroy(d);
-                return NULL;
-        }
-        if (kp_kafka_conf_set(conf, "isolation.level", "read_uncommitted",
-                              errstr, errstr_size)) {
-                rd_kafka_conf_destroy(conf);
-                kp_discovery_destroy(d);
-                return NULL;
-        }
-        d->rk_end = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
-        if (!d->rk_end) {
-                snprintf(errstr, errstr_size, "discovery: consumer: %s", rderr);
-                rd_kafka_conf_destroy(conf);
-                kp_discovery_destroy(d);
-                return NULL;
-        }
-        d->rkt = rd_kafka_topic_new(d->rk, d->topic, NULL);
-        if (!d->rkt) {
-                snprintf(errstr, errstr_size, "discovery: topic %s: %s",
-                         d->topic, rd_kafka_err2str(rd_kafka_last_error()));
-                kp_discovery_destroy(d);
-                return NULL;
-        }
-        if ((r = pthread_create(&d->thread, NULL, disc_main, d))) {
-                snprintf(errstr, errstr_size, "discovery: thread: %s",
-                         strerror(r));
-                kp_discovery_destroy(d);
-                return NULL;
-        }
-        d->thread_started = 1;
+        kp_discovery_t *d = kp_calloc(1, sizeof(*d));
+        d->f              = f;
+        d->dead_after_ms  = dead_after_ms;
         return d;
 }
 
-/* Milliseconds left before @p deadline_ms (CLOCK_MONOTONIC, or negative for
- * none) for one request, at most @p cap; <= 0 when the time is up. */
-static int disc_left(int64_t deadline_ms, int cap) {
-        if (deadline_ms < 0)
-                return cap;
-        int64_t left = deadline_ms - kp_mono_ms();
-        return left < cap ? (int)left : cap;
-}
-
-/* Pauses after a failed request before the next try (100 ms, or less when
- * the deadline is nearer). Waits on the condition, so stop ends it early. */
-static void disc_backoff(kp_discovery_t *d, int64_t deadline_ms) {
-        int64_t until = kp_mono_ms() + 100;
-        if (deadline_ms >= 0 && deadline_ms < until)
-                until = deadline_ms;
-        pthread_mutex_lock(&d->lock);
-        if (!d->stop)
-                disc_wait(d, until);
-        pthread_mutex_unlock(&d->lock);
-}
-
 kp_err_t kp_discovery_sync(kp_discovery_t *d, int timeout_ms) {
-        int64_t deadline = timeout_ms < 0 ? -1 : kp_mono_ms() + timeout_ms;
-        int64_t *end     = NULL;
-        int32_t cnt;
-        kp_err_t ret = KP_ERR_TIMED_OUT;
-
         if (!d)
                 return KP_ERR_INVALID_ARG;
-
-        /* The end offsets at call time. Requests that fail (no broker yet)
-         * are retried until the deadline. */
-        for (;;) {
-                int left = disc_left(deadline, 5000);
-                if (left <= 0)
-                        return KP_ERR_TIMED_OUT;
-                cnt = disc_partition_count(d, left);
-                if (cnt == 0)
-                        return KP_OK; /* no topic: nobody published */
-                if (cnt > 0)
-                        break;
-                disc_backoff(d, deadline);
-        }
-
-        end = kp_calloc((size_t)cnt, sizeof(*end));
-        for (int32_t p = 0; p < cnt; p++) {
-                for (;;) {
-                        int64_t lo, hi;
-                        int left = disc_left(deadline, 5000);
-                        if (left <= 0)
-                                goto done;
-                        rd_kafka_resp_err_t err =
-                            rd_kafka_query_watermark_offsets(
-                                d->rk_end, d->topic, p, &lo, &hi, left);
-                        if (!err) {
-                                /* Nothing to read when the log is empty. */
-                                end[p] = hi > lo ? hi : -1;
-                                break;
-                        }
-                        KP_DEBUG("discovery: end offset of %s [%" PRId32
-                                 "]: %s",
-                                 d->topic, p, rd_kafka_err2str(err));
-                        disc_backoff(d, deadline);
-                }
-        }
-
-        /* Wait for the thread to reach them. */
-        pthread_mutex_lock(&d->lock);
-        if (d->part_cnt < cnt) {
-                /* Not following yet, or the topic grew: look again now. */
-                d->recheck = 1;
-                pthread_cond_broadcast(&d->cond);
-        }
-        for (;;) {
-                int reached = d->part_cnt >= cnt;
-                for (int32_t p = 0; reached && p < cnt; p++)
-                        if (end[p] >= 0 && d->position[p] < end[p])
-                                reached = 0;
-                if (reached) {
-                        ret = KP_OK;
-                        break;
-                }
-                if (d->stop || disc_wait(d, deadline) == ETIMEDOUT)
-                        break;
-        }
-        pthread_mutex_unlock(&d->lock);
-done:
-        kp_free(end);
-        return ret;
-}
-
-/* @locality with the lock */
-static int disc_live(const kp_discovery_t *d, const kp_disc_entry_t *e,
-                     int64_t now) {
-        return now - e->recv_ms <= d->dead_after_ms;
+        return kp_follower_sync(d->f, timeout_ms);
 }
 
 static int cmp_by_instance(const void *a, const void *b) {
@@ -1029,117 +520,125 @@ static int cmp_by_instance(const void *a, const void *b) {
         return r ? r : strcmp(x->service, y->service);
 }
 
+/* What kp_discovery_instances() collects. */
+typedef struct disc_list_s {
+        const kp_discovery_t *d;
+        const char *service;
+        int64_t now;
+        kp_instance_info_t *list;
+        size_t cnt, size;
+} disc_list_t;
+
+/* @locality under the follower's lock */
+static int disc_collect(const void *key, size_t key_len, const void *value,
+                        size_t value_len, const void *decoded, int64_t recv_ms,
+                        void *opaque) {
+        disc_list_t *l                 = opaque;
+        const kp_instance_info_t *info = decoded;
+        (void)key, (void)key_len, (void)value, (void)value_len;
+        if (l->now - recv_ms > l->d->dead_after_ms ||
+            (l->service && strcmp(info->service, l->service)))
+                return 0;
+        if (l->cnt == l->size) {
+                l->size = l->size ? l->size * 2 : 16;
+                l->list = kp_realloc(l->list, l->size * sizeof(*l->list));
+        }
+        kp_instance_info_copy(&l->list[l->cnt++], info);
+        return 0;
+}
+
 size_t kp_discovery_instances(kp_discovery_t *d, const char *service,
                               kp_instance_info_t **listp) {
-        kp_instance_info_t *list = NULL;
-        size_t cnt               = 0;
+        disc_list_t l = {.d = d, .service = service, .now = kp_mono_ms()};
 
         *listp = NULL;
         if (!d)
                 return 0;
-        pthread_mutex_lock(&d->lock);
-        int64_t now = kp_mono_ms();
-        if (d->entry_cnt)
-                list = kp_calloc(d->entry_cnt, sizeof(*list));
-        for (size_t i = 0; i < d->entry_cnt; i++) {
-                const kp_disc_entry_t *e = &d->entries[i];
-                if (!disc_live(d, e, now) ||
-                    (service && strcmp(e->info.service, service)))
-                        continue;
-                kp_instance_info_copy(&list[cnt++], &e->info);
+        kp_follower_foreach(d->f, disc_collect, &l);
+        if (l.cnt == 0) {
+                kp_free(l.list);
+                return 0;
         }
-        pthread_mutex_unlock(&d->lock);
+        qsort(l.list, l.cnt, sizeof(*l.list), cmp_by_instance);
+        *listp = l.list;
+        return l.cnt;
+}
 
-        if (cnt == 0) {
-                kp_free(list);
-                list = NULL;
-        } else {
-                qsort(list, cnt, sizeof(*list), cmp_by_instance);
+/* What kp_discovery_owner() looks for. */
+typedef struct disc_owner_s {
+        const kp_discovery_t *d;
+        const char *service, *store;
+        const void *key;
+        size_t klen;
+        int64_t now;
+        kp_instance_info_t *out; /**< a copy of the best owner so far */
+        int found;
+        int32_t best_partition;
+        int64_t newest_ts;
+        int32_t newest_partition; /**< -1: no candidate yet */
+} disc_owner_t;
+
+/* @locality under the follower's lock */
+static int disc_owner_visit(const void *key, size_t key_len, const void *value,
+                            size_t value_len, const void *decoded,
+                            int64_t recv_ms, void *opaque) {
+        disc_owner_t *o             = opaque;
+        const kp_instance_info_t *e = decoded;
+        (void)key, (void)key_len, (void)value, (void)value_len;
+        if (o->now - recv_ms > o->d->dead_after_ms ||
+            strcmp(e->service, o->service) || !info_has_store(e, o->store) ||
+            e->partition_count <= 0)
+                return 0;
+        /* Each instance routes with its own partition count, which differs
+         * between instances only while the input topics are being
+         * repartitioned. */
+        int32_t p = kp_partition_for_key(o->key, o->klen, e->partition_count);
+        if (o->newest_partition < 0 || e->ts > o->newest_ts) {
+                o->newest_ts        = e->ts;
+                o->newest_partition = p;
         }
-        *listp = list;
-        return cnt;
+        if (!kp_instance_info_owns(e, p))
+                return 0;
+        /* Several owners: a rebalance in progress; the one that published
+         * last knows best. Ties go to the smaller id. */
+        if (!o->found || e->ts > o->out->ts ||
+            (e->ts == o->out->ts &&
+             strcmp(e->instance, o->out->instance) < 0)) {
+                kp_instance_info_clear(o->out);
+                kp_instance_info_copy(o->out, e);
+                o->found          = 1;
+                o->best_partition = p;
+        }
+        return 0;
 }
 
 kp_err_t kp_discovery_owner(kp_discovery_t *d, const char *service,
                             const char *store, const void *key, size_t klen,
                             kp_instance_info_t *out, int32_t *partitionp) {
-        const kp_disc_entry_t *best = NULL, *newest = NULL;
-        int32_t best_partition = -1, newest_partition = -1;
-
         memset(out, 0, sizeof(*out));
         if (partitionp)
                 *partitionp = -1;
         if (!d || !service || !store || (!key && klen))
                 return KP_ERR_INVALID_ARG;
 
-        pthread_mutex_lock(&d->lock);
-        int64_t now = kp_mono_ms();
-        for (size_t i = 0; i < d->entry_cnt; i++) {
-                const kp_disc_entry_t *e = &d->entries[i];
-                if (!disc_live(d, e, now) || strcmp(e->info.service, service) ||
-                    !info_has_store(&e->info, store) ||
-                    e->info.partition_count <= 0)
-                        continue;
-                /* Each instance routes with its own partition count, which
-                 * differs between instances only while the input topics are
-                 * being repartitioned. */
-                int32_t p =
-                    kp_partition_for_key(key, klen, e->info.partition_count);
-                if (!newest || e->info.ts > newest->info.ts) {
-                        newest           = e;
-                        newest_partition = p;
-                }
-                if (!kp_instance_info_owns(&e->info, p))
-                        continue;
-                /* Several owners: a rebalance in progress; the one that
-                 * published last knows best. Ties go to the smaller id. */
-                if (!best || e->info.ts > best->info.ts ||
-                    (e->info.ts == best->info.ts &&
-                     strcmp(e->info.instance, best->info.instance) < 0)) {
-                        best           = e;
-                        best_partition = p;
-                }
-        }
-        if (best)
-                kp_instance_info_copy(out, &best->info);
-        pthread_mutex_unlock(&d->lock);
-
+        disc_owner_t o = {.d                = d,
+                          .service          = service,
+                          .store            = store,
+                          .key              = key,
+                          .klen             = klen,
+                          .now              = kp_mono_ms(),
+                          .out              = out,
+                          .best_partition   = -1,
+                          .newest_partition = -1};
+        kp_follower_foreach(d->f, disc_owner_visit, &o);
         if (partitionp)
-                *partitionp = best ? best_partition : newest_partition;
-        return best ? KP_OK : KP_ERR_NOT_FOUND;
+                *partitionp = o.found ? o.best_partition : o.newest_partition;
+        return o.found ? KP_OK : KP_ERR_NOT_FOUND;
 }
 
 void kp_discovery_destroy(kp_discovery_t *d) {
         if (!d)
                 return;
-        if (d->thread_started) {
-                pthread_mutex_lock(&d->lock);
-                d->stop = 1;
-                pthread_cond_broadcast(&d->cond);
-                pthread_mutex_unlock(&d->lock);
-                int r = pthread_join(d->thread, NULL);
-                if (r)
-                        KP_ERROR("discovery: joining the thread: %s",
-                                 strerror(r));
-        }
-        if (d->rkt)
-                rd_kafka_topic_destroy(d->rkt);
-        if (d->rk) {
-                rd_kafka_resp_err_t err = rd_kafka_consumer_close(d->rk);
-                if (err)
-                        KP_WARN("discovery: closing the consumer: %s",
-                                rd_kafka_err2str(err));
-                rd_kafka_destroy(d->rk);
-        }
-        if (d->rk_end)
-                rd_kafka_destroy(d->rk_end);
-        for (size_t i = 0; i < d->entry_cnt; i++) {
-                kp_free(d->entries[i].key);
-                kp_instance_info_clear(&d->entries[i].info);
-        }
-        kp_free(d->entries);
-        kp_free(d->position);
-        pthread_cond_destroy(&d->cond);
-        pthread_mutex_destroy(&d->lock);
+        kp_follower_destroy(d->f);
         kp_free(d);
 }
