@@ -29,19 +29,21 @@
 
 /* ------------------------------------------------------------------------ */
 
-/* Produces values 1..values for keys k0..k<keys-1> at a steady pace, so
- * that the processor always has work in flight when it is killed. */
+/* Produces values 1, 2, ... for keys k0..k<keys-1> at a steady pace until
+ * told to stop (or max_values), so that input keeps arriving however long
+ * the kills take on a busy machine. */
 typedef struct feeder_s {
         it_env_t *e;
-        int keys, values;
+        int keys, max_values;
         atomic_int produced; /* values completed for every key */
+        atomic_int stop;
         int failed;
 } feeder_t;
 
 static void *feeder_run(void *arg) {
         feeder_t *f    = arg;
         rd_kafka_t *rk = it_producer();
-        for (int v = 1; v <= f->values; v++) {
+        for (int v = 1; v <= f->max_values && !atomic_load(&f->stop); v++) {
                 for (int k = 0; k < f->keys; k++) {
                         char key[32], val[32];
                         snprintf(key, sizeof(key), "k%d", k);
@@ -60,7 +62,8 @@ static void *feeder_run(void *arg) {
                 }
                 rd_kafka_poll(rk, 0);
                 atomic_store(&f->produced, v);
-                struct timespec ts = {0, 4 * 1000 * 1000};
+                /* Pacing, not waiting: about 2,000 records a second. */
+                struct timespec ts = {0, 10 * 1000 * 1000};
                 nanosleep(&ts, NULL);
         }
         if (rd_kafka_flush(rk, 60000) || rd_kafka_outq_len(rk))
@@ -69,40 +72,87 @@ static void *feeder_run(void *arg) {
         return NULL;
 }
 
+/* Waits (at most 60 s) until instance @p in, restarted with @p base outputs
+ * committed before it, has committed at least @p commits transactions and
+ * still has input it has not even consumed: a kill then hits it mid-work.
+ * Returns the input records present at that moment. */
+static int64_t wait_mid_work(it_env_t *e, it_inst_t *in, rd_kafka_t *rk,
+                             int64_t base, int commits) {
+        int64_t deadline = it_now_ms() + 60000;
+        for (;;) {
+                /* Counters of this process, so "since its restart". */
+                double committed = it_metric(
+                    in->endpoint, "kpay_transactions_committed_total");
+                double consumed =
+                    it_metric(in->endpoint, "kpay_records_in_total");
+                int64_t in_end = it_topic_end(rk, e->in, e->partitions);
+                /* It resumed at the committed offsets, so it has consumed
+                 * up to base + consumed (fewer if it reprocessed any). */
+                if (committed >= commits && consumed >= 0 &&
+                    in_end > base + (int64_t)consumed)
+                        return in_end;
+                if (it_exited(in->pid)) {
+                        it_dump_log(in->log, 40);
+                        fail_msg("instance %s exited", in->id);
+                }
+                if (it_now_ms() > deadline) {
+                        it_dump_log(in->log, 40);
+                        fail_msg(
+                            "no moment mid-work within 60 s: %g of %d "
+                            "transactions committed, %g records "
+                            "consumed after %" PRId64 ", %" PRId64
+                            " in the input",
+                            committed, commits, consumed, base, in_end);
+                }
+                struct timespec ts = {0, 20 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
 static void test_exactly_once_under_sigkill(void **state) {
         (void)state;
         it_env_t e;
         it_env_init(&e, "eos", 4);
-        const int keys = 20, values = 2000, kills = 6;
+        const int keys = 20, kills = 6;
         srand((unsigned)time(NULL) ^ (unsigned)getpid());
-        feeder_t f = {.e = &e, .keys = keys, .values = values};
+        feeder_t f = {.e = &e, .keys = keys, .max_values = 10000};
         pthread_t feeder;
         assert_int_equal(pthread_create(&feeder, NULL, feeder_run, &f), 0);
+        rd_kafka_t *rk = it_client(RD_KAFKA_PRODUCER, NULL);
 
         int kills_mid_flight = 0;
+        int64_t base         = 0; /* outputs committed before this restart */
         for (int r = 0; r < kills; r++) {
                 /* Static membership: the restarted instance takes the dead
                  * one's place at once instead of waiting out its session. */
                 it_inst_t *in =
                     it_inst_start(&e, 0, "a", "--static-membership", "true");
                 it_inst_wait_ready(in, 60000);
-                /* A random moment while input keeps arriving. */
-                struct timespec ts = {0, (long)(200 + rand() % 800) * 1000000};
-                nanosleep(&ts, NULL);
-                int produced = atomic_load(&f.produced);
+                /* A random moment, after 1 to 5 commits of this process. */
+                int commits    = 1 + rand() % 5;
+                int64_t in_end = wait_mid_work(&e, in, rk, base, commits);
                 it_inst_kill(in);
                 it_rec_t *recs;
                 size_t cnt = it_read_all(e.out, "read_committed", &recs);
                 it_free_recs(recs, cnt);
-                if (produced < values && cnt > 0)
-                        kills_mid_flight++;
+                /* Proof, after the fact: it had committed output since its
+                 * restart, and input that was there before the kill has no
+                 * committed output. */
+                int mid = (int64_t)cnt > base && (int64_t)cnt < in_end;
+                kills_mid_flight += mid;
                 fprintf(stderr,
-                        "kill %d: SIGKILL with %zu outputs committed, %d "
-                        "input records produced\n",
-                        r, cnt, produced * keys);
+                        "kill %d: SIGKILL after %d commits with %zu outputs "
+                        "committed (%" PRId64 " before the restart), %" PRId64
+                        " input records present%s\n",
+                        r, commits, cnt, base, in_end,
+                        mid ? "" : ": NOT mid-work");
+                base = (int64_t)cnt;
         }
+        rd_kafka_destroy(rk);
+        atomic_store(&f.stop, 1);
         assert_int_equal(pthread_join(feeder, NULL), 0);
         assert_false(f.failed);
+        const int values = atomic_load(&f.produced);
         /* The survivor finishes the work. */
         it_inst_t *in =
             it_inst_start(&e, 0, "a", "--static-membership", "true");
@@ -115,9 +165,9 @@ static void test_exactly_once_under_sigkill(void **state) {
         it_check_exactly_once(&e, keys, values);
         fprintf(stderr, "%d of %d kills hit a processor with work in flight\n",
                 kills_mid_flight, kills);
-        /* Kills must have interrupted processing, or the test proved nothing
-         * about crashes. */
-        assert_true(kills_mid_flight >= kills / 2);
+        /* Every kill interrupted processing, or the test proved less about
+         * crashes than it claims. */
+        assert_int_equal(kills_mid_flight, kills);
         it_env_cleanup(&e);
 }
 
