@@ -617,3 +617,53 @@ int64_t it_topic_end(rd_kafka_t *rk, const char *topic, int partitions) {
         }
         return sum;
 }
+
+static void *feeder_run(void *arg) {
+        it_feeder_t *f = arg;
+        rd_kafka_t *rk = it_producer();
+        for (int v = 1; v <= f->max_values && !atomic_load(&f->stop); v++) {
+                for (int k = 0; k < f->keys; k++) {
+                        char key[32], val[32];
+                        snprintf(key, sizeof(key), "k%d", k);
+                        snprintf(val, sizeof(val), "%d", v);
+                        rd_kafka_resp_err_t err;
+                        while ((err = rd_kafka_producev(
+                                    rk, RD_KAFKA_V_TOPIC(f->e->in),
+                                    RD_KAFKA_V_KEY(key, strlen(key)),
+                                    RD_KAFKA_V_VALUE(val, strlen(val)),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_END)) ==
+                               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                rd_kafka_poll(rk, 10);
+                        if (err)
+                                f->failed = 1;
+                }
+                rd_kafka_poll(rk, 0);
+                atomic_store(&f->produced, v);
+                /* Pacing, not waiting for anything. */
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        if (rd_kafka_flush(rk, 60000) || rd_kafka_outq_len(rk))
+                f->failed = 1;
+        rd_kafka_destroy(rk);
+        return NULL;
+}
+
+void it_feeder_start(it_feeder_t *f, it_env_t *e, int keys, int max_values) {
+        memset(f, 0, sizeof(*f));
+        f->e          = e;
+        f->keys       = keys;
+        f->max_values = max_values;
+        if (pthread_create(&f->thread, NULL, feeder_run, f))
+                fail_msg("pthread_create failed");
+}
+
+int it_feeder_stop(it_feeder_t *f) {
+        atomic_store(&f->stop, 1);
+        if (pthread_join(f->thread, NULL))
+                fail_msg("pthread_join failed");
+        if (f->failed)
+                fail_msg("the feeder could not deliver its input");
+        return atomic_load(&f->produced);
+}

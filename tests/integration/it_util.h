@@ -4,6 +4,8 @@
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -164,5 +166,24 @@ double it_metric(const char *endpoint, const char *name);
 /** Sum of the high watermarks of every partition of @p topic, through
  *  @p rk (any client of the fixture's broker). */
 int64_t it_topic_end(rd_kafka_t *rk, const char *topic, int partitions);
+
+/** A thread producing values 1, 2, ... for keys k0..k<keys-1> (each value
+ *  for every key, then the next) to test.in at about 100 values a second,
+ *  until stopped or max_values. */
+typedef struct it_feeder_s {
+        it_env_t *e;
+        int keys, max_values;
+        atomic_int produced; /* values completed for every key */
+        atomic_int stop;
+        int failed;
+        pthread_t thread;
+} it_feeder_t;
+
+/** Starts the feeder thread. */
+void it_feeder_start(it_feeder_t *f, it_env_t *e, int keys, int max_values);
+
+/** Stops and joins it, fails the test if anything was not delivered, and
+ *  returns the number of values produced for every key. */
+int it_feeder_stop(it_feeder_t *f);
 
 #endif

@@ -7,11 +7,9 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,49 +26,6 @@
 #include "kpay/kp_discovery.h"
 
 /* ------------------------------------------------------------------------ */
-
-/* Produces values 1, 2, ... for keys k0..k<keys-1> at a steady pace until
- * told to stop (or max_values), so that input keeps arriving however long
- * the kills take on a busy machine. */
-typedef struct feeder_s {
-        it_env_t *e;
-        int keys, max_values;
-        atomic_int produced; /* values completed for every key */
-        atomic_int stop;
-        int failed;
-} feeder_t;
-
-static void *feeder_run(void *arg) {
-        feeder_t *f    = arg;
-        rd_kafka_t *rk = it_producer();
-        for (int v = 1; v <= f->max_values && !atomic_load(&f->stop); v++) {
-                for (int k = 0; k < f->keys; k++) {
-                        char key[32], val[32];
-                        snprintf(key, sizeof(key), "k%d", k);
-                        snprintf(val, sizeof(val), "%d", v);
-                        rd_kafka_resp_err_t err;
-                        while ((err = rd_kafka_producev(
-                                    rk, RD_KAFKA_V_TOPIC(f->e->in),
-                                    RD_KAFKA_V_KEY(key, strlen(key)),
-                                    RD_KAFKA_V_VALUE(val, strlen(val)),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_END)) ==
-                               RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                                rd_kafka_poll(rk, 10);
-                        if (err)
-                                f->failed = 1;
-                }
-                rd_kafka_poll(rk, 0);
-                atomic_store(&f->produced, v);
-                /* Pacing, not waiting: about 2,000 records a second. */
-                struct timespec ts = {0, 10 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
-        if (rd_kafka_flush(rk, 60000) || rd_kafka_outq_len(rk))
-                f->failed = 1;
-        rd_kafka_destroy(rk);
-        return NULL;
-}
 
 /* Waits (at most 60 s) until instance @p in, restarted with @p base outputs
  * committed before it, has committed at least @p commits transactions and
@@ -115,9 +70,9 @@ static void test_exactly_once_under_sigkill(void **state) {
         it_env_init(&e, "eos", 4);
         const int keys = 20, kills = 6;
         srand((unsigned)time(NULL) ^ (unsigned)getpid());
-        feeder_t f = {.e = &e, .keys = keys, .max_values = 10000};
-        pthread_t feeder;
-        assert_int_equal(pthread_create(&feeder, NULL, feeder_run, &f), 0);
+        /* Input keeps arriving however long the kills take. */
+        it_feeder_t f;
+        it_feeder_start(&f, &e, keys, 10000);
         rd_kafka_t *rk = it_client(RD_KAFKA_PRODUCER, NULL);
 
         int kills_mid_flight = 0;
@@ -149,10 +104,7 @@ static void test_exactly_once_under_sigkill(void **state) {
                 base = (int64_t)cnt;
         }
         rd_kafka_destroy(rk);
-        atomic_store(&f.stop, 1);
-        assert_int_equal(pthread_join(feeder, NULL), 0);
-        assert_false(f.failed);
-        const int values = atomic_load(&f.produced);
+        const int values = it_feeder_stop(&f);
         /* The survivor finishes the work. */
         it_inst_t *in =
             it_inst_start(&e, 0, "a", "--static-membership", "true");
