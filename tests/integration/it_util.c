@@ -384,3 +384,314 @@ void it_producer_close(rd_kafka_t *rk) {
                 fail_msg("undelivered records");
         rd_kafka_destroy(rk);
 }
+
+/* ------------------------------------------------------------------------
+ * kpay-testproc instances. */
+
+#include <inttypes.h>
+
+#include "kpay/kp_topics.h"
+
+void it_env_init(it_env_t *e, const char *name, int partitions) {
+        memset(e, 0, sizeof(*e));
+        it_unique_prefix(e->prefix, sizeof(e->prefix), name);
+        snprintf(e->root, sizeof(e->root), "/tmp/kpay-it-%s-XXXXXX", name);
+        if (!mkdtemp(e->root))
+                fail_msg("mkdtemp: %s", strerror(errno));
+        e->partitions = partitions;
+        snprintf(e->in, sizeof(e->in), "%stest.in", e->prefix);
+        snprintf(e->out, sizeof(e->out), "%stest.out", e->prefix);
+        snprintf(e->ticks, sizeof(e->ticks), "%stest.ticks", e->prefix);
+        kp_topic_name(e->dlq, sizeof(e->dlq), e->prefix, KP_TOPIC_DLQ);
+        kp_changelog_name(e->changelog, sizeof(e->changelog), e->prefix,
+                          "testproc", "sums");
+        const char *data[] = {e->in, e->out, e->ticks, e->dlq, NULL};
+        it_create_topics(data, partitions, 0);
+        char meta[256];
+        kp_topic_name(meta, sizeof(meta), e->prefix, KP_TOPIC_METADATA);
+        const char *compacted[] = {meta, NULL};
+        it_create_topics(compacted, 1, 1);
+}
+
+void it_env_cleanup(it_env_t *e) {
+        for (int i = 0; i < IT_MAX_INST; i++)
+                if (e->inst[i].pid > 0) {
+                        kill(e->inst[i].pid, SIGKILL);
+                        it_wait_exit(e->inst[i].pid, 10000);
+                        e->inst[i].pid = 0;
+                }
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->root);
+        if (system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", e->root);
+}
+
+it_inst_t *it_inst_start_v(it_env_t *e, int i, const char *id,
+                           const char *const *extra) {
+        it_inst_t *in = &e->inst[i];
+        snprintf(in->id, sizeof(in->id), "%s", id);
+        snprintf(in->state, sizeof(in->state), "%s/%s.%d", e->root, id, i);
+        snprintf(in->log, sizeof(in->log), "%s/%s.%d.log", e->root, id, i);
+        snprintf(in->endpoint, sizeof(in->endpoint), "127.0.0.1:%d",
+                 it_free_port());
+        const char *bin = getenv("KPAY_TESTPROC_BIN");
+        if (!bin)
+                fail_msg("KPAY_TESTPROC_BIN is not set: run through ctest");
+        char *argv[32] = {(char *)bin,
+                          "-b",
+                          (char *)it_bootstrap(),
+                          "--topic-prefix",
+                          e->prefix,
+                          "--instance-id",
+                          in->id,
+                          "--state-dir",
+                          in->state,
+                          "--listen",
+                          in->endpoint,
+                          "--partitions",
+                          "4",
+                          "--commit-interval-ms",
+                          "100",
+                          "--heartbeat-ms",
+                          "1000"};
+        int n          = 17;
+        for (int x = 0; extra && extra[x] && n < 31; x++)
+                argv[n++] = (char *)extra[x];
+        argv[n] = NULL;
+        in->pid = it_spawn(argv, in->log);
+        return in;
+}
+
+it_inst_t *it_inst_start(it_env_t *e, int i, const char *id, const char *extra1,
+                         const char *extra2) {
+        const char *extra[] = {extra1, extra2, NULL};
+        return it_inst_start_v(e, i, id, extra);
+}
+
+void it_inst_wait_ready(it_inst_t *in, int timeout_ms) {
+        int64_t deadline = it_now_ms() + timeout_ms;
+        while (it_http_get(in->endpoint, "/readyz", NULL) != 200) {
+                if (it_exited(in->pid)) {
+                        it_dump_log(in->log, 40);
+                        fail_msg("instance %s exited before it was ready",
+                                 in->id);
+                }
+                if (it_now_ms() > deadline) {
+                        it_dump_log(in->log, 40);
+                        fail_msg("instance %s not ready within %d ms", in->id,
+                                 timeout_ms);
+                }
+                struct timespec ts = {0, 50 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+void it_inst_stop(it_inst_t *in) {
+        kill(in->pid, SIGTERM);
+        int rc = it_wait_exit(in->pid, 60000);
+        if (rc != 0) {
+                it_dump_log(in->log, 40);
+                fail_msg("instance %s exited %d after SIGTERM", in->id, rc);
+        }
+        in->pid = 0;
+}
+
+void it_inst_kill(it_inst_t *in) {
+        kill(in->pid, SIGKILL);
+        it_wait_exit(in->pid, 30000);
+        in->pid = 0;
+}
+
+void it_produce_values(it_env_t *e, int keys, int from, int to) {
+        rd_kafka_t *rk = it_producer();
+        for (int v = from; v <= to; v++)
+                for (int k = 0; k < keys; k++) {
+                        char key[32], val[32];
+                        snprintf(key, sizeof(key), "k%d", k);
+                        snprintf(val, sizeof(val), "%d", v);
+                        it_produce(rk, e->in, -1, key, val);
+                }
+        it_producer_close(rk);
+}
+
+size_t it_wait_outputs(it_env_t *e, size_t n, int timeout_ms) {
+        int64_t deadline = it_now_ms() + timeout_ms;
+        for (;;) {
+                it_rec_t *recs;
+                size_t cnt = it_read_all(e->out, "read_committed", &recs);
+                it_free_recs(recs, cnt);
+                if (cnt >= n)
+                        return cnt;
+                if (it_now_ms() > deadline) {
+                        for (int i = 0; i < IT_MAX_INST; i++)
+                                if (e->inst[i].pid > 0)
+                                        it_dump_log(e->inst[i].log, 30);
+                        fail_msg("only %zu of %zu outputs within %d ms", cnt, n,
+                                 timeout_ms);
+                }
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+void it_check_exactly_once(it_env_t *e, int keys, int values) {
+        it_rec_t *recs;
+        size_t cnt = it_read_all(e->out, "read_committed", &recs);
+        int *next  = calloc((size_t)keys, sizeof(int));
+        for (int k = 0; k < keys; k++)
+                next[k] = 1;
+        for (size_t i = 0; i < cnt; i++) {
+                int k, v;
+                int64_t sum;
+                if (!recs[i].value ||
+                    sscanf(recs[i].value, "k%d:%d:%" SCNd64, &k, &v, &sum) !=
+                        3 ||
+                    k < 0 || k >= keys)
+                        fail_msg("malformed output \"%.60s\"", recs[i].value);
+                if (v != next[k])
+                        fail_msg(
+                            "key k%d: expected value %d next, got %d "
+                            "(\"%.60s\" at %d@%" PRId64
+                            "): a duplicate or a gap",
+                            k, next[k], v, recs[i].value,
+                            (int)recs[i].partition, recs[i].offset);
+                if (sum != (int64_t)v * (v + 1) / 2)
+                        fail_msg("key k%d: sum %" PRId64
+                                 " after %d, expected "
+                                 "%d: state applied twice or lost",
+                                 k, sum, v, v * (v + 1) / 2);
+                next[k]++;
+        }
+        for (int k = 0; k < keys; k++)
+                if (next[k] != values + 1)
+                        fail_msg("key k%d: %d of %d results", k, next[k] - 1,
+                                 values);
+        assert_int_equal(cnt, (size_t)keys * (size_t)values);
+        free(next);
+        it_free_recs(recs, cnt);
+}
+
+json_t *it_get_json(const char *endpoint, const char *path, int want_status) {
+        char *body = NULL;
+        int status = it_http_get(endpoint, path, &body);
+        if (status != want_status)
+                fail_msg("GET %s: status %d, expected %d: %s", path, status,
+                         want_status, body ? body : "");
+        json_error_t jerr;
+        json_t *j = json_loads(body, 0, &jerr);
+        if (!j)
+                fail_msg("GET %s: not JSON (%s): %s", path, jerr.text, body);
+        free(body);
+        return j;
+}
+
+int64_t it_key_value(const char *endpoint, int k) {
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/stores/sums/keys/k%d", k);
+        json_t *j   = it_get_json(endpoint, path, 200);
+        json_t *v   = json_object_get(j, "value");
+        int64_t val = json_integer_value(v);
+        if (!json_is_integer(v))
+                fail_msg("%s: value is not an integer", path);
+        json_decref(j);
+        return val;
+}
+
+double it_metric(const char *endpoint, const char *name) {
+        char *body = NULL;
+        if (it_http_get(endpoint, "/metrics", &body) != 200)
+                fail_msg("GET /metrics failed");
+        double v = -1;
+        char pat[200];
+        snprintf(pat, sizeof(pat), "\n%s ", name);
+        char *p = strstr(body, pat);
+        if (p)
+                v = strtod(p + strlen(pat), NULL);
+        free(body);
+        return v;
+}
+
+int64_t it_topic_end(rd_kafka_t *rk, const char *topic, int partitions) {
+        int64_t sum = 0;
+        for (int p = 0; p < partitions; p++) {
+                int64_t lo, hi;
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+                    rk, topic, p, &lo, &hi, 30000);
+                if (err)
+                        fail_msg("watermarks of %s [%d]: %s", topic, p,
+                                 rd_kafka_err2str(err));
+                sum += hi;
+        }
+        return sum;
+}
+
+static void *feeder_run(void *arg) {
+        it_feeder_t *f = arg;
+        rd_kafka_t *rk = it_producer();
+        for (int v = 1; v <= f->max_values && !atomic_load(&f->stop); v++) {
+                for (int k = 0; k < f->keys; k++) {
+                        char key[32], val[32];
+                        snprintf(key, sizeof(key), "k%d", k);
+                        snprintf(val, sizeof(val), "%d", v);
+                        rd_kafka_resp_err_t err;
+                        while ((err = rd_kafka_producev(
+                                    rk, RD_KAFKA_V_TOPIC(f->e->in),
+                                    RD_KAFKA_V_KEY(key, strlen(key)),
+                                    RD_KAFKA_V_VALUE(val, strlen(val)),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_END)) ==
+                               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                rd_kafka_poll(rk, 10);
+                        if (err)
+                                f->failed = 1;
+                }
+                rd_kafka_poll(rk, 0);
+                atomic_store(&f->produced, v);
+                /* Pacing, not waiting for anything. */
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        if (rd_kafka_flush(rk, 60000) || rd_kafka_outq_len(rk))
+                f->failed = 1;
+        rd_kafka_destroy(rk);
+        return NULL;
+}
+
+void it_feeder_start(it_feeder_t *f, it_env_t *e, int keys, int max_values) {
+        memset(f, 0, sizeof(*f));
+        f->e          = e;
+        f->keys       = keys;
+        f->max_values = max_values;
+        if (pthread_create(&f->thread, NULL, feeder_run, f))
+                fail_msg("pthread_create failed");
+}
+
+int it_feeder_stop(it_feeder_t *f) {
+        atomic_store(&f->stop, 1);
+        if (pthread_join(f->thread, NULL))
+                fail_msg("pthread_join failed");
+        if (f->failed)
+                fail_msg("the feeder could not deliver its input");
+        return atomic_load(&f->produced);
+}
+
+double it_wait_metric(it_inst_t *in, const char *name, double min,
+                      int timeout_ms) {
+        int64_t deadline = it_now_ms() + timeout_ms;
+        for (;;) {
+                double v = it_metric(in->endpoint, name);
+                if (v >= min)
+                        return v;
+                if (it_exited(in->pid)) {
+                        it_dump_log(in->log, 40);
+                        fail_msg("instance %s exited", in->id);
+                }
+                if (it_now_ms() > deadline) {
+                        it_dump_log(in->log, 40);
+                        fail_msg("%s is %g, not %g, after %d ms", name, v, min,
+                                 timeout_ms);
+                }
+                struct timespec ts = {0, 50 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}

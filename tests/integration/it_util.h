@@ -2,7 +2,10 @@
 #ifndef KPAY_IT_UTIL_H
 #define KPAY_IT_UTIL_H
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,8 +28,6 @@ int it_run(char *const argv[], int timeout_ms, char **outp);
 /** A client of the fixture's broker with the given extra properties
  *  (NULL-terminated key, value list). Fails the test on error. */
 rd_kafka_t *it_client(rd_kafka_type_t type, const char *const *props);
-
-#endif
 
 #include <sys/types.h>
 
@@ -91,3 +92,108 @@ void it_produce(rd_kafka_t *rk, const char *topic, int32_t partition,
 /** Flushes and destroys the producer, failing the test if anything was not
  *  delivered. */
 void it_producer_close(rd_kafka_t *rk);
+
+/* ------------------------------------------------------------------------
+ * kpay-testproc instances on topics of their own (test_runtime, test_faults).
+ */
+
+#define IT_MAX_INST 4
+
+/** One kpay-testproc process. */
+typedef struct it_inst_s {
+        pid_t pid;
+        char id[32];
+        char endpoint[32];
+        char state[512];
+        char log[600];
+} it_inst_t;
+
+/** A test's topics (prefixed), its temporary directory and its instances. */
+typedef struct it_env_s {
+        char prefix[64];
+        char root[256];
+        char in[256], out[256], ticks[256], dlq[256], changelog[256];
+        int partitions;
+        it_inst_t inst[IT_MAX_INST];
+} it_env_t;
+
+/** Creates the topics of kpay-testproc with a new prefix and a temporary
+ *  directory for the instances' state and logs. */
+void it_env_init(it_env_t *e, const char *name, int partitions);
+
+/** Kills the instances still running and removes the directory. */
+void it_env_cleanup(it_env_t *e);
+
+/** Starts instance slot @p i with --instance-id @p id (state in
+ *  <root>/<id>.<i>, log <root>/<id>.<i>.log, HTTP on a free port) and up to
+ *  two extra arguments (NULL for none). */
+it_inst_t *it_inst_start(it_env_t *e, int i, const char *id, const char *extra1,
+                         const char *extra2);
+
+/** it_inst_start() with any extra arguments (NULL-terminated, or NULL). */
+it_inst_t *it_inst_start_v(it_env_t *e, int i, const char *id,
+                           const char *const *extra);
+
+/** Waits until /readyz answers 200; fails the test (with the log) when the
+ *  instance exits or is not ready in time. */
+void it_inst_wait_ready(it_inst_t *in, int timeout_ms);
+
+/** SIGTERM, and fails the test unless the instance exits 0 within 60 s. */
+void it_inst_stop(it_inst_t *in);
+
+/** SIGKILL, and reaps the instance. */
+void it_inst_kill(it_inst_t *in);
+
+/** Produces values from..to (inclusive) for keys k0..k<keys-1>, each key's
+ *  values in order. */
+void it_produce_values(it_env_t *e, int keys, int from, int to);
+
+/** Waits until test.out holds at least @p n committed records; returns the
+ *  count. */
+size_t it_wait_outputs(it_env_t *e, size_t n, int timeout_ms);
+
+/** Checks that test.out holds (read_committed), for every key
+ *  k0..k<keys-1>, exactly one result for each value 1..values, in order,
+ *  with the exact running sum. */
+void it_check_exactly_once(it_env_t *e, int keys, int values);
+
+/** GET @p path as JSON, failing the test unless the status is
+ *  @p want_status. json_decref() the result. */
+json_t *it_get_json(const char *endpoint, const char *path, int want_status);
+
+/** The value of key k<k> in store "sums" (must exist). */
+int64_t it_key_value(const char *endpoint, int k);
+
+/** A Prometheus sample's value from /metrics, or -1 when absent. */
+double it_metric(const char *endpoint, const char *name);
+
+/** Waits until metric @p name (with its labels) of @p in is at least
+ *  @p min and returns it; fails the test (with the log) when the instance
+ *  exits or the time is up. */
+double it_wait_metric(it_inst_t *in, const char *name, double min,
+                      int timeout_ms);
+
+/** Sum of the high watermarks of every partition of @p topic, through
+ *  @p rk (any client of the fixture's broker). */
+int64_t it_topic_end(rd_kafka_t *rk, const char *topic, int partitions);
+
+/** A thread producing values 1, 2, ... for keys k0..k<keys-1> (each value
+ *  for every key, then the next) to test.in at about 100 values a second,
+ *  until stopped or max_values. */
+typedef struct it_feeder_s {
+        it_env_t *e;
+        int keys, max_values;
+        atomic_int produced; /* values completed for every key */
+        atomic_int stop;
+        int failed;
+        pthread_t thread;
+} it_feeder_t;
+
+/** Starts the feeder thread. */
+void it_feeder_start(it_feeder_t *f, it_env_t *e, int keys, int max_values);
+
+/** Stops and joins it, fails the test if anything was not delivered, and
+ *  returns the number of values produced for every key. */
+int it_feeder_stop(it_feeder_t *f);
+
+#endif

@@ -5,11 +5,14 @@
  * benchmark uses it for realistic record sizes.
  * With --punctuate-ms it also emits "tick" records to test.ticks from a
  * wall-clock punctuator. Records whose value is not an integer are
- * dead-lettered by the runtime (process() returns KP_ERR_PARSE). */
+ * dead-lettered by the runtime (process() returns KP_ERR_PARSE).
+ * Each output carries the header testproc-pid (this process's id), so that
+ * tests can tell apart two processes with the same --instance-id. */
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kpay/kp_app.h"
 #include "kpay/kp_conf.h"
@@ -81,8 +84,16 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
         size_t padlen = rec->value_len - tlen;
         char *out     = kp_asprintf("%s:%s:%" PRId64 "%.*s", key, text, sum,
                                     (int)padlen, (const char *)rec->value + tlen);
+        /* Made once, on the processing thread; the runtime copies it. */
+        static rd_kafka_headers_t *pid_hdr;
+        if (!pid_hdr) {
+                char pid[32];
+                snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+                pid_hdr = rd_kafka_headers_new(1);
+                rd_kafka_header_add(pid_hdr, "testproc-pid", -1, pid, -1);
+        }
         err = kp_ctx_emit(ctx, TOPIC_OUT, kp_ctx_partition(ctx), rec->key,
-                          rec->key_len, out, strlen(out), NULL);
+                          rec->key_len, out, strlen(out), pid_hdr);
         kp_free(out);
         return err;
 }
