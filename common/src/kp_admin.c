@@ -250,6 +250,48 @@ static int policy_equal(const char *a, const char *b) {
         return a_compact == b_compact && a_delete == b_delete;
 }
 
+/* Compares each topic of @p plan with what the cluster has (@p md, the
+ * cleanup policies in @p policies); reports each line to @p report.
+ * @returns KP_OK or KP_ERR_TOPIC_MISMATCH naming the first mismatch. */
+static kp_err_t verify_layout(const kp_topic_plan_t *plan,
+                              const struct rd_kafka_metadata *md,
+                              char *const *policies, const int *missing,
+                              FILE *report, char *errstr, size_t errstr_size) {
+        kp_err_t err = KP_OK;
+        for (size_t i = 0; i < plan->cnt; i++) {
+                const kp_topic_req_t *r = &plan->reqs[i];
+                int parts               = md_partitions(md, r->name);
+                char why[200]           = "";
+                if (parts < 0)
+                        snprintf(why, sizeof(why),
+                                 "does not exist after creation");
+                else if (parts != r->partitions)
+                        snprintf(why, sizeof(why),
+                                 "has %d partitions, kpay expects %d", parts,
+                                 r->partitions);
+                else if (!policies[i])
+                        snprintf(why, sizeof(why),
+                                 "has no cleanup.policy in its description");
+                else if (!policy_equal(policies[i], r->cleanup_policy))
+                        snprintf(why, sizeof(why),
+                                 "has cleanup.policy=%s, kpay expects %s",
+                                 policies[i], r->cleanup_policy);
+                if (why[0]) {
+                        if (err == KP_OK)
+                                snprintf(errstr, errstr_size, "topic %s %s",
+                                         r->name, why);
+                        if (report)
+                                fprintf(report, "error   %s %s\n", r->name,
+                                        why);
+                        err = KP_ERR_TOPIC_MISMATCH;
+                } else if (report && !missing[i]) {
+                        fprintf(report, "ok      %s (%d partitions, %s)\n",
+                                r->name, parts, r->cleanup_policy);
+                }
+        }
+        return err;
+}
+
 kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
                                 int timeout_ms, FILE *report, char *errstr,
                                 size_t errstr_size) {
@@ -315,37 +357,8 @@ kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
                                     timeout_ms, errstr, errstr_size)))
                 goto done;
 
-        for (size_t i = 0; i < plan->cnt; i++) {
-                const kp_topic_req_t *r = &plan->reqs[i];
-                int parts               = md_partitions(md, r->name);
-                char why[200]           = "";
-                if (parts < 0)
-                        snprintf(why, sizeof(why),
-                                 "does not exist after creation");
-                else if (parts != r->partitions)
-                        snprintf(why, sizeof(why),
-                                 "has %d partitions, kpay expects %d", parts,
-                                 r->partitions);
-                else if (!policies[i])
-                        snprintf(why, sizeof(why),
-                                 "has no cleanup.policy in its description");
-                else if (!policy_equal(policies[i], r->cleanup_policy))
-                        snprintf(why, sizeof(why),
-                                 "has cleanup.policy=%s, kpay expects %s",
-                                 policies[i], r->cleanup_policy);
-                if (why[0]) {
-                        if (err == KP_OK)
-                                snprintf(errstr, errstr_size, "topic %s %s",
-                                         r->name, why);
-                        if (report)
-                                fprintf(report, "error   %s %s\n", r->name,
-                                        why);
-                        err = KP_ERR_TOPIC_MISMATCH;
-                } else if (report && !missing[i]) {
-                        fprintf(report, "ok      %s (%d partitions, %s)\n",
-                                r->name, parts, r->cleanup_policy);
-                }
-        }
+        err = verify_layout(plan, md, policies, missing, report, errstr,
+                            errstr_size);
 
 done:
         if (md)

@@ -294,41 +294,43 @@ static void version(const kp_conf_t *conf) {
         printf("%s %s\n", conf->prog, kp_version_str);
 }
 
-kp_err_t kp_conf_load(kp_conf_t *conf, int argc, char **argv, int *exitp,
-                      char *errstr, size_t errstr_size) {
+/* Applies every table's defaults. */
+static kp_err_t load_defaults(kp_conf_t *conf, char *errstr,
+                              size_t errstr_size) {
         kp_err_t err;
-        *exitp = -1;
-
-        /* Defaults. */
         for (size_t t = 0; t < conf->table_cnt; t++)
                 for (const kp_conf_opt_t *o = conf->tables[t]; o->name; o++)
                         if (o->defval &&
                             (err = apply(o, conf->bases[t], o->defval,
                                          "default", errstr, errstr_size)))
                                 return err;
+        return KP_OK;
+}
 
-        /* --help and --version win over everything, even bad options. */
+/* --help, --help-markdown and --version win over everything, even bad
+ * options: 1 when one of them was served. */
+static int served_info_flag(const kp_conf_t *conf, int argc, char **argv) {
         for (int i = 1; i < argc; i++) {
                 if (!strcmp(argv[i], "--"))
                         break;
                 if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
                         kp_conf_print_help(conf, stdout);
-                        *exitp = 0;
-                        return KP_OK;
+                        return 1;
                 }
                 if (!strcmp(argv[i], "--help-markdown")) {
                         kp_conf_print_markdown(conf, stdout);
-                        *exitp = 0;
-                        return KP_OK;
+                        return 1;
                 }
                 if (!strcmp(argv[i], "--version")) {
                         version(conf);
-                        *exitp = 0;
-                        return KP_OK;
+                        return 1;
                 }
         }
+        return 0;
+}
 
-        /* The file: the last --config on the command line, else KPAY_CONFIG.*/
+/* The file: the last --config on the command line, else KPAY_CONFIG. */
+static const char *config_file(int argc, char **argv) {
         const char *file = getenv("KPAY_CONFIG");
         for (int i = 1; i < argc; i++) {
                 if (!strcmp(argv[i], "--"))
@@ -338,64 +340,79 @@ kp_err_t kp_conf_load(kp_conf_t *conf, int argc, char **argv, int *exitp,
                 else if (!strncmp(argv[i], "--config=", 9))
                         file = argv[i] + 9;
         }
-        if (file && *file && (err = load_file(conf, file, errstr, errstr_size)))
-                return err;
+        return file;
+}
 
-        if ((err = load_env(conf, errstr, errstr_size)))
-                return err;
+static void add_arg(kp_conf_t *conf, char *arg) {
+        conf->args = kp_realloc(
+            conf->args, sizeof(*conf->args) * (size_t)(conf->args_cnt + 1));
+        conf->args[conf->args_cnt++] = arg;
+}
 
-        /* Flags. */
+/* Resolves long flag @p arg ("--name", "--name=value", "--no-name"):
+ * *optp and *basep, and *valuep when the flag carries its value. Sets
+ * *skipp for --config (loaded before the flags). */
+static kp_err_t long_flag(kp_conf_t *conf, const char *arg,
+                          const kp_conf_opt_t **optp, void **basep,
+                          const char **valuep, int *skipp, char *errstr,
+                          size_t errstr_size) {
+        const char *name = arg + 2;
+        const char *eq   = strchr(name, '=');
+        size_t len       = eq ? (size_t)(eq - name) : strlen(name);
+        if (len == 6 && !strncmp(name, "config", 6)) {
+                *skipp = eq ? 1 : 2;
+                return KP_OK;
+        }
+        const kp_conf_opt_t *o = find_opt(conf, name, len, 0, basep);
+        int negated            = 0;
+        if (!o && len > 3 && !strncmp(name, "no-", 3)) {
+                o = find_opt(conf, name + 3, len - 3, 0, basep);
+                if (o && o->type != KP_CONF_BOOL)
+                        o = NULL;
+                negated = 1;
+        }
+        if (!o) {
+                snprintf(errstr, errstr_size,
+                         "unknown option --%.*s (see --help)", (int)len, name);
+                return KP_ERR_CONFIG;
+        }
+        if (eq)
+                *valuep = eq + 1;
+        else if (o->type == KP_CONF_BOOL)
+                *valuep = negated ? "false" : "true";
+        *optp = o;
+        return KP_OK;
+}
+
+/* Applies the command line's flags; collects the other arguments. */
+static kp_err_t load_flags(kp_conf_t *conf, int argc, char **argv, char *errstr,
+                           size_t errstr_size) {
         for (int i = 1; i < argc; i++) {
-                const char *arg   = argv[i];
-                const char *value = NULL;
-                const kp_conf_opt_t *o;
-                void *base;
+                const char *arg = argv[i], *value = NULL;
+                const kp_conf_opt_t *o = NULL;
+                void *base             = NULL;
                 char flag[140];
+                int skip     = 0;
+                kp_err_t err = KP_OK;
 
                 if (!strcmp(arg, "--")) {
-                        for (i++; i < argc; i++) {
-                                conf->args = kp_realloc(
-                                    conf->args,
-                                    sizeof(*conf->args) *
-                                        (size_t)(conf->args_cnt + 1));
-                                conf->args[conf->args_cnt++] = argv[i];
-                        }
+                        for (i++; i < argc; i++)
+                                add_arg(conf, argv[i]);
                         break;
                 }
                 if (arg[0] != '-' || arg[1] == '\0') {
-                        conf->args = kp_realloc(
-                            conf->args,
-                            sizeof(*conf->args) * (size_t)(conf->args_cnt + 1));
-                        conf->args[conf->args_cnt++] = argv[i];
+                        add_arg(conf, argv[i]);
                         continue;
                 }
                 if (arg[1] == '-') {
-                        const char *name = arg + 2;
-                        const char *eq   = strchr(name, '=');
-                        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-                        if (len == 6 && !strncmp(name, "config", 6)) {
-                                if (!eq)
-                                        i++; /* Already loaded above. */
+                        err = long_flag(conf, arg, &o, &base, &value, &skip,
+                                        errstr, errstr_size);
+                        if (err)
+                                return err;
+                        if (skip) {
+                                i += skip - 1; /* --config FILE: loaded */
                                 continue;
                         }
-                        o           = find_opt(conf, name, len, 0, &base);
-                        int negated = 0;
-                        if (!o && len > 3 && !strncmp(name, "no-", 3)) {
-                                o = find_opt(conf, name + 3, len - 3, 0, &base);
-                                if (o && o->type != KP_CONF_BOOL)
-                                        o = NULL;
-                                negated = 1;
-                        }
-                        if (!o) {
-                                snprintf(errstr, errstr_size,
-                                         "unknown option --%.*s (see --help)",
-                                         (int)len, name);
-                                return KP_ERR_CONFIG;
-                        }
-                        if (eq)
-                                value = eq + 1;
-                        else if (o->type == KP_CONF_BOOL)
-                                value = negated ? "false" : "true";
                         snprintf(flag, sizeof(flag), "--%s", o->name);
                 } else {
                         o = find_opt(conf, NULL, 0, arg[1], &base);
@@ -423,6 +440,24 @@ kp_err_t kp_conf_load(kp_conf_t *conf, int argc, char **argv, int *exitp,
                         return err;
         }
         return KP_OK;
+}
+
+kp_err_t kp_conf_load(kp_conf_t *conf, int argc, char **argv, int *exitp,
+                      char *errstr, size_t errstr_size) {
+        kp_err_t err;
+        *exitp = -1;
+        if ((err = load_defaults(conf, errstr, errstr_size)))
+                return err;
+        if (served_info_flag(conf, argc, argv)) {
+                *exitp = 0;
+                return KP_OK;
+        }
+        const char *file = config_file(argc, argv);
+        if (file && *file && (err = load_file(conf, file, errstr, errstr_size)))
+                return err;
+        if ((err = load_env(conf, errstr, errstr_size)))
+                return err;
+        return load_flags(conf, argc, argv, errstr, errstr_size);
 }
 
 char **kp_conf_args(const kp_conf_t *conf, int *cntp) {

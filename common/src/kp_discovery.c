@@ -228,6 +228,37 @@ static int cmp_int32(const void *a, const void *b) {
         return (x > y) - (x < y);
 }
 
+/* The optional "stores" array of strings. */
+static kp_err_t parse_stores(json_t *obj, kp_instance_info_t *out, char *errstr,
+                             size_t errstr_size) {
+        json_t *arr = json_object_get(obj, "stores");
+        if (!arr || json_is_null(arr))
+                return KP_OK;
+        if (!json_is_array(arr)) {
+                snprintf(errstr, errstr_size,
+                         "InstanceInfo: field \"stores\" must be an "
+                         "array of strings");
+                return KP_ERR_PARSE;
+        }
+        size_t cnt = json_array_size(arr);
+        if (cnt)
+                out->stores = kp_calloc(cnt, sizeof(*out->stores));
+        for (size_t i = 0; i < cnt; i++) {
+                json_t *v = json_array_get(arr, i);
+                if (!json_is_string(v)) {
+                        snprintf(errstr, errstr_size,
+                                 "InstanceInfo: field \"stores\"[%zu] "
+                                 "must be a string",
+                                 i);
+                        return KP_ERR_PARSE;
+                }
+                out->stores[i] =
+                    kp_strndup(json_string_value(v), json_string_length(v));
+                out->store_cnt++;
+        }
+        return KP_OK;
+}
+
 static kp_err_t parse_info(json_t *obj, kp_instance_info_t *out, char *errstr,
                            size_t errstr_size) {
         json_int_t n;
@@ -249,31 +280,8 @@ static kp_err_t parse_info(json_t *obj, kp_instance_info_t *out, char *errstr,
                                     errstr_size)))
                 return err;
 
-        arr = json_object_get(obj, "stores");
-        if (arr && !json_is_null(arr)) {
-                if (!json_is_array(arr)) {
-                        snprintf(errstr, errstr_size,
-                                 "InstanceInfo: field \"stores\" must be an "
-                                 "array of strings");
-                        return KP_ERR_PARSE;
-                }
-                size_t cnt = json_array_size(arr);
-                if (cnt)
-                        out->stores = kp_calloc(cnt, sizeof(*out->stores));
-                for (size_t i = 0; i < cnt; i++) {
-                        json_t *v = json_array_get(arr, i);
-                        if (!json_is_string(v)) {
-                                snprintf(errstr, errstr_size,
-                                         "InstanceInfo: field \"stores\"[%zu] "
-                                         "must be a string",
-                                         i);
-                                return KP_ERR_PARSE;
-                        }
-                        out->stores[i] = kp_strndup(json_string_value(v),
-                                                    json_string_length(v));
-                        out->store_cnt++;
-                }
-        }
+        if ((err = parse_stores(obj, out, errstr, errstr_size)))
+                return err;
 
         if ((err = parse_opt_int(obj, "partition_count", 0, INT32_MAX, &n,
                                  errstr, errstr_size)))
