@@ -83,6 +83,9 @@ kp_app_t *kp_app_new(const kp_app_def_t *def, int argc, char **argv,
         for (const kp_conf_section_t *sec = def->sections; sec && sec->opts;
              sec++)
                 kp_conf_add_table(app->conf, sec->opts, sec->base);
+        for (const kp_conf_section_t *sec = def->runtime_sections;
+             sec && sec->opts; sec++)
+                kp_conf_add_table(app->conf, sec->opts, sec->base);
 
         kp_log_set_service(def->name);
         if (kp_conf_load(app->conf, argc, argv, exitp, errstr,

@@ -491,35 +491,25 @@ static void *fol_main(void *arg) {
 static rd_kafka_conf_t *fol_conf_new(const kp_app_conf_t *c,
                                      const char *client_id, char *errstr,
                                      size_t errstr_size) {
-        rd_kafka_conf_t *conf =
-            kp_kafka_conf_new(c, NULL, client_id, errstr, errstr_size);
-        if (!conf)
-                return NULL;
         /* rd_kafka_assign() and rd_kafka_consumer_poll() need a consumer
          * group handle, hence a group.id; it is never joined (no subscribe)
          * and never committed to. */
-        if (kp_kafka_conf_set(conf, "group.id", client_id, errstr,
-                              errstr_size) ||
-            kp_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
-                              errstr_size) ||
-            kp_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
-                              errstr_size) ||
-            kp_kafka_conf_set(conf, "isolation.level", "read_committed", errstr,
-                              errstr_size) ||
-            kp_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
-                              errstr_size) ||
-            kp_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr,
-                              errstr_size) ||
-            /* Under read_committed the broker does not end a long poll when
-             * commit markers make records readable, so a sync would wait
-             * for the whole fetch.wait.max.ms (500 ms by default): poll
-             * faster, unless -X says otherwise. */
-            (!(c && kp_conf_kv_get(&c->kafka, "fetch.wait.max.ms")) &&
-             kp_kafka_conf_set(conf, "fetch.wait.max.ms", "100", errstr,
-                               errstr_size))) {
-                rd_kafka_conf_destroy(conf);
-                return NULL;
-        }
+        const kp_kafka_prop_t props[] = {
+            {"group.id", client_id, KP_PROP_REQUIRE},
+            {"enable.auto.commit", "false", KP_PROP_REQUIRE},
+            {"enable.auto.offset.store", "false", KP_PROP_REQUIRE},
+            {"isolation.level", "read_committed", KP_PROP_REQUIRE},
+            {"enable.partition.eof", "true", KP_PROP_REQUIRE},
+            {"auto.offset.reset", "earliest", KP_PROP_REQUIRE},
+            /* Under read_committed the broker does not end a long poll
+             * when commit markers make records readable, so a sync would
+             * wait for the whole fetch.wait.max.ms (500 ms by default):
+             * poll faster. */
+            {"fetch.wait.max.ms", "100", KP_PROP_DEFAULT},
+            {NULL},
+        };
+        rd_kafka_conf_t *conf =
+            kp_kafka_conf_build(c, client_id, props, errstr, errstr_size);
         return conf;
 }
 

@@ -482,22 +482,18 @@ void kp_proc_destroy(kp_proc_t *proc) {
  * The daemon skeleton. */
 
 int kp_proc_main(const kp_proc_def_t *def, int argc, char **argv) {
-        kp_conf_section_t sections[16];
         kp_service_conf_t sconf;
         kp_proc_conf_t pconf;
         char errstr[512];
-        int n = 0, rc;
-        for (const kp_conf_section_t *s = def->sections; s && s->opts; s++)
-                if (n < 13)
-                        sections[n++] = *s;
-        sections[n++] = (kp_conf_section_t){kp_service_conf_table(), &sconf};
-        sections[n++] = (kp_conf_section_t){proc_opts, &pconf};
-        sections[n]   = (kp_conf_section_t){NULL, NULL};
+        int rc;
+        const kp_conf_section_t runtime[] = {
+            {kp_service_conf_table(), &sconf}, {proc_opts, &pconf}, {NULL}};
         const kp_app_def_t adef = {
             .name     = def->name,
             .summary  = def->summary,
             .groups   = KP_APP_CLIENT | KP_APP_SERVICE | KP_APP_PROCESSOR,
-            .sections = sections,
+            .sections = def->sections,
+            .runtime_sections = runtime,
         };
         kp_app_t *app = kp_app_new(&adef, argc, argv, &rc);
         if (!app)

@@ -207,6 +207,29 @@ static void flow_pause_assigned(kp_proc_t *proc,
         rd_kafka_topic_partition_list_destroy(list);
 }
 
+/* Hands @p parts to (@p add) or takes them from the consumer, incrementally
+ * under the cooperative protocol, as a whole under the eager one. A
+ * failure fails the instance. */
+static void apply_assignment(kp_proc_t *proc, rd_kafka_t *rk,
+                             rd_kafka_topic_partition_list_t *parts,
+                             int cooperative, int add) {
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (cooperative)
+                error = add ? rd_kafka_incremental_assign(rk, parts)
+                            : rd_kafka_incremental_unassign(rk, parts);
+        else
+                err = rd_kafka_assign(rk, add ? parts : NULL);
+        if (error) {
+                KP_ERROR("rebalance: %s", rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                proc_fail(proc);
+        } else if (err) {
+                KP_ERROR("rebalance: %s", rd_kafka_err2str(err));
+                proc_fail(proc);
+        }
+}
+
 static void assigned(kp_proc_t *proc, rd_kafka_t *rk,
                      rd_kafka_topic_partition_list_t *parts, int cooperative) {
         KP_INFO("assigned %d partition(s)", parts->cnt);
@@ -223,20 +246,7 @@ static void assigned(kp_proc_t *proc, rd_kafka_t *rk,
                 proc_fail(proc);
         /* Assign even after a failure so that the consumer can leave the
          * group cleanly; nothing is processed then. */
-        rd_kafka_error_t *error = NULL;
-        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-        if (cooperative)
-                error = rd_kafka_incremental_assign(rk, parts);
-        else
-                err = rd_kafka_assign(rk, parts);
-        if (error) {
-                KP_ERROR("rebalance: %s", rd_kafka_error_string(error));
-                rd_kafka_error_destroy(error);
-                proc_fail(proc);
-        } else if (err) {
-                KP_ERROR("rebalance: %s", rd_kafka_err2str(err));
-                proc_fail(proc);
-        }
+        apply_assignment(proc, rk, parts, cooperative, 1);
         flow_pause_assigned(proc, parts);
         if (!proc_failed(proc) && kp_app_running())
                 kp_service_set_state(proc->svc, KP_SVC_RUNNING);
@@ -253,20 +263,7 @@ static void revoked(kp_proc_t *proc, rd_kafka_t *rk,
         else
                 txn_commit(proc);
         close_tasks(proc, cooperative ? parts : NULL);
-        rd_kafka_error_t *error = NULL;
-        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-        if (cooperative)
-                error = rd_kafka_incremental_unassign(rk, parts);
-        else
-                err = rd_kafka_assign(rk, NULL);
-        if (error) {
-                KP_ERROR("rebalance: %s", rd_kafka_error_string(error));
-                rd_kafka_error_destroy(error);
-                proc_fail(proc);
-        } else if (err) {
-                KP_ERROR("rebalance: %s", rd_kafka_err2str(err));
-                proc_fail(proc);
-        }
+        apply_assignment(proc, rk, parts, cooperative, 0);
 }
 
 void proc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,

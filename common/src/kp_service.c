@@ -426,20 +426,16 @@ static void service_loop(kp_service_t *svc, const kp_service_def_t *def) {
 }
 
 int kp_service_main(const kp_service_def_t *def, int argc, char **argv) {
-        kp_conf_section_t sections[16];
         kp_service_conf_t sconf;
         char errstr[512];
-        int n = 0, rc;
-        for (const kp_conf_section_t *s = def->sections; s && s->opts; s++)
-                if (n < 14)
-                        sections[n++] = *s;
-        sections[n++]           = (kp_conf_section_t){service_opts, &sconf};
-        sections[n]             = (kp_conf_section_t){NULL, NULL};
-        const kp_app_def_t adef = {
-            .name     = def->name,
-            .summary  = def->summary,
-            .groups   = KP_APP_CLIENT | KP_APP_SERVICE,
-            .sections = sections,
+        int rc;
+        const kp_conf_section_t runtime[] = {{service_opts, &sconf}, {NULL}};
+        const kp_app_def_t adef           = {
+                      .name             = def->name,
+                      .summary          = def->summary,
+                      .groups           = KP_APP_CLIENT | KP_APP_SERVICE,
+                      .sections         = def->sections,
+                      .runtime_sections = runtime,
         };
         kp_app_t *app = kp_app_new(&adef, argc, argv, &rc);
         if (!app)

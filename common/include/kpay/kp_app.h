@@ -47,6 +47,9 @@ typedef struct kp_app_def_s {
         /** Option sections after the common ones, ending with {NULL}; or
          *  NULL for none. Neither the tables nor the structs are copied. */
         const kp_conf_section_t *sections;
+        /** The runtime's sections (kp_service's, kp_proc's), listed after
+         *  the binary's own, same form; or NULL. */
+        const kp_conf_section_t *runtime_sections;
 } kp_app_def_t;
 
 typedef struct kp_app_s kp_app_t;
