@@ -262,37 +262,26 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason,
         KP_WARN("Kafka: %s: %s", rd_kafka_err2name(err), reason);
 }
 
-/* kp_kafka_conf_set() unless -X already set @p name (so -X wins). */
-static kp_err_t conf_default(const kp_app_conf_t *c, rd_kafka_conf_t *conf,
-                             const char *name, const char *value, char *errstr,
-                             size_t errstr_size) {
-        if (kp_conf_kv_get(&c->kafka, name))
-                return KP_OK;
-        return kp_kafka_conf_set(conf, name, value, errstr, errstr_size);
-}
-
 static rd_kafka_t *new_producer(gen_run_t *r, char *errstr,
                                 size_t errstr_size) {
-        const kp_app_conf_t *c = r->c;
-        rd_kafka_conf_t *conf =
-            kp_kafka_conf_new(c, NULL, PROG, errstr, errstr_size);
-        if (!conf)
-                return NULL;
-        if (conf_default(c, conf, "enable.idempotence", "true", errstr,
-                         errstr_size) ||
-            conf_default(c, conf, "acks", "all", errstr, errstr_size) ||
-            conf_default(c, conf, "partitioner", "murmur2_random", errstr,
-                         errstr_size) ||
+        /* Defaults only: kpay-gen is a client like any other, so -X may
+         * change all of them (another partitioner, say, to see what kpay
+         * does with it). */
+        static const kp_kafka_prop_t props[] = {
+            {"enable.idempotence", "true", KP_PROP_DEFAULT},
+            {"acks", "all", KP_PROP_DEFAULT},
+            {"partitioner", "murmur2_random", KP_PROP_DEFAULT},
             /* A missing topic is an error, not something to create with
              * the broker's defaults. */
-            conf_default(c, conf, "allow.auto.create.topics", "false", errstr,
-                         errstr_size) ||
+            {"allow.auto.create.topics", "false", KP_PROP_DEFAULT},
             /* Report an undeliverable record within a minute, not five. */
-            conf_default(c, conf, "message.timeout.ms", "60000", errstr,
-                         errstr_size)) {
-                rd_kafka_conf_destroy(conf);
+            {"message.timeout.ms", "60000", KP_PROP_DEFAULT},
+            {NULL},
+        };
+        rd_kafka_conf_t *conf =
+            kp_kafka_conf_build(r->c, PROG, props, errstr, errstr_size);
+        if (!conf)
                 return NULL;
-        }
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
         rd_kafka_conf_set_error_cb(conf, error_cb);
         rd_kafka_conf_set_opaque(conf, r);
