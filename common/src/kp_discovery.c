@@ -587,6 +587,13 @@ typedef struct disc_owner_s {
 } disc_owner_t;
 
 /* @locality under the follower's lock */
+/* An instance that failed or is stopping serves no key, whatever
+ * partitions its last record lists. */
+static int info_serving(const kp_instance_info_t *e) {
+        return !e->state ||
+               (strcmp(e->state, "FAILED") && strcmp(e->state, "STOPPING"));
+}
+
 static int disc_owner_visit(const void *key, size_t key_len, const void *value,
                             size_t value_len, const void *decoded,
                             int64_t recv_ms, void *opaque) {
@@ -595,7 +602,7 @@ static int disc_owner_visit(const void *key, size_t key_len, const void *value,
         (void)key, (void)key_len, (void)value, (void)value_len;
         if (o->now - recv_ms > o->d->dead_after_ms ||
             strcmp(e->service, o->service) || !info_has_store(e, o->store) ||
-            e->partition_count <= 0)
+            e->partition_count <= 0 || !info_serving(e))
                 return 0;
         /* Each instance routes with its own partition count, which differs
          * between instances only while the input topics are being

@@ -243,8 +243,11 @@ int kp_proc_run(kp_proc_t *proc) {
                 return 1;
         }
         if ((err = proc_clients_start(proc))) {
-                if (!kp_app_running())
+                if (!kp_app_running()) {
+                        /* Stopped while starting: a clean exit. */
+                        kp_service_stop(proc->svc);
                         return 0;
+                }
                 proc_fail(proc);
                 return 1;
         }
@@ -449,9 +452,10 @@ static void destroy_client(kp_proc_t *proc, const char *role, rd_kafka_t *rk,
 void kp_proc_destroy(kp_proc_t *proc) {
         if (!proc)
                 return;
-        /* HTTP first (inside the service): no query may run on the tasks
-         * once they go. */
+        /* HTTP first: no query may run on the tasks once they go. */
         kp_service_t *svc = proc->svc;
+        if (svc)
+                kp_service_halt_http(svc);
         if (proc->tasks)
                 close_tasks(proc, NULL);
         if (svc) {
@@ -520,6 +524,7 @@ int kp_proc_main(const kp_proc_def_t *def, int argc, char **argv) {
         } else {
                 rc = kp_proc_run(proc);
         }
+        kp_service_halt_http(proc->svc);
         if (d.fini)
                 d.fini(proc, d.opaque);
         kp_proc_destroy(proc);

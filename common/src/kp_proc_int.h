@@ -5,7 +5,8 @@
  *   kp_proc_clients.c    the Kafka clients, built from property tables
  *   kp_proc_txn.c        transactions: begin, produce, commit, abort, rewind
  *   kp_proc_restore.c    replaying changelogs into the stores
- *   kp_proc_rebalance.c  assignment, revocation, flow control (pause, rate)
+ *   kp_proc_rebalance.c  assignment, revocation
+ *   kp_proc_flow.c       flow control: pausing an input, rate limiting it
  *   kp_proc_ctx.c        the kp_ctx_* API used inside process()/punctuate()
  *   kp_proc_query.c      the interactive queries (/v1/stores) and the
  *                        processor's part of InstanceInfo
@@ -55,6 +56,7 @@ typedef struct flow_s {
         atomic_int want_paused;     /* kp_proc_pause_input() */
         _Atomic int64_t rate_milli; /* records/s x 1000; 0: no limit */
         int paused;                 /* the input's partitions are paused */
+        int throttled;              /* paused (also) for the rate limit */
         double tokens;              /* the rate limit's bucket */
         int64_t tokens_ms;          /* when the bucket was last filled */
         kp_counter_t *m_throttled;  /* pauses for the rate limit */
@@ -138,9 +140,13 @@ void proc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                        rd_kafka_topic_partition_list_t *parts, void *opaque);
 int input_index(const kp_proc_t *proc, const char *topic);
 int input_index_of_id(const kp_proc_t *proc, kp_topic_id_t id);
+
+/* kp_proc_flow.c */
+void flow_pause_assigned(kp_proc_t *proc,
+                         const rd_kafka_topic_partition_list_t *parts);
 void flow_apply(kp_proc_t *proc, int64_t now_ms);
-int flow_admit(kp_proc_t *proc, int input, int64_t now_ms);
 int64_t flow_wait_ms(kp_proc_t *proc, int64_t now_ms);
+void flow_admit(kp_proc_t *proc, int input, int64_t now_ms);
 
 /* kp_proc_query.c */
 void proc_query_routes(kp_proc_t *proc);

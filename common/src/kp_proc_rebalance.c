@@ -1,5 +1,5 @@
 /* kp_proc_rebalance.c: partitions arriving and leaving (docs/runtime.md,
- * "Rebalancing"), and flow control: pausing an input, rate limiting it. */
+ * "Rebalancing"). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -182,31 +182,6 @@ void close_tasks(kp_proc_t *proc,
         update_partition_gauge(proc);
 }
 
-/* Pauses, in @p parts, the partitions of every input that is paused, so
- * that a paused input stays paused across a rebalance. */
-static void flow_pause_assigned(kp_proc_t *proc,
-                                const rd_kafka_topic_partition_list_t *parts) {
-        rd_kafka_topic_partition_list_t *list =
-            rd_kafka_topic_partition_list_new(parts->cnt);
-        for (int i = 0; i < parts->cnt; i++) {
-                int in = input_index(proc, parts->elems[i].topic);
-                if (in >= 0 && proc->flow[in].paused)
-                        rd_kafka_topic_partition_list_add(
-                            list, parts->elems[i].topic,
-                            parts->elems[i].partition);
-        }
-        if (list->cnt) {
-                rd_kafka_resp_err_t err =
-                    rd_kafka_pause_partitions(proc->consumer, list);
-                if (err) {
-                        KP_ERROR("pausing newly assigned partitions: %s",
-                                 rd_kafka_err2str(err));
-                        proc_fail(proc);
-                }
-        }
-        rd_kafka_topic_partition_list_destroy(list);
-}
-
 /* Hands @p parts to (@p add) or takes them from the consumer, incrementally
  * under the cooperative protocol, as a whole under the eager one. A
  * failure fails the instance. */
@@ -283,123 +258,4 @@ void proc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 }
         }
         proc->assignment_changed = 1;
-}
-
-/* ------------------------------------------------------------------------
- * Flow control: pause and rate limit, per input. */
-
-kp_err_t kp_proc_pause_input(kp_proc_t *proc, kp_topic_id_t input, int paused) {
-        int in = input_index_of_id(proc, input);
-        if (in < 0)
-                return KP_ERR_INVALID_ARG;
-        atomic_store(&proc->flow[in].want_paused, paused ? 1 : 0);
-        return KP_OK;
-}
-
-int kp_proc_input_paused(kp_proc_t *proc, kp_topic_id_t input) {
-        int in = input_index_of_id(proc, input);
-        return in >= 0 && atomic_load(&proc->flow[in].want_paused);
-}
-
-kp_err_t kp_proc_rate_limit_input(kp_proc_t *proc, kp_topic_id_t input,
-                                  double per_second) {
-        int in = input_index_of_id(proc, input);
-        if (in < 0 || !(per_second >= 0) || per_second > 1e12)
-                return KP_ERR_INVALID_ARG;
-        atomic_store(&proc->flow[in].rate_milli,
-                     (int64_t)(per_second * 1000.0 + 0.5));
-        return KP_OK;
-}
-
-/* Refills input @p in's bucket up to a tenth of a second of its rate (at
- * least one record). */
-static void flow_refill(flow_t *f, double rate, int64_t now_ms) {
-        double cap = rate / 10.0 > 1.0 ? rate / 10.0 : 1.0;
-        if (f->tokens_ms == 0)
-                f->tokens = cap;
-        else
-                f->tokens += rate * (double)(now_ms - f->tokens_ms) / 1000.0;
-        if (f->tokens > cap)
-                f->tokens = cap;
-        f->tokens_ms = now_ms;
-}
-
-int flow_admit(kp_proc_t *proc, int input, int64_t now_ms) {
-        flow_t *f = &proc->flow[input];
-        int64_t r = atomic_load(&f->rate_milli);
-        if (r <= 0)
-                return 1;
-        /* A record already fetched is processed even when the bucket is
-         * empty (it goes into debt); flow_apply() then pauses the input
-         * until the debt is paid, so the rate holds over time. */
-        flow_refill(f, (double)r / 1000.0, now_ms);
-        f->tokens -= 1.0;
-        return 1;
-}
-
-/* Pauses or resumes input @p in on every partition this instance owns. */
-static void flow_set(kp_proc_t *proc, int in, int pause) {
-        rd_kafka_topic_partition_list_t *list =
-            rd_kafka_topic_partition_list_new(proc->partition_cnt);
-        const char *topic = proc->topic_names[proc->input_ids[in]];
-        for (int32_t p = 0; p < proc->partition_cnt; p++)
-                if (proc->tasks && proc->tasks[p])
-                        rd_kafka_topic_partition_list_add(list, topic, p);
-        rd_kafka_resp_err_t err =
-            !list->cnt ? RD_KAFKA_RESP_ERR_NO_ERROR
-            : pause    ? rd_kafka_pause_partitions(proc->consumer, list)
-                       : rd_kafka_resume_partitions(proc->consumer, list);
-        rd_kafka_topic_partition_list_destroy(list);
-        if (err) {
-                KP_ERROR("%s %s: %s", pause ? "pausing" : "resuming", topic,
-                         rd_kafka_err2str(err));
-                proc_fail(proc);
-                return;
-        }
-        proc->flow[in].paused = pause;
-        kp_gauge_set(proc->flow[in].m_paused, pause);
-}
-
-void flow_apply(kp_proc_t *proc, int64_t now_ms) {
-        if (!proc->consumer)
-                return;
-        for (int in = 0; in < proc->input_cnt; in++) {
-                flow_t *f     = &proc->flow[in];
-                int64_t r     = atomic_load(&f->rate_milli);
-                int want      = atomic_load(&f->want_paused);
-                int throttled = 0;
-                if (r > 0) {
-                        flow_refill(f, (double)r / 1000.0, now_ms);
-                        throttled = f->tokens < 1.0;
-                } else {
-                        f->tokens_ms = 0;
-                }
-                int pause = want || throttled;
-                if (pause == f->paused)
-                        continue;
-                if (pause && throttled && !want)
-                        kp_counter_add(f->m_throttled, 1);
-                if (pause != f->paused)
-                        KP_DEBUG("%s input %s%s",
-                                 pause ? "pausing" : "resuming",
-                                 proc->topic_names[proc->input_ids[in]],
-                                 throttled && !want ? " (rate limit)" : "");
-                flow_set(proc, in, pause);
-        }
-}
-
-int64_t flow_wait_ms(kp_proc_t *proc, int64_t now_ms) {
-        int64_t wait = 100;
-        for (int in = 0; in < proc->input_cnt; in++) {
-                flow_t *f = &proc->flow[in];
-                int64_t r = atomic_load(&f->rate_milli);
-                if (r <= 0 || !f->paused || atomic_load(&f->want_paused))
-                        continue;
-                double need = 1.0 - f->tokens;
-                int64_t ms  = (int64_t)(need * 1000.0 * 1000.0 / (double)r);
-                (void)now_ms;
-                if (ms < wait)
-                        wait = ms < 1 ? 1 : ms;
-        }
-        return wait;
 }

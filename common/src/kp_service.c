@@ -23,8 +23,8 @@ static const kp_conf_opt_t service_opts[] = {
      "HTTP worker threads."},
     {"shutdown-timeout-ms", 0, KP_CONF_INT, SCONF(shutdown_timeout_ms), "10000",
      100, 600000, NULL,
-     "Upper bound of each step of a clean shutdown (final commit, "
-     "InstanceInfo tombstone, leaving the group)."},
+     "How long a daemon waits on exit for its InstanceInfo (the tombstone, "
+     "or the FAILED record) to reach Kafka."},
     {NULL},
 };
 
@@ -48,6 +48,7 @@ struct kp_service_s {
         kp_http_t *http;
         int http_started;
         rd_kafka_t *announcer;
+        int tombstoned; /* the tombstone is out: announce nothing more */
         kp_service_info_cb *info_cb;
         void *info_opaque;
         int64_t next_heartbeat_ms;
@@ -143,7 +144,7 @@ static void publish(kp_service_t *svc, int tombstone) {
 }
 
 void kp_service_announce(kp_service_t *svc) {
-        if (!svc->announcer)
+        if (!svc->announcer || svc->tombstoned)
                 return;
         publish(svc, 0);
         svc->next_heartbeat_ms = kp_mono_ms() + svc->sconf.heartbeat_ms;
@@ -157,18 +158,24 @@ void kp_service_poll(kp_service_t *svc) {
                 kp_service_announce(svc);
 }
 
+/* Delivers what the announcer holds, within the shutdown bound. */
+static void flush_announcer(kp_service_t *svc) {
+        rd_kafka_resp_err_t err =
+            rd_kafka_flush(svc->announcer, (int)svc->sconf.shutdown_timeout_ms);
+        if (err)
+                KP_WARN("flushing InstanceInfo on exit: %s",
+                        rd_kafka_err2str(err));
+}
+
 void kp_service_stop(kp_service_t *svc) {
         kp_svc_state_t st = kp_service_state(svc);
         if (st != KP_SVC_FAILED)
                 kp_service_set_state(svc, KP_SVC_STOPPING);
-        if (!svc->announcer)
+        if (!svc->announcer || svc->tombstoned)
                 return;
         publish(svc, 1);
-        rd_kafka_resp_err_t err =
-            rd_kafka_flush(svc->announcer, (int)svc->sconf.shutdown_timeout_ms);
-        if (err)
-                KP_WARN("flushing the InstanceInfo tombstone: %s",
-                        rd_kafka_err2str(err));
+        svc->tombstoned = 1;
+        flush_announcer(svc);
 }
 
 /* ------------------------------------------------------------------------
@@ -309,6 +316,11 @@ kp_service_t *kp_service_new(kp_app_t *app, const kp_service_conf_t *sconf,
         return svc;
 }
 
+void kp_service_halt_http(kp_service_t *svc) {
+        kp_http_destroy(svc->http);
+        svc->http = NULL;
+}
+
 void kp_service_route(kp_service_t *svc, const char *method, const char *path,
                       kp_http_handler_t *handler, void *opaque) {
         kp_http_route(svc->http, method, path, handler, opaque);
@@ -372,9 +384,13 @@ void kp_service_destroy(kp_service_t *svc) {
         if (!svc)
                 return;
         /* HTTP first: no handler may run once anything below is gone. */
-        kp_http_destroy(svc->http);
-        if (svc->announcer)
+        kp_service_halt_http(svc);
+        if (svc->announcer) {
+                /* A FAILED (or STARTING) record must reach the topic: it is
+                 * what readers see of this instance until it returns. */
+                flush_announcer(svc);
                 rd_kafka_destroy(svc->announcer);
+        }
         kp_metrics_destroy(svc->metrics);
         pthread_mutex_destroy(&svc->clients_lock);
         kp_free(svc->service);
@@ -461,6 +477,7 @@ int kp_service_main(const kp_service_def_t *def, int argc, char **argv) {
                 kp_service_stop(svc);
                 rc = 0;
         }
+        kp_service_halt_http(svc);
         if (def->fini)
                 def->fini(svc, def->opaque);
         kp_service_destroy(svc);

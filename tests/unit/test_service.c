@@ -119,8 +119,9 @@ static void test_service_refuses_illegal(void **state) {
 
 static void test_service_needs_listen(void **state) {
         (void)state;
-        char *argv[]           = {"test-service", "--listen", "nonsense", NULL};
-        kp_app_t *app          = new_app(3, argv);
+        char *argv[]           = {"test-service", "--instance-id", "t1",
+                                  "--listen",     "nonsense",      NULL};
+        kp_app_t *app          = new_app(5, argv);
         kp_service_conf_t conf = {.heartbeat_ms        = 5000,
                                   .http_threads        = 1,
                                   .shutdown_timeout_ms = 1000};

@@ -186,9 +186,11 @@ int kp_proc_input_paused(kp_proc_t *proc, kp_topic_id_t input);
 
 /**
  * @brief Limits input @p input to @p per_second records per second on this
- *        instance (a token bucket with a burst of a tenth of a second; the
- *        input pauses while the bucket is empty, so excess records wait in
- *        Kafka); 0 removes the limit.
+ *        instance: a token bucket of two seconds of tokens; the input
+ *        pauses when the bucket is in debt and resumes when it holds half
+ *        a second of them, so excess records wait in Kafka and the rate
+ *        holds over any window of a few seconds (docs/runtime.md, "Flow
+ *        control"); 0 removes the limit.
  * @returns KP_OK, or KP_ERR_INVALID_ARG for a bad input or a negative rate.
  * @locality any thread (applied by the processing thread)
  */

@@ -151,10 +151,18 @@ void kp_service_poll(kp_service_t *svc);
 
 /**
  * @brief Clean exit: STOPPING, the InstanceInfo tombstone, flushed within
- *        --shutdown-timeout-ms.
+ *        --shutdown-timeout-ms; nothing is announced after it.
  * @locality the main / processing thread
  */
 void kp_service_stop(kp_service_t *svc);
+
+/**
+ * @brief Stops the HTTP server, waiting for running handlers: nothing
+ *        served after this (call it before freeing what routes use).
+ *        kp_service_destroy() does it too; calling it twice is fine.
+ * @locality main thread
+ */
+void kp_service_halt_http(kp_service_t *svc);
 
 /** @brief The metrics registry (/metrics). @locality any thread */
 kp_metrics_t *kp_service_metrics(kp_service_t *svc);
