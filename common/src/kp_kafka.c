@@ -48,6 +48,27 @@ fail:
         return NULL;
 }
 
+/* The value the user passed with -X for property @p name, under its name
+ * or under librdkafka's alias of it, or NULL. */
+static const char *user_value(const kp_app_conf_t *c, const char *name) {
+        static const char *const aliases[][2] = {
+            {"linger.ms", "queue.buffering.max.ms"},
+            {"message.timeout.ms", "delivery.timeout.ms"},
+            {"acks", "request.required.acks"},
+            {"max.in.flight", "max.in.flight.requests.per.connection"},
+        };
+        if (!c)
+                return NULL;
+        const char *v = kp_conf_kv_get(&c->kafka, name);
+        for (size_t i = 0; !v && i < sizeof(aliases) / sizeof(*aliases); i++) {
+                if (!strcmp(name, aliases[i][0]))
+                        v = kp_conf_kv_get(&c->kafka, aliases[i][1]);
+                else if (!strcmp(name, aliases[i][1]))
+                        v = kp_conf_kv_get(&c->kafka, aliases[i][0]);
+        }
+        return v;
+}
+
 rd_kafka_conf_t *kp_kafka_conf_build(const kp_app_conf_t *c,
                                      const char *client_id,
                                      const kp_kafka_prop_t *props, char *errstr,
@@ -59,8 +80,7 @@ rd_kafka_conf_t *kp_kafka_conf_build(const kp_app_conf_t *c,
         for (const kp_kafka_prop_t *p = props; p && p->name; p++) {
                 if (!p->value)
                         continue;
-                const char *user =
-                    c ? kp_conf_kv_get(&c->kafka, p->name) : NULL;
+                const char *user = user_value(c, p->name);
                 if (p->kind == KP_PROP_DEFAULT && user)
                         continue; /* -X wins over a default */
                 if (p->kind == KP_PROP_REQUIRE && user &&

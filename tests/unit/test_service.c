@@ -150,13 +150,17 @@ static void test_conf_build(void **state) {
                                                 "isolation.level=read_uncommitted",
                                                 "-X",
                                                 "fetch.wait.max.ms=77",
+                                                "-X",
+                                                "delivery.timeout.ms=4000",
                                                 NULL};
-        kp_app_t *app                        = new_app(7, argv);
+        kp_app_t *app                        = new_app(9, argv);
         static const kp_kafka_prop_t props[] = {
             {"linger.ms", "5", KP_PROP_DEFAULT},
             {"isolation.level", "read_committed", KP_PROP_REQUIRE},
             {"enable.auto.commit", "false", KP_PROP_REQUIRE},
             {"session.timeout.ms", "12000", KP_PROP_DEFAULT},
+            /* -X gave it under its alias delivery.timeout.ms: kept. */
+            {"message.timeout.ms", "60000", KP_PROP_DEFAULT},
             {"group.instance.id", NULL, KP_PROP_REQUIRE}, /* skipped */
             {NULL},
         };
@@ -170,6 +174,7 @@ static void test_conf_build(void **state) {
         assert_string_equal(conf_get(conf, "enable.auto.commit"), "false");
         assert_string_equal(conf_get(conf, "session.timeout.ms"), "12000");
         assert_string_equal(conf_get(conf, "fetch.wait.max.ms"), "77");
+        assert_string_equal(conf_get(conf, "message.timeout.ms"), "4000");
         assert_string_equal(conf_get(conf, "client.id"), "cid");
         rd_kafka_conf_destroy(conf);
 
