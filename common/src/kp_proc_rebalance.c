@@ -314,19 +314,6 @@ kp_err_t kp_proc_rate_limit_input(kp_proc_t *proc, kp_topic_id_t input,
         return KP_OK;
 }
 
-/* Refills input @p in's bucket up to a tenth of a second of its rate (at
- * least one record). */
-static void flow_refill(flow_t *f, double rate, int64_t now_ms) {
-        double cap = rate / 10.0 > 1.0 ? rate / 10.0 : 1.0;
-        if (f->tokens_ms == 0)
-                f->tokens = cap;
-        else
-                f->tokens += rate * (double)(now_ms - f->tokens_ms) / 1000.0;
-        if (f->tokens > cap)
-                f->tokens = cap;
-        f->tokens_ms = now_ms;
-}
-
 int flow_admit(kp_proc_t *proc, int input, int64_t now_ms) {
         flow_t *f = &proc->flow[input];
         int64_t r = atomic_load(&f->rate_milli);
@@ -335,8 +322,7 @@ int flow_admit(kp_proc_t *proc, int input, int64_t now_ms) {
         /* A record already fetched is processed even when the bucket is
          * empty (it goes into debt); flow_apply() then pauses the input
          * until the debt is paid, so the rate holds over time. */
-        flow_refill(f, (double)r / 1000.0, now_ms);
-        f->tokens -= 1.0;
+        kp_bucket_take(&f->bucket, (double)r / 1000.0, now_ms);
         return 1;
 }
 
@@ -372,10 +358,11 @@ void flow_apply(kp_proc_t *proc, int64_t now_ms) {
                 int want      = atomic_load(&f->want_paused);
                 int throttled = 0;
                 if (r > 0) {
-                        flow_refill(f, (double)r / 1000.0, now_ms);
-                        throttled = f->tokens < 1.0;
+                        kp_bucket_refill(&f->bucket, (double)r / 1000.0,
+                                         now_ms);
+                        throttled = kp_bucket_empty(&f->bucket);
                 } else {
-                        f->tokens_ms = 0;
+                        kp_bucket_reset(&f->bucket);
                 }
                 int pause = want || throttled;
                 if (pause == f->paused)
@@ -398,8 +385,7 @@ int64_t flow_wait_ms(kp_proc_t *proc, int64_t now_ms) {
                 int64_t r = atomic_load(&f->rate_milli);
                 if (r <= 0 || !f->paused || atomic_load(&f->want_paused))
                         continue;
-                double need = 1.0 - f->tokens;
-                int64_t ms  = (int64_t)(need * 1000.0 * 1000.0 / (double)r);
+                int64_t ms = kp_bucket_wait_ms(&f->bucket, (double)r / 1000.0);
                 (void)now_ms;
                 if (ms < wait)
                         wait = ms < 1 ? 1 : ms;

@@ -1,0 +1,45 @@
+/**
+ * @file kp_bucket.h
+ * @brief The token bucket of the runtime's rate limit
+ *        (kp_proc_rate_limit_input()), as pure functions on a plain value.
+ *
+ * The bucket holds at most a tenth of a second of the rate (at least one
+ * token) and fills at the rate. Taking a token from an empty bucket puts
+ * it into debt (a record already fetched is processed), and the input
+ * stays paused until the debt is repaid, so the rate holds over any window
+ * longer than the burst.
+ */
+#ifndef KPAY_KP_BUCKET_H
+#define KPAY_KP_BUCKET_H
+
+#include <stdint.h>
+
+/** A token bucket. Zero-initialised: full at the first refill. */
+typedef struct kp_bucket_s {
+        double tokens;   /**< may be negative (debt) */
+        int64_t last_ms; /**< when it was last filled; 0: never */
+} kp_bucket_t;
+
+/**
+ * @brief Adds @p rate tokens per second since the last refill, up to the
+ *        burst (max(rate / 10, 1)); a bucket never filled starts full.
+ * @locality any thread (a pure function of @p b)
+ */
+void kp_bucket_refill(kp_bucket_t *b, double rate, int64_t now_ms);
+
+/** @brief Refills, then takes one token (possibly into debt). */
+void kp_bucket_take(kp_bucket_t *b, double rate, int64_t now_ms);
+
+/** @brief 1 if less than one token is left (the input must wait). */
+int kp_bucket_empty(const kp_bucket_t *b);
+
+/**
+ * @brief Milliseconds until one whole token is there at @p rate (0 when
+ *        there is one; at least 1 otherwise).
+ */
+int64_t kp_bucket_wait_ms(const kp_bucket_t *b, double rate);
+
+/** @brief Forgets the bucket (no limit any more): the next refill fills it. */
+void kp_bucket_reset(kp_bucket_t *b);
+
+#endif /* KPAY_KP_BUCKET_H */
