@@ -124,4 +124,11 @@ typedef struct control_view_s {
 control_view_t control_compute(const kp_control_status_t *st,
                                control_instance_t *inst, size_t cnt);
 
+/**
+ * @brief kpay-control's OpenAPI 3 document (JSON): exactly the endpoints of
+ *        its REST API with their request bodies and error bodies.
+ * @returns a static string.
+ */
+const char *control_openapi_json(void);
+
 #endif /* KPAY_CONTROL_H */

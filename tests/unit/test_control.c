@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "control.h"
 #include "kpay/kp_control.h"
@@ -238,6 +239,34 @@ static void test_rate_share(void **state) {
         assert_true(sum > 999.999 && sum < 1000.001);
 }
 
+/* The OpenAPI document parses and lists exactly the REST endpoints. */
+static void test_openapi(void **state) {
+        (void)state;
+        json_error_t jerr;
+        json_t *doc = json_loads(control_openapi_json(), 0, &jerr);
+        assert_non_null(doc);
+        assert_string_equal(json_string_value(json_object_get(doc, "openapi")),
+                            "3.0.3");
+        json_t *paths = json_object_get(doc, "paths");
+        assert_int_equal(json_object_size(paths), 4);
+        assert_non_null(
+            json_object_get(json_object_get(paths, "/api/v1/control"), "get"));
+        assert_non_null(json_object_get(
+            json_object_get(paths, "/api/v1/control/pause"), "post"));
+        assert_non_null(json_object_get(
+            json_object_get(paths, "/api/v1/control/resume"), "post"));
+        json_t *put = json_object_get(
+            json_object_get(paths, "/api/v1/control/rate-limit"), "put");
+        assert_non_null(put);
+        const char *codes[] = {"400", "401", "403", "413"};
+        for (size_t i = 0; i < 4; i++)
+                assert_non_null(json_object_get(
+                    json_object_get(json_object_get(put, "responses"),
+                                    codes[i]),
+                    "content"));
+        json_decref(doc);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_requests),
@@ -245,6 +274,7 @@ int main(void) {
             cmocka_unit_test(test_next_and_records),
             cmocka_unit_test(test_state),
             cmocka_unit_test(test_rate_share),
+            cmocka_unit_test(test_openapi),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
