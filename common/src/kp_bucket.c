@@ -2,7 +2,8 @@
 #include "kpay/kp_bucket.h"
 
 void kp_bucket_refill(kp_bucket_t *b, double rate, int64_t now_ms) {
-        double cap = rate / 10.0 > 1.0 ? rate / 10.0 : 1.0;
+        double cap =
+            rate * KP_BUCKET_BURST_S > 1.0 ? rate * KP_BUCKET_BURST_S : 1.0;
         if (b->last_ms == 0)
                 b->tokens = cap;
         else if (now_ms > b->last_ms)

@@ -215,6 +215,11 @@ void it_dump_log(const char *logpath, int lines) {
 
 int it_http(const char *method, const char *hostport, const char *path,
             const char *body, char **bodyp) {
+        return it_http_h(method, hostport, path, NULL, body, bodyp);
+}
+
+int it_http_h(const char *method, const char *hostport, const char *path,
+              const char *headers, const char *body, char **bodyp) {
         char host[64];
         const char *colon = strrchr(hostport, ':');
         if (!colon || (size_t)(colon - hostport) >= sizeof(host))
@@ -234,13 +239,18 @@ int it_http(const char *method, const char *hostport, const char *path,
                 close(fd);
                 return -1;
         }
-        char req[4096];
-        int n = snprintf(req, sizeof(req),
-                         "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
-                         "Content-Length: %zu\r\n\r\n%s",
-                         method, path, hostport, body ? strlen(body) : 0,
+        size_t blen = body ? strlen(body) : 0;
+        size_t rcap =
+            blen + strlen(path) + (headers ? strlen(headers) : 0) + 512;
+        char *req    = malloc(rcap);
+        int n        = snprintf(req, rcap,
+                                "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+                                       "%sContent-Length: %zu\r\n\r\n%s",
+                                method, path, hostport, headers ? headers : "", blen,
                          body ? body : "");
-        if (send(fd, req, (size_t)n, 0) != n) {
+        ssize_t sent = send(fd, req, (size_t)n, MSG_NOSIGNAL);
+        free(req);
+        if (sent != n) {
                 close(fd);
                 return -1;
         }

@@ -63,6 +63,11 @@ int it_http_get(const char *hostport, const char *path, char **bodyp);
 int it_http(const char *method, const char *hostport, const char *path,
             const char *body, char **bodyp);
 
+/** it_http() with extra request headers (each line ending in "\r\n"),
+ *  or NULL. */
+int it_http_h(const char *method, const char *hostport, const char *path,
+              const char *headers, const char *body, char **bodyp);
+
 /** One consumed record. */
 typedef struct it_rec_s {
         char *key;

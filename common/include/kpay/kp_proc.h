@@ -191,7 +191,8 @@ int kp_proc_input_paused(kp_proc_t *proc, kp_topic_id_t input);
 
 /**
  * @brief Limits input @p input to @p per_second records per second on this
- *        instance (a token bucket with a burst of a tenth of a second; the
+ *        instance (a token bucket with a burst of a quarter of a second,
+ *        kp_bucket.h; the
  *        input pauses while the bucket is empty, so excess records wait in
  *        Kafka); 0 removes the limit.
  * @returns KP_OK, or KP_ERR_INVALID_ARG for a bad input or a negative rate.
