@@ -175,7 +175,11 @@ static void report(gate_t *g, kp_proc_t *proc, int64_t now_ms, int force) {
                 proc, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
                 strlen(INFLIGHT_TOTALS_KEY), add_totals, &r) < 0)
                 KP_WARN("control: reading the in-flight totals failed");
-        int changed = memcmp(&r, &g->last, sizeof(r)) != 0;
+        int changed = r.version != g->last.version ||
+                      r.paused != g->last.paused ||
+                      r.rate_share != g->last.rate_share ||
+                      r.inflight_count != g->last.inflight_count ||
+                      r.inflight_amount != g->last.inflight_amount;
         g->next_report_ms =
             now_ms + (g->applied.paused ? GATE_REPORT_PAUSED_MS
                                         : GATE_REPORT_RUNNING_MS);

@@ -6,27 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kpay/kp_log.h"
+#include "kpay/kp_json.h"
 #include "kpay/kp_mem.h"
-
-static void json_oom(void) {
-        KP_FATAL("out of memory building JSON");
-        abort();
-}
-
-/* json_dumps() into a kp_malloc()ed string; aborts when out of memory (the
- * only way json_pack() of these fixed formats can fail). */
-static char *dump(json_t *obj) {
-        if (!obj)
-                json_oom();
-        char *s = json_dumps(obj, JSON_COMPACT);
-        json_decref(obj);
-        if (!s)
-                json_oom();
-        char *out = kp_strdup(s);
-        free(s);
-        return out;
-}
 
 char *kp_control_status_to_json(const kp_control_status_t *st) {
         json_t *obj = json_pack(
@@ -35,7 +16,7 @@ char *kp_control_status_to_json(const kp_control_status_t *st) {
             st->rate_limit > 0 ? json_integer(st->rate_limit) : json_null(),
             "command", st->command, "actor", st->actor, "ts",
             (json_int_t)st->ts);
-        return dump(obj);
+        return kp_json_dump(obj);
 }
 
 /* Copies string field @p name of @p obj into @p dst (cut to fit). */
@@ -90,11 +71,11 @@ kp_err_t kp_control_status_from_json(const char *json, size_t len,
 }
 
 char *kp_control_report_to_json(const kp_control_report_t *r) {
-        return dump(json_pack("{s:I, s:b, s:f, s:I, s:I}", "control_version",
-                              (json_int_t)r->version, "paused", r->paused,
-                              "rate_share", r->rate_share, "inflight_count",
-                              (json_int_t)r->inflight_count, "inflight_amount",
-                              (json_int_t)r->inflight_amount));
+        return kp_json_dump(json_pack(
+            "{s:I, s:b, s:f, s:I, s:I}", "control_version",
+            (json_int_t)r->version, "paused", r->paused, "rate_share",
+            r->rate_share, "inflight_count", (json_int_t)r->inflight_count,
+            "inflight_amount", (json_int_t)r->inflight_amount));
 }
 
 kp_err_t kp_control_report_from_json(const char *json,

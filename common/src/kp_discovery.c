@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kpay/kp_follower.h"
+#include "kpay/kp_json.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_time.h"
@@ -171,13 +172,7 @@ char *kp_instance_info_to_json(const kp_instance_info_t *info) {
                         json_decref(st);
         }
 
-        char *dumped = json_dumps(obj, JSON_COMPACT);
-        json_decref(obj);
-        if (!dumped)
-                json_oom();
-        char *out = kp_strdup(dumped);
-        free(dumped);
-        return out;
+        return kp_json_dump(obj);
 }
 
 /* Reads optional string field @p name of @p obj into *dst (NULL when it is
@@ -362,11 +357,7 @@ static kp_err_t parse_status(json_t *obj, kp_instance_info_t *out, char *errstr,
                          "InstanceInfo: field \"status\" must be an object");
                 return KP_ERR_PARSE;
         }
-        char *dumped = json_dumps(st, JSON_COMPACT);
-        if (!dumped)
-                json_oom();
-        out->status = kp_strdup(dumped);
-        free(dumped);
+        out->status = kp_json_dump(json_incref(st));
         return KP_OK;
 }
 

@@ -34,25 +34,10 @@
 #define TOKEN      "it-s3cret-token"
 #define AUTH       "Authorization: Bearer " TOKEN "\r\n"
 
-typedef struct proc_s {
-        const char *bin;
-        pid_t pid;
-        char id[32];
-        char endpoint[32];
-        char state[300];
-        char log[300];
-        int is_control;
-} proc_t;
+typedef it_daemon_t proc_t;
 
 static char prefix[64], root[256], token_file[300];
 static proc_t control, account, inflight[3];
-
-static const char *env_bin(const char *name) {
-        const char *b = getenv(name);
-        if (!b)
-                fail_msg("%s is not set: run through ctest", name);
-        return b;
-}
 
 static void topic(char *buf, size_t size, kp_topic_id_t id) {
         kp_topic_name(buf, size, prefix, id);
@@ -63,68 +48,17 @@ static void nap_ms(long ms) {
         nanosleep(&ts, NULL);
 }
 
+/* kpay-control with the token file; the processors with their state. */
 static void proc_start(proc_t *p) {
-        char *argv[32];
-        int n     = 0;
-        argv[n++] = (char *)p->bin;
-        argv[n++] = "-b";
-        argv[n++] = (char *)it_bootstrap();
-        argv[n++] = "--topic-prefix";
-        argv[n++] = prefix;
-        argv[n++] = "--instance-id";
-        argv[n++] = p->id;
-        argv[n++] = "--listen";
-        argv[n++] = p->endpoint;
-        argv[n++] = "--heartbeat-ms";
-        argv[n++] = "1000";
-        if (p->is_control) {
-                argv[n++] = "--token-file";
-                argv[n++] = token_file;
-                argv[n++] = "--instance-timeout-ms";
-                argv[n++] = "4000";
-        } else {
-                argv[n++] = "--state-dir";
-                argv[n++] = p->state;
-        }
-        argv[n] = NULL;
-        p->pid  = it_spawn(argv, p->log);
+        const char *ctl[]  = {"--token-file", token_file,
+                              "--instance-timeout-ms", "4000", NULL};
+        const char *proc[] = {"--state-dir", p->state, NULL};
+        it_daemon_spawn(p, prefix, p == &control ? ctl : proc);
 }
 
 static void proc_init(proc_t *p, const char *bin_env, const char *id) {
-        p->bin = env_bin(bin_env);
-        snprintf(p->id, sizeof(p->id), "%s", id);
-        snprintf(p->state, sizeof(p->state), "%s/%s", root, id);
-        snprintf(p->log, sizeof(p->log), "%s/%s.log", root, id);
-        snprintf(p->endpoint, sizeof(p->endpoint), "127.0.0.1:%d",
-                 it_free_port());
+        it_daemon_init(p, bin_env, root, id);
         proc_start(p);
-}
-
-static void proc_wait_ready(proc_t *p) {
-        int64_t deadline = it_now_ms() + 90000;
-        while (it_http_get(p->endpoint, "/readyz", NULL) != 200) {
-                if (it_exited(p->pid)) {
-                        it_dump_log(p->log, 40);
-                        fail_msg("%s exited before it was ready", p->id);
-                }
-                if (it_now_ms() > deadline) {
-                        it_dump_log(p->log, 40);
-                        fail_msg("%s not ready", p->id);
-                }
-                nap_ms(50);
-        }
-}
-
-static void proc_stop(proc_t *p) {
-        if (p->pid <= 0)
-                return;
-        kill(p->pid, SIGTERM);
-        int rc = it_wait_exit(p->pid, 60000);
-        if (rc != 0) {
-                it_dump_log(p->log, 40);
-                fail_msg("%s exited %d after SIGTERM", p->id, rc);
-        }
-        p->pid = 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -317,7 +251,7 @@ static double accepted(const proc_t *p) {
 static pid_t gen_start(const char *log, const char *const *extra) {
         char *argv[40];
         int n     = 0;
-        argv[n++] = (char *)env_bin("KPAY_GEN_BIN");
+        argv[n++] = (char *)it_env_bin("KPAY_GEN_BIN");
         argv[n++] = "-b";
         argv[n++] = (char *)it_bootstrap();
         argv[n++] = "--topic-prefix";
@@ -531,8 +465,8 @@ static void test_restart_while_paused(void **state) {
         inflight[0].pid = 0;
         proc_init(&inflight[2], "KPAY_INFLIGHT_BIN", "inflight-3");
         proc_start(&inflight[0]);
-        proc_wait_ready(&inflight[0]);
-        proc_wait_ready(&inflight[2]);
+        it_daemon_wait_ready(&inflight[0], 90000);
+        it_daemon_wait_ready(&inflight[2], 90000);
         json_decref(wait_control("DRAINED", 3, 90000));
         assert_nothing_processed(2000);
 
@@ -566,7 +500,7 @@ static void wait_wall(int64_t until) {
  * (250/s each), then with one after a rebalance (all 500/s). */
 static void test_rate_limit(void **state) {
         (void)state;
-        proc_stop(&inflight[2]);
+        it_daemon_stop(&inflight[2]);
         json_decref(wait_control("RUNNING", 2, 30000));
         ctl_ok("PUT", "/api/v1/control/rate-limit",
                "{\"payments_per_second\":500}");
@@ -587,7 +521,7 @@ static void test_rate_limit(void **state) {
         wait_wall(first + 9500);
         double r2 = debit_rate(first + 2000, first + 9000);
 
-        proc_stop(&inflight[1]);
+        it_daemon_stop(&inflight[1]);
         json_t *j = wait_control(NULL, 1, 30000);
         json_decref(j);
         deadline = it_now_ms() + 30000;
@@ -626,33 +560,16 @@ static int setup(void **state) {
         FILE *f = fopen(token_file, "w");
         if (!f || fprintf(f, "%s\n", TOKEN) < 0 || fclose(f))
                 return -1;
-        char *out = NULL, parts[16];
-        snprintf(parts, sizeof(parts), "%d", PARTITIONS);
-        char *const argv[] = {(char *)env_bin("KPAY_ADMIN_BIN"),
-                              "topics",
-                              "-b",
-                              (char *)it_bootstrap(),
-                              "--topic-prefix",
-                              prefix,
-                              "--partitions",
-                              parts,
-                              NULL};
-        int rc             = it_run(argv, 120000, &out);
-        if (rc != 0) {
-                fprintf(stderr, "kpay-admin topics: %d\n%s", rc, out);
-                free(out);
+        if (it_admin_topics(prefix, PARTITIONS))
                 return -1;
-        }
-        free(out);
-        control.is_control = 1;
         proc_init(&control, "KPAY_CONTROL_BIN", "control-1");
         proc_init(&account, "KPAY_ACCOUNT_BIN", "account-1");
         proc_init(&inflight[0], "KPAY_INFLIGHT_BIN", "inflight-1");
         proc_init(&inflight[1], "KPAY_INFLIGHT_BIN", "inflight-2");
-        proc_wait_ready(&control);
-        proc_wait_ready(&account);
-        proc_wait_ready(&inflight[0]);
-        proc_wait_ready(&inflight[1]);
+        it_daemon_wait_ready(&control, 90000);
+        it_daemon_wait_ready(&account, 90000);
+        it_daemon_wait_ready(&inflight[0], 90000);
+        it_daemon_wait_ready(&inflight[1], 90000);
         return 0;
 }
 
@@ -660,18 +577,7 @@ static int teardown(void **state) {
         (void)state;
         proc_t *all[] = {&inflight[0], &inflight[1], &inflight[2], &account,
                          &control};
-        for (size_t i = 0; i < 5; i++)
-                if (all[i]->pid > 0) {
-                        kill(all[i]->pid, SIGTERM);
-                        if (it_wait_exit(all[i]->pid, 60000) != 0)
-                                fprintf(stderr, "%s did not exit cleanly\n",
-                                        all[i]->id);
-                        all[i]->pid = 0;
-                }
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-        if (system(cmd) != 0)
-                fprintf(stderr, "could not remove %s\n", root);
+        it_daemons_teardown(all, 5, root);
         return 0;
 }
 

@@ -258,12 +258,27 @@ static void test_openapi(void **state) {
         json_t *put = json_object_get(
             json_object_get(paths, "/api/v1/control/rate-limit"), "put");
         assert_non_null(put);
-        const char *codes[] = {"400", "401", "403", "413"};
-        for (size_t i = 0; i < 4; i++)
-                assert_non_null(json_object_get(
+        /* Every error is a shared response with a JSON Error body. */
+        json_t *shared =
+            json_object_get(json_object_get(doc, "components"), "responses");
+        const char *codes[] = {"400", "401", "403", "413", "503"};
+        for (size_t i = 0; i < 5; i++) {
+                const char *ref = json_string_value(json_object_get(
                     json_object_get(json_object_get(put, "responses"),
                                     codes[i]),
-                    "content"));
+                    "$ref"));
+                assert_non_null(ref);
+                const char *name = strrchr(ref, '/') + 1;
+                json_t *schema   = json_object_get(
+                      json_object_get(
+                          json_object_get(json_object_get(shared, name),
+                                          "content"),
+                          "application/json"),
+                      "schema");
+                assert_string_equal(
+                    json_string_value(json_object_get(schema, "$ref")),
+                    "#/components/schemas/Error");
+        }
         json_decref(doc);
 }
 
