@@ -36,6 +36,7 @@ struct gate_s {
         int32_t pcount;
         double share;
         kp_control_report_t last; /* last report published */
+        int reported;             /* a report was set at least once */
         int64_t next_report_ms;
         int64_t paused_since_ms; /* 0 while running */
         kp_gauge_t *m_version, *m_paused, *m_share;
@@ -183,12 +184,13 @@ static void report(gate_t *g, kp_proc_t *proc, int64_t now_ms, int force) {
         g->next_report_ms =
             now_ms + (g->applied.paused ? GATE_REPORT_PAUSED_MS
                                         : GATE_REPORT_RUNNING_MS);
-        if (!changed && !force)
+        if (!changed && !force && g->reported)
                 return;
         char *json = kp_control_report_to_json(&r);
         kp_service_set_status(kp_proc_service(proc), json);
         kp_free(json);
-        g->last = r;
+        g->last     = r;
+        g->reported = 1;
         if (force || g->applied.paused)
                 kp_service_announce(kp_proc_service(proc));
 }
