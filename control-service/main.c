@@ -304,7 +304,7 @@ static void mutate(control_app_t *a, control_cmd_t cmd,
         control_actor(actor, sizeof(actor),
                       kp_http_req_header(req, "X-KPay-Actor"),
                       a->token != NULL);
-        kp_control_status_t next;
+        kp_control_status_t next = {0};
         pthread_mutex_lock(&a->write_lock);
         err = write_command(a, &r, actor, &next);
         pthread_mutex_unlock(&a->write_lock);
