@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gate.h"
 #include "inflight.h"
 #include "kpay/kp_app.h"
 #include "kpay/kp_conf.h"
@@ -32,6 +33,7 @@ typedef struct inflight_app_s {
         kp_counter_t *completed;
         kp_counter_t *completions_unknown;
         kp_counter_t *dedup_expired;
+        gate_t *gate; /* the control plane's pause gate and rate limit */
 } inflight_app_t;
 
 static inflight_conf_t iconf;
@@ -338,12 +340,30 @@ static void register_metrics(kp_metrics_t *m, inflight_app_t *a) {
             "Dedup entries deleted after the retention window.", NULL);
 }
 
-/* Options are loaded: take them over, and register the counters. */
+/* Options are loaded: take them over, register the counters, and apply
+ * the control plane's current status before the first assignment. */
 static kp_err_t init(kp_proc_t *proc, void *opaque) {
         inflight_app_t *a = opaque;
-        a->retention_ms   = iconf.dedup_retention_ms;
+        char errstr[512];
+        a->retention_ms = iconf.dedup_retention_ms;
         register_metrics(kp_proc_metrics(proc), a);
+        if (!(a->gate = gate_new(proc, errstr, sizeof(errstr)))) {
+                KP_ERROR("control plane: %s", errstr);
+                return KP_ERR_KAFKA;
+        }
         return KP_OK;
+}
+
+static void tick(kp_proc_t *proc, int64_t now_ms, void *opaque) {
+        inflight_app_t *a = opaque;
+        gate_tick(a->gate, proc, now_ms);
+}
+
+static void fini(kp_proc_t *proc, void *opaque) {
+        inflight_app_t *a = opaque;
+        (void)proc;
+        gate_destroy(a->gate);
+        a->gate = NULL;
 }
 
 int main(int argc, char **argv) {
@@ -359,6 +379,8 @@ int main(int argc, char **argv) {
                        .punctuate = punctuate,
                        .punctuate_interval_ms = INFLIGHT_PUNCTUATE_MS,
                        .init                  = init,
+                       .tick                  = tick,
+                       .fini                  = fini,
                        .opaque                = &a,
         };
         return kp_proc_main(&def, argc, argv);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kpay/kp_follower.h"
+#include "kpay/kp_json.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_time.h"
@@ -162,14 +163,16 @@ char *kp_instance_info_to_json(const kp_instance_info_t *info) {
         json_set(obj, "partitions", parts);
         json_set(obj, "partition_count", json_integer(info->partition_count));
         json_set(obj, "ts", json_integer(info->ts));
+        if (info->status) {
+                json_error_t jerr;
+                json_t *st = json_loads(info->status, 0, &jerr);
+                if (json_is_object(st))
+                        json_set(obj, "status", st);
+                else
+                        json_decref(st);
+        }
 
-        char *dumped = json_dumps(obj, JSON_COMPACT);
-        json_decref(obj);
-        if (!dumped)
-                json_oom();
-        char *out = kp_strdup(dumped);
-        free(dumped);
-        return out;
+        return kp_json_dump(obj);
 }
 
 /* Reads optional string field @p name of @p obj into *dst (NULL when it is
@@ -343,6 +346,21 @@ static kp_err_t parse_info(json_t *obj, kp_instance_info_t *out, char *errstr,
         return KP_OK;
 }
 
+/* The optional "status" object, kept as compact JSON text. */
+static kp_err_t parse_status(json_t *obj, kp_instance_info_t *out, char *errstr,
+                             size_t errstr_size) {
+        json_t *st = json_object_get(obj, "status");
+        if (!st || json_is_null(st))
+                return KP_OK;
+        if (!json_is_object(st)) {
+                snprintf(errstr, errstr_size,
+                         "InstanceInfo: field \"status\" must be an object");
+                return KP_ERR_PARSE;
+        }
+        out->status = kp_json_dump(json_incref(st));
+        return KP_OK;
+}
+
 kp_err_t kp_instance_info_from_json(const char *json, size_t len,
                                     kp_instance_info_t *out, char *errstr,
                                     size_t errstr_size) {
@@ -361,6 +379,8 @@ kp_err_t kp_instance_info_from_json(const char *json, size_t len,
                 return KP_ERR_PARSE;
         }
         kp_err_t err = parse_info(root, out, errstr, errstr_size);
+        if (!err)
+                err = parse_status(root, out, errstr, errstr_size);
         json_decref(root);
         if (err)
                 kp_instance_info_clear(out);
@@ -391,6 +411,7 @@ void kp_instance_info_copy(kp_instance_info_t *dst,
         }
         dst->partition_count = src->partition_count;
         dst->ts              = src->ts;
+        dst->status          = kp_strdup(src->status);
 }
 
 void kp_instance_info_clear(kp_instance_info_t *info) {
@@ -404,6 +425,7 @@ void kp_instance_info_clear(kp_instance_info_t *info) {
                 kp_free(info->stores[i]);
         kp_free(info->stores);
         kp_free(info->partitions);
+        kp_free(info->status);
         memset(info, 0, sizeof(*info));
 }
 

@@ -5,8 +5,10 @@
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 
 kp_err_t kp_json_decode_int64s(const void *buf, size_t len,
@@ -59,4 +61,16 @@ char *kp_json_encode_int64s(const kp_json_field_t *fields, size_t cnt,
         if (lenp)
                 *lenp = of;
         return s;
+}
+
+char *kp_json_dump(json_t *v) {
+        char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        json_decref(v);
+        if (!s) {
+                KP_FATAL("out of memory building JSON");
+                abort();
+        }
+        char *out = kp_strdup(s);
+        free(s);
+        return out;
 }

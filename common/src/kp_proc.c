@@ -171,6 +171,8 @@ static void loop_timers(kp_proc_t *proc, int64_t now) {
                 punctuate_all(proc);
                 proc->next_punctuate_ms = now + proc->def.punctuate_interval_ms;
         }
+        if (proc->def.tick)
+                proc->def.tick(proc, now, proc->def.opaque);
         flow_apply(proc, now);
         if (proc->assignment_changed) {
                 kp_service_announce(proc->svc);

@@ -114,6 +114,9 @@ static kp_err_t make_consumer(kp_proc_t *proc) {
             {"session.timeout.ms", "10000", KP_PROP_DEFAULT},
             {"heartbeat.interval.ms", "1000", KP_PROP_DEFAULT},
             {"statistics.interval.ms", "5000", KP_PROP_DEFAULT},
+            /* A resumed (paused or rate-limited) input is fetched again
+             * only when the outstanding fetch returns: bound its wait. */
+            {"fetch.wait.max.ms", "100", KP_PROP_DEFAULT},
             {NULL},
         };
         proc->consumer =

@@ -2,20 +2,13 @@
  * (docs/runtime.md, "Flow control"): pausing an input (the control plane's
  * pause) and rate limiting it, both with librdkafka's partition pause. The
  * fetcher stops, the records it had queued are fetched again on resume,
- * and nothing is lost or reordered.
- *
- * Every resume restarts the fetch, which librdkafka 2.0.2 can delay by up
- * to a second (fixed in 2.10), so the rate limit pauses and resumes as
- * seldom as it can: a record already fetched is processed even with the
- * bucket empty (it goes into debt); the input pauses once the bucket is
- * in debt and resumes only when half a second of tokens has accumulated;
- * the bucket holds two seconds of them, so the time a restarted fetch
- * takes is not lost. The rate holds over any window of a few seconds;
- * within one it comes in bursts. */
-#include <math.h>
+ * and nothing is lost or reordered. The rate limit is a token bucket
+ * (kp_bucket.h) whose burst outlasts the fetch round trip after a resume.
+ */
 #include <string.h>
 
 #include "kp_proc_int.h"
+#include "kpay/kp_bucket.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_time.h"
@@ -109,60 +102,40 @@ static void flow_set_paused(kp_proc_t *proc, int in, int pause, int asked) {
 /* ------------------------------------------------------------------------
  * The rate limit. */
 
-/* The bucket holds this many seconds of tokens; a throttled input resumes
- * once it holds RESUME_S of them. */
-#define BUCKET_S 2.0
-#define RESUME_S 0.5
-
-static void flow_refill(flow_t *f, double rate, int64_t now_ms) {
-        double cap = rate * BUCKET_S > 1.0 ? rate * BUCKET_S : 1.0;
-        if (f->tokens_ms == 0)
-                f->tokens = rate * RESUME_S > 1.0 ? rate * RESUME_S : 1.0;
-        else
-                f->tokens += rate * (double)(now_ms - f->tokens_ms) / 1000.0;
-        if (f->tokens > cap)
-                f->tokens = cap;
-        f->tokens_ms = now_ms;
-}
-
 void flow_admit(kp_proc_t *proc, int input, int64_t now_ms) {
         flow_t *f = &proc->flow[input];
         int64_t r = atomic_load(&f->rate_milli);
-        if (r <= 0)
-                return;
-        flow_refill(f, (double)r / 1000.0, now_ms);
-        f->tokens -= 1.0;
+        /* A record already fetched is processed even when the bucket is
+         * empty (it goes into debt); flow_apply() then pauses the input
+         * until the debt is repaid, so the rate holds over time. */
+        if (r > 0)
+                kp_bucket_take(&f->bucket, (double)r / 1000.0, now_ms);
 }
 
 /* Whether input @p in must be paused for its rate limit now. */
 static int flow_throttled(flow_t *f, int64_t now_ms) {
         int64_t r = atomic_load(&f->rate_milli);
         if (r <= 0) {
-                f->tokens_ms = 0;
-                f->throttled = 0;
+                kp_bucket_reset(&f->bucket);
                 return 0;
         }
-        double rate = (double)r / 1000.0;
-        flow_refill(f, rate, now_ms);
-        double resume = rate * RESUME_S > 1.0 ? rate * RESUME_S : 1.0;
-        if (!f->throttled && f->tokens < 0.0) {
-                f->throttled = 1;
-                kp_counter_add(f->m_throttled, 1);
-        } else if (f->throttled && f->tokens >= resume) {
-                f->throttled = 0;
-        }
-        return f->throttled;
+        kp_bucket_refill(&f->bucket, (double)r / 1000.0, now_ms);
+        return kp_bucket_empty(&f->bucket);
 }
 
 void flow_apply(kp_proc_t *proc, int64_t now_ms) {
         if (!proc->consumer)
                 return;
         for (int in = 0; in < proc->input_cnt; in++) {
-                flow_t *f = &proc->flow[in];
-                int want  = atomic_load(&f->want_paused);
-                int pause = want || flow_throttled(f, now_ms);
-                if (pause != f->paused)
-                        flow_set_paused(proc, in, pause, want);
+                flow_t *f     = &proc->flow[in];
+                int want      = atomic_load(&f->want_paused);
+                int throttled = flow_throttled(f, now_ms);
+                int pause     = want || throttled;
+                if (pause == f->paused)
+                        continue;
+                if (pause && throttled && !want)
+                        kp_counter_add(f->m_throttled, 1);
+                flow_set_paused(proc, in, pause, want);
         }
 }
 
@@ -171,13 +144,10 @@ int64_t flow_wait_ms(kp_proc_t *proc, int64_t now_ms) {
         for (int in = 0; in < proc->input_cnt; in++) {
                 flow_t *f = &proc->flow[in];
                 int64_t r = atomic_load(&f->rate_milli);
-                if (r <= 0 || !f->throttled)
+                if (r <= 0 || !f->paused || atomic_load(&f->want_paused))
                         continue;
-                /* Come back when the bucket reaches the resume level. */
-                double rate   = (double)r / 1000.0;
-                double resume = rate * RESUME_S > 1.0 ? rate * RESUME_S : 1.0;
-                int64_t ms =
-                    (int64_t)ceil((resume - f->tokens) * 1000.0 / rate);
+                /* Come back when the bucket holds a token again. */
+                int64_t ms = kp_bucket_wait_ms(&f->bucket, (double)r / 1000.0);
                 if (ms < wait)
                         wait = ms < 1 ? 1 : ms;
         }

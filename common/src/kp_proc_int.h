@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "kpay/kp_bucket.h"
 #include "kpay/kp_metrics.h"
 #include "kpay/kp_proc.h"
 #include "kpay/kp_service.h"
@@ -56,9 +57,7 @@ typedef struct flow_s {
         atomic_int want_paused;     /* kp_proc_pause_input() */
         _Atomic int64_t rate_milli; /* records/s x 1000; 0: no limit */
         int paused;                 /* the input's partitions are paused */
-        int throttled;              /* paused (also) for the rate limit */
-        double tokens;              /* the rate limit's bucket */
-        int64_t tokens_ms;          /* when the bucket was last filled */
+        kp_bucket_t bucket;         /* the rate limit's */
         kp_counter_t *m_throttled;  /* pauses for the rate limit */
         kp_gauge_t *m_paused;       /* 1 while paused */
 } flow_t;

@@ -319,3 +319,50 @@ void proc_info_cb(kp_instance_info_t *info, void *opaque) {
         info->partition_cnt   = pcnt;
         info->partition_count = proc->partition_cnt;
 }
+
+int kp_proc_owned_partitions(kp_proc_t *proc) {
+        int n = 0;
+        pthread_rwlock_rdlock(&proc->tasks_lock);
+        for (int32_t p = 0; proc->tasks && p < proc->partition_cnt; p++)
+                if (proc->tasks[p] && proc->tasks[p]->ready)
+                        n++;
+        pthread_rwlock_unlock(&proc->tasks_lock);
+        return n;
+}
+
+int32_t kp_proc_partition_count(kp_proc_t *proc) {
+        pthread_rwlock_rdlock(&proc->tasks_lock);
+        int32_t n = proc->partition_cnt;
+        pthread_rwlock_unlock(&proc->tasks_lock);
+        return n;
+}
+
+int kp_proc_foreach_committed(kp_proc_t *proc, int store, const void *key,
+                              size_t klen, kp_proc_committed_cb *cb,
+                              void *opaque) {
+        int n = 0;
+        if (store < 0 || store >= proc->store_cnt || !klen)
+                return -1;
+        pthread_rwlock_rdlock(&proc->tasks_lock);
+        for (int32_t p = 0; proc->tasks && p < proc->partition_cnt; p++) {
+                task_t *t = proc->tasks[p];
+                void *val = NULL;
+                size_t vlen;
+                if (!t || !t->ready)
+                        continue;
+                kp_err_t err = kp_store_get_committed(t->stores[store], key,
+                                                      klen, &val, &vlen);
+                if (err == KP_ERR_NOT_FOUND) {
+                        cb(p, NULL, 0, opaque);
+                } else if (err) {
+                        n = -1;
+                        break;
+                } else {
+                        cb(p, val, vlen, opaque);
+                        kp_free(val);
+                }
+                n++;
+        }
+        pthread_rwlock_unlock(&proc->tasks_lock);
+        return n;
+}

@@ -52,6 +52,8 @@ struct kp_service_s {
         kp_service_info_cb *info_cb;
         void *info_opaque;
         int64_t next_heartbeat_ms;
+        pthread_mutex_t status_lock; /* status, set from any thread */
+        char *status; /* the daemon's "status" object (JSON) or NULL */
 
         _Atomic int state; /* kp_svc_state_t; read by HTTP threads */
         kp_metrics_t *metrics;
@@ -131,7 +133,10 @@ static void publish(kp_service_t *svc, int tombstone) {
                 info.endpoint = svc->endpoint;
                 info.state    = (char *)kp_svc_state2str(kp_service_state(svc));
                 info.ts       = kp_wall_ms();
-                json          = kp_instance_info_to_json(&info);
+                pthread_mutex_lock(&svc->status_lock);
+                info.status = svc->status;
+                json        = kp_instance_info_to_json(&info);
+                pthread_mutex_unlock(&svc->status_lock);
         }
         rd_kafka_resp_err_t err = rd_kafka_producev(
             svc->announcer, RD_KAFKA_V_TOPIC(svc->metadata_topic),
@@ -141,6 +146,15 @@ static void publish(kp_service_t *svc, int tombstone) {
         if (err)
                 KP_WARN("publishing InstanceInfo: %s", rd_kafka_err2str(err));
         kp_free(json);
+}
+
+void kp_service_set_status(kp_service_t *svc, const char *json_object) {
+        char *copy = kp_strdup(json_object);
+        pthread_mutex_lock(&svc->status_lock);
+        char *old   = svc->status;
+        svc->status = copy;
+        pthread_mutex_unlock(&svc->status_lock);
+        kp_free(old);
 }
 
 void kp_service_announce(kp_service_t *svc) {
@@ -301,6 +315,7 @@ kp_service_t *kp_service_new(kp_app_t *app, const kp_service_conf_t *sconf,
                 svc->endpoint = kp_strdup(c->advertise);
         atomic_store(&svc->state, KP_SVC_STARTING);
         pthread_mutex_init(&svc->clients_lock, NULL);
+        pthread_mutex_init(&svc->status_lock, NULL);
         svc->metrics = kp_metrics_new();
         register_metrics(svc);
         svc->http = kp_http_new(c->listen, (int)sconf->http_threads, errstr,
@@ -393,6 +408,8 @@ void kp_service_destroy(kp_service_t *svc) {
         }
         kp_metrics_destroy(svc->metrics);
         pthread_mutex_destroy(&svc->clients_lock);
+        pthread_mutex_destroy(&svc->status_lock);
+        kp_free(svc->status);
         kp_free(svc->service);
         kp_free(svc->prefix);
         kp_free(svc->info_key);

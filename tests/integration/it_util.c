@@ -215,6 +215,11 @@ void it_dump_log(const char *logpath, int lines) {
 
 int it_http(const char *method, const char *hostport, const char *path,
             const char *body, char **bodyp) {
+        return it_http_h(method, hostport, path, NULL, body, bodyp);
+}
+
+int it_http_h(const char *method, const char *hostport, const char *path,
+              const char *headers, const char *body, char **bodyp) {
         char host[64];
         const char *colon = strrchr(hostport, ':');
         if (!colon || (size_t)(colon - hostport) >= sizeof(host))
@@ -234,13 +239,18 @@ int it_http(const char *method, const char *hostport, const char *path,
                 close(fd);
                 return -1;
         }
-        char req[4096];
-        int n = snprintf(req, sizeof(req),
-                         "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
-                         "Content-Length: %zu\r\n\r\n%s",
-                         method, path, hostport, body ? strlen(body) : 0,
+        size_t blen = body ? strlen(body) : 0;
+        size_t rcap =
+            blen + strlen(path) + (headers ? strlen(headers) : 0) + 512;
+        char *req    = malloc(rcap);
+        int n        = snprintf(req, rcap,
+                                "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+                                       "%sContent-Length: %zu\r\n\r\n%s",
+                                method, path, hostport, headers ? headers : "", blen,
                          body ? body : "");
-        if (send(fd, req, (size_t)n, 0) != n) {
+        ssize_t sent = send(fd, req, (size_t)n, MSG_NOSIGNAL);
+        free(req);
+        if (sent != n) {
                 close(fd);
                 return -1;
         }
@@ -694,4 +704,113 @@ double it_wait_metric(it_inst_t *in, const char *name, double min,
                 struct timespec ts = {0, 50 * 1000 * 1000};
                 nanosleep(&ts, NULL);
         }
+}
+
+/* ------------------------------------------------------------------------
+ * kpay daemons as real processes. */
+
+const char *it_env_bin(const char *name) {
+        const char *b = getenv(name);
+        if (!b)
+                fail_msg("%s is not set: run through ctest", name);
+        return b;
+}
+
+void it_daemon_init(it_daemon_t *d, const char *bin_env, const char *root,
+                    const char *id) {
+        d->bin = it_env_bin(bin_env);
+        d->pid = 0;
+        snprintf(d->id, sizeof(d->id), "%s", id);
+        snprintf(d->state, sizeof(d->state), "%s/%s", root, id);
+        snprintf(d->log, sizeof(d->log), "%s/%s.log", root, id);
+        snprintf(d->endpoint, sizeof(d->endpoint), "127.0.0.1:%d",
+                 it_free_port());
+}
+
+void it_daemon_spawn(it_daemon_t *d, const char *prefix,
+                     const char *const *extra) {
+        char *argv[40] = {(char *)d->bin,
+                          "-b",
+                          (char *)it_bootstrap(),
+                          "--topic-prefix",
+                          (char *)prefix,
+                          "--instance-id",
+                          d->id,
+                          "--listen",
+                          d->endpoint,
+                          "--heartbeat-ms",
+                          "1000"};
+        int n          = 11;
+        for (; extra && *extra && n < 39; extra++)
+                argv[n++] = (char *)*extra;
+        argv[n] = NULL;
+        d->pid  = it_spawn(argv, d->log);
+}
+
+void it_daemon_wait_ready(it_daemon_t *d, int timeout_ms) {
+        int64_t deadline = it_now_ms() + timeout_ms;
+        while (it_http_get(d->endpoint, "/readyz", NULL) != 200) {
+                if (it_exited(d->pid)) {
+                        it_dump_log(d->log, 40);
+                        fail_msg("%s exited before it was ready", d->id);
+                }
+                if (it_now_ms() > deadline) {
+                        it_dump_log(d->log, 40);
+                        fail_msg("%s not ready", d->id);
+                }
+                struct timespec ts = {0, 50 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+void it_daemon_stop(it_daemon_t *d) {
+        if (d->pid <= 0)
+                return;
+        kill(d->pid, SIGTERM);
+        int rc = it_wait_exit(d->pid, 60000);
+        if (rc != 0) {
+                it_dump_log(d->log, 40);
+                fail_msg("%s exited %d after SIGTERM", d->id, rc);
+        }
+        d->pid = 0;
+}
+
+void it_daemons_teardown(it_daemon_t *const *all, size_t cnt,
+                         const char *root) {
+        for (size_t i = 0; i < cnt; i++)
+                if (all[i]->pid > 0) {
+                        kill(all[i]->pid, SIGTERM);
+                        if (it_wait_exit(all[i]->pid, 60000) != 0)
+                                fprintf(stderr, "%s did not exit cleanly\n",
+                                        all[i]->id);
+                        all[i]->pid = 0;
+                }
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+        if (system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", root);
+}
+
+int it_admin_run_topics(const char *prefix, int partitions, char **outp) {
+        char parts[16];
+        snprintf(parts, sizeof(parts), "%d", partitions);
+        char *const argv[] = {(char *)it_env_bin("KPAY_ADMIN_BIN"),
+                              "topics",
+                              "-b",
+                              (char *)it_bootstrap(),
+                              "--topic-prefix",
+                              (char *)prefix,
+                              "--partitions",
+                              parts,
+                              NULL};
+        return it_run(argv, 120000, outp);
+}
+
+int it_admin_topics(const char *prefix, int partitions) {
+        char *out = NULL;
+        int rc    = it_admin_run_topics(prefix, partitions, &out);
+        if (rc != 0)
+                fprintf(stderr, "kpay-admin topics: %d\n%s", rc, out);
+        free(out);
+        return rc == 0 ? 0 : -1;
 }

@@ -63,6 +63,11 @@ int it_http_get(const char *hostport, const char *path, char **bodyp);
 int it_http(const char *method, const char *hostport, const char *path,
             const char *body, char **bodyp);
 
+/** it_http() with extra request headers (each line ending in "\r\n"),
+ *  or NULL. */
+int it_http_h(const char *method, const char *hostport, const char *path,
+              const char *headers, const char *body, char **bodyp);
+
 /** One consumed record. */
 typedef struct it_rec_s {
         char *key;
@@ -195,5 +200,51 @@ void it_feeder_start(it_feeder_t *f, it_env_t *e, int keys, int max_values);
 /** Stops and joins it, fails the test if anything was not delivered, and
  *  returns the number of values produced for every key. */
 int it_feeder_stop(it_feeder_t *f);
+
+/* ------------------------------------------------------------------------
+ * kpay daemons as real processes (test_pipeline, test_control).
+ */
+
+/** One daemon process: its binary, id, HTTP endpoint, state and log. */
+typedef struct it_daemon_s {
+        const char *bin;
+        pid_t pid;
+        char id[32];
+        char endpoint[32];
+        char state[300];
+        char log[300];
+} it_daemon_t;
+
+/** The path in environment variable @p name (set by ctest), or fails. */
+const char *it_env_bin(const char *name);
+
+/** Fills @p d for binary $@p bin_env with id @p id: state <root>/<id>, log
+ *  <root>/<id>.log, HTTP on a free port. Starts nothing. */
+void it_daemon_init(it_daemon_t *d, const char *bin_env, const char *root,
+                    const char *id);
+
+/** Starts @p d with -b, --topic-prefix @p prefix, --instance-id,
+ *  --listen, --heartbeat-ms 1000 and @p extra (NULL-terminated, or NULL). */
+void it_daemon_spawn(it_daemon_t *d, const char *prefix,
+                     const char *const *extra);
+
+/** Waits until /readyz answers 200; fails the test (with the log) when the
+ *  daemon exits or is not ready within @p timeout_ms. */
+void it_daemon_wait_ready(it_daemon_t *d, int timeout_ms);
+
+/** SIGTERM, and fails the test unless it exits 0 within 60 s. */
+void it_daemon_stop(it_daemon_t *d);
+
+/** Teardown: SIGTERM to every daemon still running, waits, reports (on
+ *  stderr) those that do not exit 0, and removes @p root. */
+void it_daemons_teardown(it_daemon_t *const *all, size_t cnt, const char *root);
+
+/** Runs `kpay-admin topics` with @p prefix and @p partitions; returns its
+ *  exit status, its output in *outp (free() it). */
+int it_admin_run_topics(const char *prefix, int partitions, char **outp);
+
+/** Creates every kpay topic with @p prefix as kpay-admin does; 0 or -1
+ *  (the output printed). */
+int it_admin_topics(const char *prefix, int partitions);
 
 #endif

@@ -19,24 +19,8 @@
 
 #define TIMEOUT_MS 30000
 
-static const char *admin_bin(void) {
-        const char *b = getenv("KPAY_ADMIN_BIN");
-        if (!b)
-                fail_msg("KPAY_ADMIN_BIN is not set: run through ctest");
-        return b;
-}
-
 static int run_admin_topics(const char *prefix, char **outp) {
-        char *const argv[] = {(char *)admin_bin(),
-                              "topics",
-                              "-b",
-                              (char *)it_bootstrap(),
-                              "--topic-prefix",
-                              (char *)prefix,
-                              "--partitions",
-                              "12",
-                              NULL};
-        return it_run(argv, 120000, outp);
+        return it_admin_run_topics(prefix, 12, outp);
 }
 
 static void test_topics_created_then_checked(void **state) {

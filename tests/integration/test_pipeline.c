@@ -35,81 +35,28 @@
 #define FUNDING    10000 /* minor units per account */
 #define PARTITIONS 6
 
-typedef struct proc_s {
-        const char *bin;
-        pid_t pid;
-        char id[32];
-        char endpoint[32];
-        char state[300];
-        char log[300];
-} proc_t;
+typedef it_daemon_t proc_t;
 
 static char prefix[64], root[256];
 static proc_t inflight, account[2], confirmed;
 
-static const char *env_bin(const char *name) {
-        const char *b = getenv(name);
-        if (!b)
-                fail_msg("%s is not set: run through ctest", name);
-        return b;
-}
-
 static void proc_start(proc_t *p) {
-        char *argv[] = {(char *)p->bin,
-                        "-b",
-                        (char *)it_bootstrap(),
-                        "--topic-prefix",
-                        prefix,
-                        "--instance-id",
-                        p->id,
-                        "--state-dir",
-                        p->state,
-                        "--listen",
-                        p->endpoint,
-                        "--heartbeat-ms",
-                        "1000",
-                        "--static-membership",
-                        "true",
-                        NULL};
-        p->pid       = it_spawn(argv, p->log);
+        const char *extra[] = {"--state-dir", p->state, "--static-membership",
+                               "true", NULL};
+        it_daemon_spawn(p, prefix, extra);
 }
 
 static void proc_init(proc_t *p, const char *bin_env, const char *id) {
-        p->bin = env_bin(bin_env);
-        snprintf(p->id, sizeof(p->id), "%s", id);
-        snprintf(p->state, sizeof(p->state), "%s/%s", root, id);
-        snprintf(p->log, sizeof(p->log), "%s/%s.log", root, id);
-        snprintf(p->endpoint, sizeof(p->endpoint), "127.0.0.1:%d",
-                 it_free_port());
+        it_daemon_init(p, bin_env, root, id);
         proc_start(p);
 }
 
 static void proc_wait_ready(proc_t *p) {
-        int64_t deadline = it_now_ms() + 90000;
-        while (it_http_get(p->endpoint, "/readyz", NULL) != 200) {
-                if (it_exited(p->pid)) {
-                        it_dump_log(p->log, 40);
-                        fail_msg("%s exited before it was ready", p->id);
-                }
-                if (it_now_ms() > deadline) {
-                        it_dump_log(p->log, 40);
-                        fail_msg("%s not ready", p->id);
-                }
-                struct timespec ts = {0, 50 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
+        it_daemon_wait_ready(p, 90000);
 }
 
 static void proc_stop(proc_t *p) {
-        if (p->pid <= 0)
-                return;
-        kill(p->pid, SIGTERM);
-        int rc = it_wait_exit(p->pid, 60000);
-        if (rc != 0) {
-                it_dump_log(p->log, 40);
-                fail_msg("%s exited %d after SIGTERM", p->id, rc);
-        }
-        p->pid = 0;
+        it_daemon_stop(p);
 }
 
 static void topic(char *buf, size_t size, kp_topic_id_t id) {
@@ -372,25 +319,8 @@ static int setup(void **state) {
         if (!mkdtemp(root))
                 return -1;
         /* Every topic of the deployment, as kpay-admin makes them. */
-        char *out = NULL;
-        char parts[16];
-        snprintf(parts, sizeof(parts), "%d", PARTITIONS);
-        char *const argv[] = {(char *)env_bin("KPAY_ADMIN_BIN"),
-                              "topics",
-                              "-b",
-                              (char *)it_bootstrap(),
-                              "--topic-prefix",
-                              prefix,
-                              "--partitions",
-                              parts,
-                              NULL};
-        int rc             = it_run(argv, 120000, &out);
-        if (rc != 0) {
-                fprintf(stderr, "kpay-admin topics: %d\n%s", rc, out);
-                free(out);
+        if (it_admin_topics(prefix, PARTITIONS))
                 return -1;
-        }
-        free(out);
         proc_init(&inflight, "KPAY_INFLIGHT_BIN", "inflight-1");
         proc_init(&account[0], "KPAY_ACCOUNT_BIN", "account-1");
         proc_init(&account[1], "KPAY_ACCOUNT_BIN", "account-2");
@@ -405,18 +335,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
         (void)state;
         proc_t *all[] = {&inflight, &account[0], &account[1], &confirmed};
-        for (size_t i = 0; i < 4; i++)
-                if (all[i]->pid > 0) {
-                        kill(all[i]->pid, SIGTERM);
-                        if (it_wait_exit(all[i]->pid, 60000) != 0)
-                                fprintf(stderr, "%s did not exit cleanly\n",
-                                        all[i]->id);
-                        all[i]->pid = 0;
-                }
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-        if (system(cmd) != 0)
-                fprintf(stderr, "could not remove %s\n", root);
+        it_daemons_teardown(all, 4, root);
         return 0;
 }
 
@@ -722,7 +641,7 @@ static void test_freeze_refunds_and_queries(void **state) {
  * acknowledged, every valid payment gets exactly one outcome. */
 static void test_gen_end_to_end(void **state) {
         (void)state;
-        const char *gen    = env_bin("KPAY_GEN_BIN");
+        const char *gen    = it_env_bin("KPAY_GEN_BIN");
         char *out          = NULL;
         char *const argv[] = {(char *)gen,
                               "-b",

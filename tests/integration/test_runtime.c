@@ -628,9 +628,9 @@ static void test_flow_control(void **state) {
         it_wait_outputs(&e, 40, 60000);
         it_check_exactly_once(&e, 2, 20);
 
-        /* 80 records at 20/s, with the bucket starting at half a second of
-         * tokens (10) and at most one record of debt: at least 3.45 s,
-         * whatever the machine's speed. */
+        /* 80 records at 20/s, with a burst of 5 (a quarter second) and at
+         * most one record of debt: at least 3.7 s, whatever the machine's
+         * speed. */
         post_flow(in, "rate=20");
         int64_t t0 = it_now_ms();
         it_produce_values(&e, 2, 21, 60);

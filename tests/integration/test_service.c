@@ -1,8 +1,8 @@
 /* Integration tests of kp_service daemons that are not stream processors
- * (kpay-control, kpay-web, still without their features), as real
- * processes on the fixture's broker: health, readiness, metrics and
- * configuration over HTTP; InstanceInfo on kpay.metadata while running;
- * a tombstone and exit status 0 after SIGTERM. */
+ * (kpay-control, whose control plane integration.control tests, and
+ * kpay-web), as real processes on the fixture's broker: the service part:
+ * health, readiness, metrics and configuration over HTTP; InstanceInfo on
+ * kpay.metadata while running; a tombstone and exit status 0 after SIGTERM. */
 #include <errno.h>
 #include <jansson.h>
 #include <setjmp.h>

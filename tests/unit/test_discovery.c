@@ -197,6 +197,41 @@ static void test_info_round_trip(void **state) {
         kp_free(json);
 }
 
+/* A daemon's "status" object goes out and comes back as compact JSON; a
+ * status that is not an object is refused on parse, skipped on write. */
+static void test_info_status(void **state) {
+        (void)state;
+        char errstr[256];
+        kp_instance_info_t in = {.service  = "inflight",
+                                 .instance = "i1",
+                                 .status   = "{ \"version\": 3, \"x\":[1]}"},
+                           out;
+        char *json = kp_instance_info_to_json(&in);
+        assert_non_null(strstr(json, "\"status\":{\"version\":3,\"x\":[1]}"));
+        assert_int_equal(kp_instance_info_from_json(json, strlen(json), &out,
+                                                    errstr, sizeof(errstr)),
+                         KP_OK);
+        assert_string_equal(out.status, "{\"version\":3,\"x\":[1]}");
+        kp_instance_info_t copy;
+        kp_instance_info_copy(&copy, &out);
+        assert_string_equal(copy.status, out.status);
+        kp_instance_info_clear(&copy);
+        kp_instance_info_clear(&out);
+        kp_free(json);
+
+        in.status = "[1]";
+        json      = kp_instance_info_to_json(&in);
+        assert_null(strstr(json, "status"));
+        kp_free(json);
+        const char *bad =
+            "{\"service\":\"s\",\"instance\":\"i\","
+            "\"status\":5}";
+        assert_int_equal(kp_instance_info_from_json(bad, strlen(bad), &out,
+                                                    errstr, sizeof(errstr)),
+                         KP_ERR_PARSE);
+        assert_non_null(strstr(errstr, "status"));
+}
+
 static void test_info_parse_lenient_parts(void **state) {
         (void)state;
         char errstr[256];
@@ -415,6 +450,7 @@ int main(void) {
                                             teardown),
             cmocka_unit_test_setup_teardown(test_partition_matches_librdkafka,
                                             setup, teardown),
+            cmocka_unit_test(test_info_status),
             cmocka_unit_test_setup_teardown(test_info_round_trip, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_info_parse_lenient_parts,

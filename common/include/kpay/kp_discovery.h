@@ -46,12 +46,17 @@ typedef struct kp_instance_info_s {
         size_t partition_cnt;
         int32_t partition_count; /**< partitions of its input topics */
         int64_t ts;              /**< wall-clock ms when published */
+        /** What the daemon itself reports (kp_service_set_status()), as
+         *  compact JSON object text, or NULL: kpay-inflight's control-plane
+         *  status, say (docs/control.md). */
+        char *status;
 } kp_instance_info_t;
 
 /**
  * @brief Serializes @p info as JSON:
  *        {"service","instance","endpoint","state","stores":[...],
- *         "partitions":[...],"partition_count","ts"}.
+ *         "partitions":[...],"partition_count","ts"}, plus "status"
+ *        (an object) when @p info->status is set and is a JSON object.
  * @returns a kp_malloc()ed string.
  */
 char *kp_instance_info_to_json(const kp_instance_info_t *info);

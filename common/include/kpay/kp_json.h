@@ -37,4 +37,15 @@ kp_err_t kp_json_decode_int64s(const void *buf, size_t len,
 char *kp_json_encode_int64s(const kp_json_field_t *fields, size_t cnt,
                             const void *in, size_t *lenp);
 
+typedef struct json_t json_t;
+
+/**
+ * @brief Dumps @p v as compact JSON into a kp_malloc()ed string and drops
+ *        the reference (takes ownership of @p v). A NULL @p v (what a
+ *        jansson constructor returns when out of memory) or a failed dump
+ *        aborts, like every kp_mem allocation.
+ * @locality any thread
+ */
+char *kp_json_dump(json_t *v);
+
 #endif /* KPAY_KP_JSON_H */

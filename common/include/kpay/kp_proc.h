@@ -105,6 +105,11 @@ typedef struct kp_proc_def_s {
          *  it connects: business metrics, routes, followers. An error stops
          *  the daemon (exit status 1). Optional. */
         kp_err_t (*init)(kp_proc_t *proc, void *opaque);
+        /** Called on the processing thread on every turn of the loop (at
+         *  least every 100 ms), after the commit check and just before
+         *  flow control is applied: a pause or rate limit asked here
+         *  takes effect before the next record is read. Optional. */
+        void (*tick)(kp_proc_t *proc, int64_t now_ms, void *opaque);
         /** Before the processor is destroyed. Optional. */
         void (*fini)(kp_proc_t *proc, void *opaque);
         void *opaque; /**< passed to every callback */
@@ -186,16 +191,47 @@ int kp_proc_input_paused(kp_proc_t *proc, kp_topic_id_t input);
 
 /**
  * @brief Limits input @p input to @p per_second records per second on this
- *        instance: a token bucket of two seconds of tokens; the input
- *        pauses when the bucket is in debt and resumes when it holds half
- *        a second of them, so excess records wait in Kafka and the rate
- *        holds over any window of a few seconds (docs/runtime.md, "Flow
- *        control"); 0 removes the limit.
+ *        instance: a token bucket with a burst of a quarter of a second
+ *        (kp_bucket.h); the input pauses while the bucket is empty and
+ *        resumes as soon as it holds a token again, so excess records wait
+ *        in Kafka (docs/runtime.md, "Flow control"); 0 removes the limit.
  * @returns KP_OK, or KP_ERR_INVALID_ARG for a bad input or a negative rate.
  * @locality any thread (applied by the processing thread)
  */
 kp_err_t kp_proc_rate_limit_input(kp_proc_t *proc, kp_topic_id_t input,
                                   double per_second);
+
+/**
+ * @brief The number of partitions this instance owns now (restored and
+ *        ready), for a share of a cluster-wide quota.
+ * @locality any thread
+ */
+int kp_proc_owned_partitions(kp_proc_t *proc);
+
+/** @brief The partition count of the inputs (0 before the first
+ *         assignment has looked the topics up). @locality any thread */
+int32_t kp_proc_partition_count(kp_proc_t *proc);
+
+/**
+ * @brief Called by kp_proc_foreach_committed() for each owned partition
+ *        with the committed value of the key, or NULL (@p vlen 0) when the
+ *        partition has none. The value lives only during the call.
+ */
+typedef void(kp_proc_committed_cb)(int32_t partition, const void *val,
+                                   size_t vlen, void *opaque);
+
+/**
+ * @brief Reads the COMMITTED value of @p key in store @p store (its index
+ *        in the layout) of every partition this instance owns, under the
+ *        task table's read lock (a rebalance waits): a per-partition total
+ *        summed over the instance, say. @p cb must not call the processor.
+ * @returns the number of partitions visited, or -1 for a bad store or
+ *          key, or a store read error.
+ * @locality any thread
+ */
+int kp_proc_foreach_committed(kp_proc_t *proc, int store, const void *key,
+                              size_t klen, kp_proc_committed_cb *cb,
+                              void *opaque);
 
 /** The state of the processor's Kafka transaction. X(NAME) */
 #define KP_TXN_STATE_TABLE(X)                                                  \

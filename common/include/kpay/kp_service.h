@@ -136,6 +136,16 @@ kp_err_t kp_service_set_state(kp_service_t *svc, kp_svc_state_t to);
 kp_svc_state_t kp_service_state(const kp_service_t *svc);
 
 /**
+ * @brief Sets what the daemon reports in its InstanceInfo as "status" (a
+ *        JSON object, copied; NULL removes it), published with the next
+ *        announcement: kpay-inflight's applied control version and
+ *        in-flight totals, say. Call kp_service_announce() (processing
+ *        thread) to publish it at once rather than with the heartbeat.
+ * @locality any thread
+ */
+void kp_service_set_status(kp_service_t *svc, const char *json_object);
+
+/**
  * @brief Publishes InstanceInfo now (an assignment changed, say), and
  *        schedules the next heartbeat from now.
  * @locality the main / processing thread

@@ -1,0 +1,226 @@
+/* gate.c: kpay-inflight's control-plane gate (gate.h). The follower thread
+ * only records the latest ControlStatus; the processing thread applies it
+ * in tick(), just before the runtime applies flow control, so that "applied
+ * version V" in the report means no incoming record is processed against
+ * an older version from then on. */
+#include "gate.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "inflight.h"
+#include "kpay/kp_control.h"
+#include "kpay/kp_follower.h"
+#include "kpay/kp_log.h"
+#include "kpay/kp_mem.h"
+#include "kpay/kp_metrics.h"
+#include "kpay/kp_topics.h"
+
+/* How long init() waits to read kpay.control.status. */
+#define GATE_SYNC_TIMEOUT_MS 30000
+/* How often the report is refreshed while paused (the drain is watched). */
+#define GATE_REPORT_PAUSED_MS 250
+/* ... and otherwise (the heartbeat publishes it). */
+#define GATE_REPORT_RUNNING_MS 1000
+
+struct gate_s {
+        kp_follower_t *follower;
+        pthread_mutex_t lock;
+        kp_control_status_t want; /* the latest record read (lock) */
+
+        /* Processing thread only. */
+        kp_control_status_t applied;
+        int owned;
+        int32_t pcount;
+        double share;
+        kp_control_report_t last; /* last report published */
+        int reported;             /* a report was set at least once */
+        int64_t next_report_ms;
+        int64_t paused_since_ms; /* 0 while running */
+        kp_gauge_t *m_version, *m_paused, *m_share;
+        kp_counter_t *m_paused_ms;
+};
+
+/* Follower thread: keep the latest record (offset order, like compaction:
+ * if two controllers ever wrote the same version, the later one wins here
+ * and in kpay-control alike). */
+static void on_status(const kp_follower_record_t *rec, void *opaque) {
+        gate_t *g = opaque;
+        char errstr[256];
+        kp_control_status_t st;
+        if (!rec->key || rec->key_len != strlen(KP_CONTROL_KEY) ||
+            memcmp(rec->key, KP_CONTROL_KEY, rec->key_len) || !rec->value)
+                return;
+        if (kp_control_status_from_json(rec->value, rec->value_len, &st, errstr,
+                                        sizeof(errstr))) {
+                KP_WARN("kpay.control.status @%" PRId64 ": %s (ignored)",
+                        rec->offset, errstr);
+                return;
+        }
+        pthread_mutex_lock(&g->lock);
+        g->want = st;
+        pthread_mutex_unlock(&g->lock);
+}
+
+static void register_metrics(gate_t *g, kp_metrics_t *m) {
+        g->m_version = kp_metrics_gauge(
+            m, "kpay_control_version_applied",
+            "The kpay.control.status version this instance has applied.", NULL);
+        g->m_paused = kp_metrics_gauge(
+            m, "kpay_control_paused",
+            "1 while this instance's intake is paused by the control plane.",
+            NULL);
+        g->m_share = kp_metrics_gauge(
+            m, "kpay_control_rate_share",
+            "This instance's share of the pipeline's rate limit (payments "
+            "per second; 0: no limit).",
+            NULL);
+        g->m_paused_ms = kp_metrics_counter(
+            m, "kpay_control_paused_milliseconds_total",
+            "Time this instance's intake has spent paused by the control "
+            "plane.",
+            NULL);
+}
+
+/* Applies the wanted status with the share of the partitions owned now. */
+static void apply(gate_t *g, kp_proc_t *proc, const kp_control_status_t *st,
+                  int owned, int32_t pcount) {
+        double share = kp_control_rate_share(st->rate_limit, owned, pcount);
+        kp_err_t err = kp_proc_pause_input(proc, KP_TOPIC_INCOMING, st->paused);
+        if (!err)
+                err = kp_proc_rate_limit_input(proc, KP_TOPIC_INCOMING, share);
+        if (err) /* a programming error: incoming is always an input */
+                KP_ERROR("control: applying version %" PRId64 ": %s",
+                         st->version, kp_err2str(err));
+        if (st->version != g->applied.version || share != g->share)
+                KP_INFO("control: version %" PRId64
+                        " (%s by %s): intake %s, "
+                        "rate share %.1f/s of %" PRId64
+                        "/s (%d of %d "
+                        "partitions)",
+                        st->version, st->command[0] ? st->command : "none",
+                        st->actor[0] ? st->actor : "-",
+                        st->paused ? "paused" : "running", share,
+                        st->rate_limit, owned, (int)pcount);
+        g->applied = *st;
+        g->owned   = owned;
+        g->pcount  = pcount;
+        g->share   = share;
+        kp_gauge_set(g->m_version, (double)st->version);
+        kp_gauge_set(g->m_paused, st->paused);
+        kp_gauge_set(g->m_share, share);
+}
+
+gate_t *gate_new(kp_proc_t *proc, char *errstr, size_t errstr_size) {
+        kp_service_t *svc = kp_proc_service(proc);
+        char topic[256], client[300];
+        kp_topic_name(topic, sizeof(topic), kp_service_prefix(svc),
+                      KP_TOPIC_CONTROL_STATUS);
+        snprintf(client, sizeof(client), "kpay-inflight-%s-control",
+                 kp_service_instance(svc));
+        gate_t *g = kp_calloc(1, sizeof(*g));
+        pthread_mutex_init(&g->lock, NULL);
+        register_metrics(g, kp_proc_metrics(proc));
+        kp_follower_conf_t fc = {.topic     = topic,
+                                 .client_id = client,
+                                 .log_name  = "control",
+                                 .threaded  = 1,
+                                 .on_record = on_status,
+                                 .opaque    = g};
+        g->follower =
+            kp_follower_new(kp_service_app_conf(svc), &fc, errstr, errstr_size);
+        if (!g->follower) {
+                gate_destroy(g);
+                return NULL;
+        }
+        if (kp_follower_sync(g->follower, GATE_SYNC_TIMEOUT_MS)) {
+                snprintf(errstr, errstr_size,
+                         "could not read %s within %d ms: not starting "
+                         "without knowing whether the pipeline is paused",
+                         topic, GATE_SYNC_TIMEOUT_MS);
+                gate_destroy(g);
+                return NULL;
+        }
+        pthread_mutex_lock(&g->lock);
+        kp_control_status_t st = g->want;
+        pthread_mutex_unlock(&g->lock);
+        apply(g, proc, &st, 0, 0);
+        return g;
+}
+
+/* Sums the committed in-flight totals of the owned partitions. */
+static void add_totals(int32_t partition, const void *val, size_t vlen,
+                       void *opaque) {
+        kp_control_report_t *r = opaque;
+        inflight_totals_t t;
+        if (!val || inflight_totals_decode(val, vlen, &t)) {
+                if (val)
+                        KP_WARN(
+                            "control: totals of partition %d do not "
+                            "decode",
+                            (int)partition);
+                return;
+        }
+        r->inflight_count += t.inflight_count;
+        r->inflight_amount += t.inflight_amount;
+}
+
+/* Builds the report; publishes it at once when it changed. */
+static void report(gate_t *g, kp_proc_t *proc, int64_t now_ms, int force) {
+        kp_control_report_t r = {.version    = g->applied.version,
+                                 .paused     = g->applied.paused,
+                                 .rate_share = g->share};
+        if (kp_proc_foreach_committed(
+                proc, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
+                strlen(INFLIGHT_TOTALS_KEY), add_totals, &r) < 0)
+                KP_WARN("control: reading the in-flight totals failed");
+        int changed = r.version != g->last.version ||
+                      r.paused != g->last.paused ||
+                      r.rate_share != g->last.rate_share ||
+                      r.inflight_count != g->last.inflight_count ||
+                      r.inflight_amount != g->last.inflight_amount;
+        g->next_report_ms =
+            now_ms + (g->applied.paused ? GATE_REPORT_PAUSED_MS
+                                        : GATE_REPORT_RUNNING_MS);
+        if (!changed && !force && g->reported)
+                return;
+        char *json = kp_control_report_to_json(&r);
+        kp_service_set_status(kp_proc_service(proc), json);
+        kp_free(json);
+        g->last     = r;
+        g->reported = 1;
+        if (force || g->applied.paused)
+                kp_service_announce(kp_proc_service(proc));
+}
+
+void gate_tick(gate_t *g, kp_proc_t *proc, int64_t now_ms) {
+        pthread_mutex_lock(&g->lock);
+        kp_control_status_t want = g->want;
+        pthread_mutex_unlock(&g->lock);
+        int owned      = kp_proc_owned_partitions(proc);
+        int32_t pcount = kp_proc_partition_count(proc);
+        int changed = want.version != g->applied.version || owned != g->owned ||
+                      pcount != g->pcount;
+        if (changed)
+                apply(g, proc, &want, owned, pcount);
+        if (g->applied.paused) {
+                if (g->paused_since_ms)
+                        kp_counter_add(g->m_paused_ms,
+                                       now_ms - g->paused_since_ms);
+                g->paused_since_ms = now_ms;
+        } else {
+                g->paused_since_ms = 0;
+        }
+        if (changed || now_ms >= g->next_report_ms)
+                report(g, proc, now_ms, changed);
+}
+
+void gate_destroy(gate_t *g) {
+        if (!g)
+                return;
+        kp_follower_destroy(g->follower);
+        pthread_mutex_destroy(&g->lock);
+        kp_free(g);
+}
