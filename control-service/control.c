@@ -114,8 +114,11 @@ kp_err_t control_parse_request(control_cmd_t cmd, const char *body, size_t len,
 
 int control_token_equal(const char *a, const char *b) {
         size_t la = strlen(a), lb = strlen(b);
-        size_t n   = la > lb ? la : lb;
-        unsigned d = la != lb;
+        /* A fixed number of steps, so that the time tells neither the
+         * token's length nor where the first difference is; longer
+         * strings are never equal to a token (tokens are shorter). */
+        size_t n   = CONTROL_TOKEN_CMP_LEN;
+        unsigned d = (la != lb) | (la >= n) | (lb >= n);
         for (size_t i = 0; i < n; i++) {
                 unsigned char ca = i < la ? (unsigned char)a[i] : 0;
                 unsigned char cb = i < lb ? (unsigned char)b[i] : 0;

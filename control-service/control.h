@@ -18,6 +18,9 @@
 
 /** Request bodies above this are refused (413) before parsing. */
 #define CONTROL_BODY_MAX 4096
+/** Tokens are compared in this many steps whatever their lengths; a token
+ *  must be shorter (the token file is read into a buffer this size). */
+#define CONTROL_TOKEN_CMP_LEN 4096
 
 /** The mutations of the REST API. */
 typedef enum control_cmd_e {

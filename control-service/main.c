@@ -76,17 +76,22 @@ typedef struct control_app_s {
 /* ------------------------------------------------------------------------
  * Reading: the current status and the instances. */
 
-/* The latest ControlStatus (version 0 when there is none yet). */
-static void current_status(control_app_t *a, kp_control_status_t *st) {
+/* The latest ControlStatus (version 0 when there is none yet).
+ * @returns KP_OK, or KP_ERR_PARSE when the latest record does not parse:
+ *          then nobody may write the next version from a guess. */
+static kp_err_t current_status(control_app_t *a, kp_control_status_t *st) {
         char *val = NULL, errstr[256];
         size_t len;
         memset(st, 0, sizeof(*st));
         if (kp_follower_get(a->status, KP_CONTROL_KEY, strlen(KP_CONTROL_KEY),
                             &val, &len) != KP_OK)
-                return;
-        if (kp_control_status_from_json(val, len, st, errstr, sizeof(errstr)))
+                return KP_OK;
+        kp_err_t err =
+            kp_control_status_from_json(val, len, st, errstr, sizeof(errstr));
+        if (err)
                 KP_WARN("the latest ControlStatus is unreadable: %s", errstr);
         kp_free(val);
+        return err;
 }
 
 /* The live kpay-inflight instances, each with its parsed report. */
@@ -234,7 +239,8 @@ static kp_err_t write_command(control_app_t *a, const control_request_t *r,
         kp_control_status_t cur, back;
         if (kp_follower_sync(a->status, CONTROL_IO_TIMEOUT_MS))
                 return KP_ERR_TIMED_OUT;
-        current_status(a, &cur);
+        if (current_status(a, &cur))
+                return KP_ERR_PARSE;
         control_next(&cur, r, actor, kp_wall_ms(), next);
         char *json   = kp_control_status_to_json(next);
         kp_err_t err = produce_sync(a, a->status_topic, KP_CONTROL_KEY, json);

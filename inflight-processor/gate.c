@@ -34,6 +34,7 @@ struct gate_s {
         kp_control_status_t applied;
         int owned;
         int32_t pcount;
+        int64_t epoch; /* kp_proc_assignment_epoch() of the last report */
         double share;
         kp_control_report_t last; /* last report published */
         int reported;             /* a report was set at least once */
@@ -150,21 +151,26 @@ gate_t *gate_new(kp_proc_t *proc, char *errstr, size_t errstr_size) {
         return g;
 }
 
-/* Sums the committed in-flight totals of the owned partitions. */
+/* The sum of the committed in-flight totals of the owned partitions. */
+typedef struct totals_sum_s {
+        kp_control_report_t *r;
+        int bad; /* a value did not decode: the sum is unknown */
+} totals_sum_t;
+
 static void add_totals(int32_t partition, const void *val, size_t vlen,
                        void *opaque) {
-        kp_control_report_t *r = opaque;
+        totals_sum_t *s = opaque;
         inflight_totals_t t;
-        if (!val || inflight_totals_decode(val, vlen, &t)) {
-                if (val)
-                        KP_WARN(
-                            "control: totals of partition %d do not "
-                            "decode",
-                            (int)partition);
+        if (!val)
+                return; /* no totals yet: nothing in flight there */
+        if (inflight_totals_decode(val, vlen, &t)) {
+                KP_WARN("control: totals of partition %d do not decode",
+                        (int)partition);
+                s->bad = 1;
                 return;
         }
-        r->inflight_count += t.inflight_count;
-        r->inflight_amount += t.inflight_amount;
+        s->r->inflight_count += t.inflight_count;
+        s->r->inflight_amount += t.inflight_amount;
 }
 
 /* Builds the report; publishes it at once when it changed. */
@@ -172,10 +178,21 @@ static void report(gate_t *g, kp_proc_t *proc, int64_t now_ms, int force) {
         kp_control_report_t r = {.version    = g->applied.version,
                                  .paused     = g->applied.paused,
                                  .rate_share = g->share};
+        totals_sum_t sum      = {.r = &r};
         if (kp_proc_foreach_committed(
                 proc, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
-                strlen(INFLIGHT_TOTALS_KEY), add_totals, &r) < 0)
-                KP_WARN("control: reading the in-flight totals failed");
+                strlen(INFLIGHT_TOTALS_KEY), add_totals, &sum) < 0 ||
+            sum.bad) {
+                /* A partial sum could make kpay-control see a drain that
+                 * has not happened: report nothing until it can be read. */
+                KP_WARN(
+                    "control: the in-flight totals cannot be read; no "
+                    "report");
+                kp_service_set_status(kp_proc_service(proc), NULL);
+                g->reported       = 0;
+                g->next_report_ms = now_ms + GATE_REPORT_PAUSED_MS;
+                return;
+        }
         int changed = r.version != g->last.version ||
                       r.paused != g->last.paused ||
                       r.rate_share != g->last.rate_share ||
@@ -201,10 +218,32 @@ void gate_tick(gate_t *g, kp_proc_t *proc, int64_t now_ms) {
         pthread_mutex_unlock(&g->lock);
         int owned      = kp_proc_owned_partitions(proc);
         int32_t pcount = kp_proc_partition_count(proc);
-        int changed = want.version != g->applied.version || owned != g->owned ||
-                      pcount != g->pcount;
-        if (changed)
+        /* The whole record, not just its version: two controllers may
+         * write the same version, and the later record is the status. */
+        int changed = want.version != g->applied.version ||
+                      want.paused != g->applied.paused ||
+                      want.rate_limit != g->applied.rate_limit ||
+                      want.ts != g->applied.ts ||
+                      strcmp(want.actor, g->applied.actor) ||
+                      strcmp(want.command, g->applied.command) ||
+                      owned != g->owned || pcount != g->pcount;
+        /* A rebalance withdrew the report: publish it again at once. */
+        int64_t epoch  = kp_proc_assignment_epoch(proc);
+        int rebalanced = epoch != g->epoch;
+        g->epoch       = epoch;
+        if (changed) {
+                int pausing = want.paused && !g->applied.paused;
                 apply(g, proc, &want, owned, pcount);
+                /* Payments accepted in the open transaction are in flight
+                 * but not yet in the committed totals the report sums:
+                 * commit them before reporting the pause as applied (no
+                 * incoming record is processed before the runtime pauses
+                 * the input, right after this tick). */
+                if (pausing && kp_proc_commit(proc) != KP_OK)
+                        KP_WARN(
+                            "control: the commit before the pause report "
+                            "failed; the aborted input is rewound");
+        }
         if (g->applied.paused) {
                 if (g->paused_since_ms)
                         kp_counter_add(g->m_paused_ms,
@@ -213,8 +252,8 @@ void gate_tick(gate_t *g, kp_proc_t *proc, int64_t now_ms) {
         } else {
                 g->paused_since_ms = 0;
         }
-        if (changed || now_ms >= g->next_report_ms)
-                report(g, proc, now_ms, changed);
+        if (changed || rebalanced || now_ms >= g->next_report_ms)
+                report(g, proc, now_ms, changed || rebalanced);
 }
 
 void gate_destroy(gate_t *g) {

@@ -432,6 +432,10 @@ kp_proc_t *kp_proc_new(kp_app_t *app, const kp_service_conf_t *sconf,
         return proc;
 }
 
+kp_err_t kp_proc_commit(kp_proc_t *proc) {
+        return txn_commit(proc);
+}
+
 kp_service_t *kp_proc_service(kp_proc_t *proc) {
         return proc->svc;
 }

@@ -90,6 +90,7 @@ struct kp_proc_s {
         int64_t txn_started_ms;
         int64_t txn_records;
         int assignment_changed;
+        int64_t assign_epoch; /* +1 on every assignment and revocation */
         int64_t next_punctuate_ms;
         flow_t *flow; /* [input_cnt] */
 

@@ -330,6 +330,10 @@ int kp_proc_owned_partitions(kp_proc_t *proc) {
         return n;
 }
 
+int64_t kp_proc_assignment_epoch(const kp_proc_t *proc) {
+        return proc->assign_epoch;
+}
+
 int32_t kp_proc_partition_count(kp_proc_t *proc) {
         pthread_rwlock_rdlock(&proc->tasks_lock);
         int32_t n = proc->partition_cnt;

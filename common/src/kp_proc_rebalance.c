@@ -208,6 +208,10 @@ static void apply_assignment(kp_proc_t *proc, rd_kafka_t *rk,
 static void assigned(kp_proc_t *proc, rd_kafka_t *rk,
                      rd_kafka_topic_partition_list_t *parts, int cooperative) {
         KP_INFO("assigned %d partition(s)", parts->cnt);
+        /* A daemon's status (the control gate's report) describes the old
+         * partitions: withdraw it until the daemon reports again. */
+        kp_service_set_status(proc->svc, NULL);
+        proc->assign_epoch++;
         /* Flow control decided before the first assignment (start paused)
          * applies from the first record on. */
         flow_apply(proc, kp_mono_ms());
@@ -231,6 +235,8 @@ static void revoked(kp_proc_t *proc, rd_kafka_t *rk,
                     rd_kafka_topic_partition_list_t *parts, int cooperative) {
         int lost = rd_kafka_assignment_lost(rk);
         KP_INFO("%s %d partition(s)", lost ? "lost" : "revoked", parts->cnt);
+        kp_service_set_status(proc->svc, NULL);
+        proc->assign_epoch++;
         /* On revoke commit what was done; on a lost assignment another
          * instance may already own the partitions, so abort. */
         if (lost || proc_failed(proc))

@@ -366,7 +366,7 @@ static void test_token_and_bad_input(void **state) {
         json_decref(j);
         assert_int_equal(count_records(KP_TOPIC_CONTROL_STATUS, NULL), 1);
         assert_int_equal(count_records(KP_TOPIC_OPS_AUDIT, "command"), 1);
-        wait_control("RUNNING", 2, 30000);
+        json_decref(wait_control("RUNNING", 2, 30000));
 }
 
 /* Under load: pause, drain, DRAINED, resume; exactly one outcome each and
@@ -412,10 +412,11 @@ static void test_pause_drain_resume(void **state) {
         j      = gen_summary(log);
         if (rc != 0)
                 fail_msg("kpay-gen exited %d: %s", rc, json_dumps(j, 0));
-        json_t *o = json_object_get(j, "outcomes");
+        /* kpay-gen's summary has these at its top level. */
+        assert_non_null(json_object_get(j, "missing"));
         assert_int_equal(jint(j, "failed"), 0);
-        assert_int_equal(jint(o ? o : j, "missing"), 0);
-        assert_int_equal(jint(o ? o : j, "multiple_outcomes"), 0);
+        assert_int_equal(jint(j, "missing"), 0);
+        assert_int_equal(jint(j, "multiple_outcomes"), 0);
         json_decref(j);
         size_t dups = 0;
         assert_true(outcomes("pd-", &dups) > 0);
@@ -479,6 +480,9 @@ static void test_restart_while_paused(void **state) {
                 nap_ms(200);
         }
         assert_int_equal(dups, 0);
+        /* Not vacuous: the restarted and the new instance took part. */
+        assert_true(accepted(&inflight[0]) > 0);
+        assert_true(accepted(&inflight[2]) > 0);
         json_decref(wait_control("RUNNING", 3, 10000));
 }
 
@@ -566,8 +570,16 @@ static void test_rate_limit(void **state) {
         ctl_ok("PUT", "/api/v1/control/rate-limit",
                "{\"payments_per_second\":null}");
         assert_int_equal(it_wait_exit(gen, 120000), 0);
-        assert_true(r2 >= 450 && r2 <= 550);
-        assert_true(r1 >= 450 && r1 <= 550);
+        /* Never above the limit, in any build. Within 10 % below it only
+         * where the machine can carry 500 payments/s through two hops
+         * beside a 2,000/s generator: not in a sanitizer build, whose
+         * every process runs several times slower. */
+        assert_true(r2 <= 550);
+        assert_true(r1 <= 550);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+        assert_true(r2 >= 450);
+        assert_true(r1 >= 450);
+#endif
 }
 
 /* ------------------------------------------------------------------------ */

@@ -208,6 +208,14 @@ kp_err_t kp_proc_rate_limit_input(kp_proc_t *proc, kp_topic_id_t input,
  */
 int kp_proc_owned_partitions(kp_proc_t *proc);
 
+/**
+ * @brief A number that changes on every assignment and revocation: the
+ *        runtime then withdraws the daemon's InstanceInfo status
+ *        (kp_service_set_status()), which the daemon sets again.
+ * @locality processing thread
+ */
+int64_t kp_proc_assignment_epoch(const kp_proc_t *proc);
+
 /** @brief The partition count of the inputs (0 before the first
  *         assignment has looked the topics up). @locality any thread */
 int32_t kp_proc_partition_count(kp_proc_t *proc);
@@ -232,6 +240,17 @@ typedef void(kp_proc_committed_cb)(int32_t partition, const void *val,
 int kp_proc_foreach_committed(kp_proc_t *proc, int store, const void *key,
                               size_t klen, kp_proc_committed_cb *cb,
                               void *opaque);
+
+/**
+ * @brief Commits the open transaction now (nothing when none is open), so
+ *        that committed state includes everything processed so far: the
+ *        control gate calls it before it reports a pause as applied.
+ * @returns KP_OK; KP_ERR_ABORTED when the commit failed and the
+ *          transaction was aborted and its input rewound; KP_ERR_FATAL.
+ * @locality processing thread, from tick() (never inside process() or
+ *           punctuate())
+ */
+kp_err_t kp_proc_commit(kp_proc_t *proc);
 
 /** The state of the processor's Kafka transaction. X(NAME) */
 #define KP_TXN_STATE_TABLE(X)                                                  \
