@@ -268,10 +268,10 @@ static kp_pay_err_t kp__pay_from_json(json_t *root, kp_payment_t *p,
 
         if ((err = kp__get_str(root, "id", p->id, KP_PAYMENT_ID_MAX, 1, detail,
                                detail_size)) ||
-            (err = kp__get_str(root, "from", p->from, KP_ACCOUNT_ID_MAX, 1,
+            (err = kp__get_str(root, "from", p->from, KP_ACCOUNT_FIELD_MAX, 1,
                                detail, detail_size)) ||
-            (err = kp__get_str(root, "to", p->to, KP_ACCOUNT_ID_MAX, 1, detail,
-                               detail_size)))
+            (err = kp__get_str(root, "to", p->to, KP_ACCOUNT_FIELD_MAX, 1,
+                               detail, detail_size)))
                 return err;
 
         val = json_object_get(root, "amount");
@@ -585,8 +585,8 @@ static kp_pay_err_t kp__cmd_from_json(json_t *root, kp_account_cmd_t *cmd,
                 return KP_PAY_E_WRONG_TYPE;
         }
 
-        if ((err = kp__get_str(root, "account", cmd->account, KP_ACCOUNT_ID_MAX,
-                               1, detail, detail_size)))
+        if ((err = kp__get_str(root, "account", cmd->account,
+                               KP_ACCOUNT_FIELD_MAX, 1, detail, detail_size)))
                 return err;
         if (!kp_account_id_valid(cmd->account)) {
                 kp__detail(detail, detail_size, "invalid account id");

@@ -435,7 +435,7 @@ static void test_validation_boundaries(void **state) {
         kp_free(json);
         json = pay_json("p", a200, "b", "1", "USD");
         parse_ok(json, &p);
-        assert_int_equal(strlen(p.from), KP_ACCOUNT_ID_MAX + 1);
+        assert_int_equal(strlen(p.from), KP_ACCOUNT_FIELD_MAX + 1);
         assert_int_equal(kp_payment_validate(&p), KP_REASON_INVALID_ACCOUNT);
         kp_payment_clear(&p);
         kp_free(json);
@@ -498,6 +498,73 @@ static void test_validation_boundaries(void **state) {
         kp_free(a65);
         kp_free(a200);
         kp_free(utf8);
+}
+
+/* Account ids at the boundary, with and without '@', as parsed from JSON:
+ * an id one character too long never becomes a valid (other) id, however
+ * the parser cuts it, and stays invalid through a round trip (the REJECTED
+ * outcome that echoes it). */
+static void test_account_length_boundaries(void **state) {
+        (void)state;
+        static const struct {
+                int at, len; /* '@' or not, then len letters */
+                int valid;
+        } cases[] = {{0, 63, 1}, {0, 64, 1}, {0, 65, 0}, {0, 66, 0},
+                     {0, 67, 0}, {1, 63, 1}, {1, 64, 1}, {1, 65, 0},
+                     {1, 66, 0}, {1, 67, 0}, {1, 200, 0}};
+        for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+                char id[256];
+                snprintf(
+                    id, sizeof(id), "%s%.*s", cases[i].at ? "@" : "",
+                    cases[i].len,
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+                for (int side = 0; side < 2; side++) {
+                        kp_payment_t p, back;
+                        char *json =
+                            side ? pay_json("p", "@bank", id, "1", "USD")
+                                 : pay_json("p", id, "bob", "1", "USD");
+                        parse_ok(json, &p);
+                        kp_free(json);
+                        const char *got  = side ? p.to : p.from;
+                        kp_reason_t want = cases[i].valid
+                                               ? KP_REASON_NONE
+                                               : KP_REASON_INVALID_ACCOUNT;
+                        if (kp_payment_validate(&p) != want)
+                                fail_msg(
+                                    "%s of %d characters%s: %s",
+                                    side ? "to" : "from",
+                                    cases[i].len + cases[i].at,
+                                    cases[i].at ? " (with @)" : "",
+                                    cases[i].valid ? "refused" : "accepted");
+                        if (cases[i].valid)
+                                assert_string_equal(got, id);
+                        size_t len;
+                        char *out = kp_payment_serialize(&p, &len);
+                        parse_ok(out, &back);
+                        assert_int_equal(kp_payment_validate(&back), want);
+                        kp_free(out);
+                        kp_payment_clear(&back);
+                        kp_payment_clear(&p);
+                }
+                /* The same for an account command's account. */
+                char cmd[512], detail[256];
+                kp_account_cmd_t c;
+                snprintf(cmd, sizeof(cmd),
+                         "{\"v\":1,\"command\":\"FREEZE\",\"account\":\"%s\","
+                         "\"id\":\"c1\"}",
+                         id);
+                kp_pay_err_t err = kp_account_cmd_parse(cmd, strlen(cmd), &c,
+                                                        detail, sizeof(detail));
+                if ((err == KP_PAY_E_OK) != cases[i].valid)
+                        fail_msg(
+                            "command for an account of %d characters%s: %s",
+                            cases[i].len + cases[i].at,
+                            cases[i].at ? " (with @)" : "",
+                            err ? detail : "accepted");
+        }
 }
 
 struct bad_input {
@@ -688,7 +755,7 @@ static void test_malformed(void **state) {
 
 static void test_too_long(void **state) {
         char *id10k = repeat('x', 10000), *id512 = repeat('x', 512),
-             *id513 = repeat('x', 513), *from257 = repeat('f', 257),
+             *id513 = repeat('x', 513), *from261 = repeat('f', 261),
              *cur33 = repeat('U', 33), *reason = repeat('r', 257);
         struct bad_input b = {"10,000-char id", NULL, 0, KP_PAY_E_TOO_LONG,
                               "'id'"};
@@ -703,9 +770,9 @@ static void test_too_long(void **state) {
         b.buf = json = pay_json(id513, "a", "b", "1", "USD");
         check_bad(&b);
         kp_free(json);
-        b.name   = "257-char from";
+        b.name   = "261-char from";
         b.detail = "'from'";
-        b.buf = json = pay_json("p", from257, "b", "1", "USD");
+        b.buf = json = pay_json("p", from261, "b", "1", "USD");
         check_bad(&b);
         kp_free(json);
         b.name   = "33-char currency";
@@ -731,7 +798,7 @@ static void test_too_long(void **state) {
         kp_free(id10k);
         kp_free(id512);
         kp_free(id513);
-        kp_free(from257);
+        kp_free(from261);
         kp_free(cur33);
         kp_free(reason);
 }
@@ -932,6 +999,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_err_table, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reason_table, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_account_length_boundaries,
+                                            setup, teardown),
             cmocka_unit_test_setup_teardown(test_parse_minimal_defaults, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_round_trip_full, setup,

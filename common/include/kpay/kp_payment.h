@@ -23,9 +23,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KP_PAYMENT_VERSION      1
-#define KP_PAYMENT_ID_MAX       128
-#define KP_ACCOUNT_ID_MAX       64
+#define KP_PAYMENT_VERSION 1
+#define KP_PAYMENT_ID_MAX  128
+#define KP_ACCOUNT_ID_MAX  64
+/** The longest valid account id with its optional '@': what the parser
+ *  keeps whole, so that a longer one stays longer (and invalid) and is
+ *  never cut into a valid id. */
+#define KP_ACCOUNT_FIELD_MAX    (KP_ACCOUNT_ID_MAX + 1)
 #define KP_PAYMENT_REASON_MAX   64
 #define KP_PAYMENT_CURRENCY_MAX 8
 
@@ -133,8 +137,8 @@ typedef struct kp_payment_s {
          * can tell "too long" from "truncated"; far longer strings are
          * KP_PAY_E_TOO_LONG. */
         char id[KP_PAYMENT_ID_MAX + 2];
-        char from[KP_ACCOUNT_ID_MAX + 2];
-        char to[KP_ACCOUNT_ID_MAX + 2];
+        char from[KP_ACCOUNT_FIELD_MAX + 2];
+        char to[KP_ACCOUNT_FIELD_MAX + 2];
         int64_t amount; /**< minor units */
         char currency[KP_PAYMENT_CURRENCY_MAX + 2];
         kp_pay_state_t state;
@@ -211,7 +215,7 @@ typedef enum kp_cmd_type_e {
 typedef struct kp_account_cmd_s {
         int v;
         kp_cmd_type_t command;
-        char account[KP_ACCOUNT_ID_MAX + 2];
+        char account[KP_ACCOUNT_FIELD_MAX + 2];
         char id[KP_PAYMENT_ID_MAX + 2];
         int64_t created_ms;
 } kp_account_cmd_t;
