@@ -576,6 +576,13 @@ static void test_rate_limit(void **state) {
          * every process runs several times slower. */
         assert_true(r2 <= 550);
         assert_true(r1 <= 550);
+        /* Every accepted mutation of the whole suite (pauses, resumes,
+         * rate limits) wrote one status record and one audit record. */
+        size_t statuses = count_records(KP_TOPIC_CONTROL_STATUS, NULL);
+        fprintf(stderr, "%zu status records\n", statuses);
+        assert_true(statuses >= 7);
+        assert_int_equal(count_records(KP_TOPIC_OPS_AUDIT, "command"),
+                         statuses);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
         assert_true(r2 >= 450);
         assert_true(r1 >= 450);
