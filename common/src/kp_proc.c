@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kp_proc_int.h"
@@ -414,7 +415,12 @@ kp_proc_t *kp_proc_new(kp_app_t *app, const kp_service_conf_t *sconf,
         pthread_rwlockattr_init(&rwattr);
         pthread_rwlockattr_setkind_np(
             &rwattr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-        pthread_rwlock_init(&proc->tasks_lock, &rwattr);
+        int r = pthread_rwlock_init(&proc->tasks_lock, &rwattr);
+        if (r) {
+                /* As for a failed allocation (kp_mem.h): abort. */
+                KP_FATAL("pthread_rwlock_init: %s", strerror(r));
+                abort();
+        }
         pthread_rwlockattr_destroy(&rwattr);
 
         proc->svc =

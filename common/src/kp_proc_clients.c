@@ -123,7 +123,11 @@ static kp_err_t make_consumer(kp_proc_t *proc) {
             new_client(proc, RD_KAFKA_CONSUMER, "consumer", props, 2);
         if (!proc->consumer)
                 return KP_ERR_CONFIG;
-        rd_kafka_poll_set_consumer(proc->consumer);
+        rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(proc->consumer);
+        if (err) {
+                KP_ERROR("Kafka consumer: %s", rd_kafka_err2str(err));
+                return KP_ERR_KAFKA;
+        }
         return KP_OK;
 }
 

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kpay/kp_kafka.h"
@@ -314,8 +315,14 @@ kp_service_t *kp_service_new(kp_app_t *app, const kp_service_conf_t *sconf,
         if (c->advertise && *c->advertise)
                 svc->endpoint = kp_strdup(c->advertise);
         atomic_store(&svc->state, KP_SVC_STARTING);
-        pthread_mutex_init(&svc->clients_lock, NULL);
-        pthread_mutex_init(&svc->status_lock, NULL);
+        int r;
+        if ((r = pthread_mutex_init(&svc->clients_lock, NULL)) ||
+            (r = pthread_mutex_init(&svc->status_lock, NULL))) {
+                /* Only out of memory makes a default mutex fail: abort, as
+                 * the allocation wrappers do (kp_mem.h). */
+                KP_FATAL("pthread_mutex_init: %s", strerror(r));
+                abort();
+        }
         svc->metrics = kp_metrics_new();
         register_metrics(svc);
         svc->http = kp_http_new(c->listen, (int)sconf->http_threads, errstr,
