@@ -549,6 +549,19 @@ static json_t *outcome_of(const char *id) {
         }
 }
 
+/* Waits for the outcome of @p id and checks its state and, unless NULL,
+ * its reason. */
+static void expect_outcome(const char *id, const char *state,
+                           const char *reason) {
+        json_t *e = outcome_of(id);
+        assert_string_equal(json_string_value(json_object_get(e, "state")),
+                            state);
+        if (reason)
+                assert_string_equal(
+                    json_string_value(json_object_get(e, "reason")), reason);
+        json_decref(e);
+}
+
 /* A discovery client of the pipeline's instances, synced. */
 static kp_discovery_t *discovery(void) {
         kp_app_conf_t conf     = {0};
@@ -600,22 +613,14 @@ static void test_freeze_refunds_and_queries(void **state) {
 
         /* Fund a fresh pair so the amounts are known. */
         pay("frz-fund-payer", "@bank", "frz-payer", 5000);
-        json_t *e = outcome_of("frz-fund-payer");
-        assert_string_equal(json_string_value(json_object_get(e, "state")),
-                            "COMPLETE");
-        json_decref(e);
+        expect_outcome("frz-fund-payer", "COMPLETE", NULL);
 
         send_command("FREEZE", "frz-payee");
         wait_frozen(d, "frz-payee", 1);
 
         /* A payment to the frozen account is refunded. */
         pay("frz-1", "frz-payer", "frz-payee", 1200);
-        e = outcome_of("frz-1");
-        assert_string_equal(json_string_value(json_object_get(e, "state")),
-                            "REJECTED");
-        assert_string_equal(json_string_value(json_object_get(e, "reason")),
-                            "account_frozen");
-        json_decref(e);
+        expect_outcome("frz-1", "REJECTED", "account_frozen");
         json_t *payer = owner_balance(d, "frz-payer");
         json_t *payee = owner_balance(d, "frz-payee");
         assert_true(json_integer_value(json_object_get(payer, "balance")) ==
@@ -628,10 +633,7 @@ static void test_freeze_refunds_and_queries(void **state) {
         send_command("UNFREEZE", "frz-payee");
         wait_frozen(d, "frz-payee", 0);
         pay("frz-2", "frz-payer", "frz-payee", 1200);
-        e = outcome_of("frz-2");
-        assert_string_equal(json_string_value(json_object_get(e, "state")),
-                            "COMPLETE");
-        json_decref(e);
+        expect_outcome("frz-2", "COMPLETE", NULL);
         payer = owner_balance(d, "frz-payer");
         payee = owner_balance(d, "frz-payee");
         assert_true(json_integer_value(json_object_get(payer, "balance")) ==
@@ -778,10 +780,7 @@ static void test_resubmission_under_another_key(void **state) {
         topic(in, sizeof(in), KP_TOPIC_INCOMING);
 
         pay("rt-fund", "@bank", "rt-payer", RT_FUNDING);
-        json_t *e = outcome_of("rt-fund");
-        assert_string_equal(json_string_value(json_object_get(e, "state")),
-                            "COMPLETE");
-        json_decref(e);
+        expect_outcome("rt-fund", "COMPLETE", NULL);
         int64_t dups0 = inflight_total("duplicates");
         double moved0 =
             it_metric(inflight.endpoint, "kpay_records_rerouted_total");
@@ -950,21 +949,13 @@ static void test_account_records_on_another_partition(void **state) {
         const int64_t payer0 = 5000;
 
         pay("rt-frz-fund", "@bank", "rt-frz-payer", payer0);
-        json_t *e = outcome_of("rt-frz-fund");
-        assert_string_equal(json_string_value(json_object_get(e, "state")),
-                            "COMPLETE");
-        json_decref(e);
+        expect_outcome("rt-frz-fund", "COMPLETE", NULL);
 
         send_command_to("FREEZE", acct, "\"cmd-rt-frz-1\"", elsewhere(acct, 0));
         wait_frozen(d, acct, 1);
         assert_one_copy(acct);
         pay("rt-frz-pay-1", "rt-frz-payer", acct, 500);
-        e = outcome_of("rt-frz-pay-1");
-        assert_string_equal(json_string_value(json_object_get(e, "state")),
-                            "REJECTED");
-        assert_string_equal(json_string_value(json_object_get(e, "reason")),
-                            "account_frozen");
-        json_decref(e);
+        expect_outcome("rt-frz-pay-1", "REJECTED", "account_frozen");
         assert_true(owner_balance_value(d, "rt-frz-payer") == payer0);
         assert_true(owner_balance_value(d, acct) == 0);
 
@@ -972,10 +963,7 @@ static void test_account_records_on_another_partition(void **state) {
                         elsewhere(acct, 1));
         wait_frozen(d, acct, 0);
         pay("rt-frz-pay-2", "rt-frz-payer", acct, 500);
-        e = outcome_of("rt-frz-pay-2");
-        assert_string_equal(json_string_value(json_object_get(e, "state")),
-                            "COMPLETE");
-        json_decref(e);
+        expect_outcome("rt-frz-pay-2", "COMPLETE", NULL);
         assert_true(owner_balance_value(d, "rt-frz-payer") == payer0 - 500);
         assert_true(owner_balance_value(d, acct) == 500);
         assert_one_copy(acct);
@@ -1049,15 +1037,8 @@ static void test_overlong_account_ids(void **state) {
         int64_t bank0      = owner_balance_value(d, "@bank");
         for (int i = 0; i < 3; i++)
                 pay(name[i], "@bank", to[i], 700);
-        for (int i = 0; i < 3; i++) {
-                json_t *e = outcome_of(name[i]);
-                assert_string_equal(
-                    json_string_value(json_object_get(e, "state")), "REJECTED");
-                assert_string_equal(
-                    json_string_value(json_object_get(e, "reason")),
-                    "invalid_account");
-                json_decref(e);
-        }
+        for (int i = 0; i < 3; i++)
+                expect_outcome(name[i], "REJECTED", "invalid_account");
         int32_t part;
         assert_int_equal(account_copies(at64, &part), 0);
         assert_int_equal(account_copies(plain64, &part), 0);
