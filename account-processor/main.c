@@ -4,7 +4,9 @@
  * (account -> {"balance","frozen","updated_ms","last_payment"}) and, for
  * each payment, emits the next step of the saga: CREDIT or REFUND back to
  * kpay.payments.inflight, COMPLETE or REJECTED to kpay.payments.complete on
- * the payment's origin partition. The decisions are account.c's pure
+ * the payment's origin partition. An account command on a partition that
+ * does not own its account moves there; a payment there is dead-lettered
+ * (wrong_partition). The decisions are account.c's pure
  * functions; this file only moves bytes between them and the runtime. */
 #include <inttypes.h>
 #include <stddef.h>
@@ -133,6 +135,19 @@ static kp_err_t process_cmd(kp_ctx_t *ctx, const kp_record_t *rec,
                 return kp_ctx_dead_letter(ctx, "wrong_key",
                                           "an account command must be keyed "
                                           "by its account");
+        /* An account lives on one partition; a command that a producer's
+         * partitioner put elsewhere must not make a second copy of it
+         * there: it moves to the owner, exactly once, in this
+         * transaction. */
+        size_t alen   = strlen(cmd.account);
+        int32_t owner = kp_ctx_key_partition(ctx, cmd.account, alen);
+        if (owner != kp_ctx_partition(ctx)) {
+                KP_DEBUG("%s of account %s: partition %d -> %d",
+                         cmd.command == KP_CMD_FREEZE ? "FREEZE" : "UNFREEZE",
+                         cmd.account, (int)kp_ctx_partition(ctx), (int)owner);
+                return kp_ctx_reroute(ctx, KP_TOPIC_INFLIGHT, owner,
+                                      cmd.account, alen);
+        }
         kp_err_t err = load_account(ctx, cmd.account, &a);
         if (err)
                 return err;
@@ -213,6 +228,22 @@ static kp_err_t process_payment(kp_ctx_t *ctx, const kp_record_t *rec,
                          "a %s must be keyed by its account %s",
                          kp_pay_state2str(p.state), account);
                 err = kp_ctx_dead_letter(ctx, "wrong_key", detail);
+                goto out;
+        }
+        /* Money moves only on the account's own partition: a payment
+         * elsewhere would create a second copy of the account (a split
+         * balance). kpay partitions them by murmur2 itself; one that
+         * arrives elsewhere was produced by someone else, and may already
+         * have moved money, so it is refused for an operator to look at
+         * rather than moved on. */
+        int32_t owner = kp_ctx_key_partition(ctx, account, strlen(account));
+        if (owner != kp_ctx_partition(ctx)) {
+                snprintf(detail, sizeof(detail),
+                         "a %s of account %s belongs on partition %" PRId32
+                         ", not %" PRId32,
+                         kp_pay_state2str(p.state), account, owner,
+                         kp_ctx_partition(ctx));
+                err = kp_ctx_dead_letter(ctx, "wrong_partition", detail);
                 goto out;
         }
         if (p.origin_partition < 0 ||

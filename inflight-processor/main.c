@@ -1,5 +1,6 @@
 /* kpay-inflight: the gateway processor (docs/pipeline.md). It reads
- * kpay.payments.incoming and kpay.payments.complete, dedups payment ids,
+ * kpay.payments.incoming and kpay.payments.complete, moves a payment that
+ * arrived away from its id's partition there, dedups payment ids,
  * rejects invalid payments, records accepted ones in flight and emits their
  * DEBIT, and removes them from flight when their outcome arrives. The
  * decisions are the pure functions of inflight.c; this file reads the
@@ -225,10 +226,25 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
                              detail, sizeof(detail));
         if (perr)
                 return kp_ctx_dead_letter(ctx, kp_pay_err2code(perr), detail);
-        if (rec->input == INFLIGHT_IN_INCOMING)
-                err = on_incoming(ctx, a, &p);
-        else
+        if (rec->input == INFLIGHT_IN_INCOMING) {
+                /* Dedup and flight live on the id's partition: a payment
+                 * that a producer's partitioner (or another key) put
+                 * elsewhere moves there first, exactly once, in this
+                 * transaction (docs/pipeline.md). An empty id has no home
+                 * and is rejected here. */
+                size_t idlen = strlen(p.id);
+                int32_t home = kp_ctx_key_partition(ctx, p.id, idlen);
+                if (home >= 0 && home != kp_ctx_partition(ctx)) {
+                        KP_DEBUG("payment %s: partition %d -> %d", p.id,
+                                 (int)kp_ctx_partition(ctx), (int)home);
+                        err = kp_ctx_reroute(ctx, KP_TOPIC_INCOMING, home, p.id,
+                                             idlen);
+                } else {
+                        err = on_incoming(ctx, a, &p);
+                }
+        } else {
                 err = on_complete(ctx, a, &p);
+        }
         kp_payment_clear(&p);
         return err;
 }

@@ -342,6 +342,11 @@ static void register_metrics(kp_proc_t *proc) {
         proc->m_dlq =
             kp_metrics_counter(m, "kpay_records_dead_lettered_total",
                                "Input records sent to kpay.dlq.", NULL);
+        proc->m_rerouted = kp_metrics_counter(
+            m, "kpay_records_rerouted_total",
+            "Input records re-produced to the partition that owns them "
+            "(kp_ctx_reroute()).",
+            NULL);
         proc->m_process_errors = kp_metrics_counter(
             m, "kpay_process_errors_total",
             "Records whose processing failed (and were dead-lettered).", NULL);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kp_proc_int.h"
+#include "kpay/kp_discovery.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 
@@ -15,6 +16,13 @@ int32_t kp_ctx_partition(const kp_ctx_t *ctx) {
 
 int32_t kp_ctx_partition_count(const kp_ctx_t *ctx) {
         return ctx->proc->partition_cnt;
+}
+
+int32_t kp_ctx_key_partition(const kp_ctx_t *ctx, const void *key,
+                             size_t klen) {
+        if (!key || !klen)
+                return -1;
+        return kp_partition_for_key(key, klen, ctx->proc->partition_cnt);
 }
 
 int64_t kp_ctx_now_ms(const kp_ctx_t *ctx) {
@@ -99,6 +107,20 @@ static const char *header_value(const rd_kafka_headers_t *hdrs,
         return v;
 }
 
+/* Marks @p hdrs as written by this service (kpay-hop, replacing the
+ * input's). */
+static void set_hop(rd_kafka_headers_t *hdrs, const kp_proc_t *proc) {
+        rd_kafka_header_remove(hdrs, "kpay-hop");
+        rd_kafka_header_add(hdrs, "kpay-hop", -1, proc->service, -1);
+}
+
+/* A copy of the input record's headers (an empty set when it has none), for
+ * a record that carries the input on: a dead letter, a re-routed record. */
+static rd_kafka_headers_t *input_headers(const kp_record_t *rec) {
+        return rec->headers ? rd_kafka_headers_copy(rec->headers)
+                            : rd_kafka_headers_new(8);
+}
+
 kp_err_t kp_ctx_emit(kp_ctx_t *ctx, kp_topic_id_t topic, int32_t partition,
                      const void *key, size_t klen, const void *val, size_t vlen,
                      const rd_kafka_headers_t *headers) {
@@ -115,8 +137,7 @@ kp_err_t kp_ctx_emit(kp_ctx_t *ctx, kp_topic_id_t topic, int32_t partition,
             (trace = header_value(ctx->rec->headers, "kpay-trace", &len)))
                 rd_kafka_header_add(hdrs, "kpay-trace", -1, trace,
                                     (ssize_t)len);
-        rd_kafka_header_remove(hdrs, "kpay-hop");
-        rd_kafka_header_add(hdrs, "kpay-hop", -1, proc->service, -1);
+        set_hop(hdrs, proc);
         return proc_produce(proc, proc->topic_names[topic], partition, key,
                             klen, val, vlen, hdrs, NULL);
 }
@@ -130,9 +151,7 @@ kp_err_t kp_ctx_dead_letter(kp_ctx_t *ctx, const char *error,
                 return KP_ERR_INVALID_ARG;
         if (txn_begin(proc))
                 return KP_ERR_FATAL;
-        rd_kafka_headers_t *hdrs = rec->headers
-                                       ? rd_kafka_headers_copy(rec->headers)
-                                       : rd_kafka_headers_new(8);
+        rd_kafka_headers_t *hdrs = input_headers(rec);
         rd_kafka_header_add(hdrs, "kpay-error", -1, error, -1);
         rd_kafka_header_add(hdrs, "kpay-error-detail", -1, detail ? detail : "",
                             -1);
@@ -142,12 +161,37 @@ kp_err_t kp_ctx_dead_letter(kp_ctx_t *ctx, const char *error,
         snprintf(num, sizeof(num), "%" PRId64, rec->offset);
         rd_kafka_header_add(hdrs, "kpay-source-offset", -1, num, -1);
         rd_kafka_header_add(hdrs, "kpay-service", -1, proc->service, -1);
-        rd_kafka_header_remove(hdrs, "kpay-hop");
-        rd_kafka_header_add(hdrs, "kpay-hop", -1, proc->service, -1);
+        set_hop(hdrs, proc);
         kp_err_t err =
             proc_produce(proc, proc->topic_names[KP_TOPIC_DLQ], -1, rec->key,
                          rec->key_len, rec->value, rec->value_len, hdrs, NULL);
         if (!err)
                 kp_counter_add(proc->m_dlq, 1);
+        return err;
+}
+
+kp_err_t kp_ctx_reroute(kp_ctx_t *ctx, kp_topic_id_t topic, int32_t partition,
+                        const void *key, size_t klen) {
+        kp_proc_t *proc        = ctx->proc;
+        const kp_record_t *rec = ctx->rec;
+        char from[48];
+        if (!rec || (int)topic < 0 || (int)topic >= proc->topic_cnt ||
+            partition < 0 || (!key && klen))
+                return KP_ERR_INVALID_ARG;
+        if (txn_begin(proc))
+                return KP_ERR_FATAL;
+        rd_kafka_headers_t *hdrs = input_headers(rec);
+        /* The last hop only: a record re-routed twice (the partition count
+         * changed in between) names where it was read this time. */
+        snprintf(from, sizeof(from), "%d:%" PRId64, (int)rec->partition,
+                 rec->offset);
+        rd_kafka_header_remove(hdrs, "kpay-rerouted-from");
+        rd_kafka_header_add(hdrs, "kpay-rerouted-from", -1, from, -1);
+        set_hop(hdrs, proc);
+        kp_err_t err =
+            proc_produce(proc, proc->topic_names[topic], partition, key, klen,
+                         rec->value, rec->value_len, hdrs, NULL);
+        if (!err)
+                kp_counter_add(proc->m_rerouted, 1);
         return err;
 }

@@ -97,6 +97,7 @@ struct kp_proc_s {
         kp_metrics_t *metrics; /* the service's */
         kp_counter_t *m_in, *m_out, *m_dlq, *m_committed, *m_aborted;
         kp_counter_t *m_restored, *m_process_errors, *m_changelog;
+        kp_counter_t *m_rerouted; /* kp_ctx_reroute() */
         kp_gauge_t *m_restore_remaining, *m_restoring, *m_partitions;
         kp_histogram_t *m_commit_latency;
 };

@@ -183,14 +183,18 @@ static void read_outcomes(outcomes_t *o) {
                 const char *st = json_string_value(json_object_get(p, "state"));
                 const char *reason =
                     json_string_value(json_object_get(p, "reason"));
+                json_int_t origin =
+                    json_integer_value(json_object_get(p, "origin_partition"));
                 assert_non_null(id);
                 assert_non_null(st);
                 json_t *e = json_object_get(o->by_id, id);
                 if (!e)
                         json_object_set_new(
                             o->by_id, id,
-                            json_pack("{s:i, s:s, s:s}", "n", 1, "state", st,
-                                      "reason", reason ? reason : ""));
+                            json_pack(
+                                "{s:i, s:s, s:s, s:i, s:I}", "n", 1, "state",
+                                st, "reason", reason ? reason : "", "partition",
+                                (int)recs[i].partition, "origin", origin));
                 else
                         json_object_set_new(
                             e, "n",
@@ -545,8 +549,21 @@ static json_t *outcome_of(const char *id) {
         }
 }
 
-static void test_freeze_refunds_and_queries(void **state) {
-        (void)state;
+/* Waits for the outcome of @p id and checks its state and, unless NULL,
+ * its reason. */
+static void expect_outcome(const char *id, const char *state,
+                           const char *reason) {
+        json_t *e = outcome_of(id);
+        assert_string_equal(json_string_value(json_object_get(e, "state")),
+                            state);
+        if (reason)
+                assert_string_equal(
+                    json_string_value(json_object_get(e, "reason")), reason);
+        json_decref(e);
+}
+
+/* A discovery client of the pipeline's instances, synced. */
+static kp_discovery_t *discovery(void) {
         kp_app_conf_t conf     = {0};
         conf.bootstrap_servers = (char *)it_bootstrap();
         conf.topic_prefix      = prefix;
@@ -556,6 +573,30 @@ static void test_freeze_refunds_and_queries(void **state) {
         if (!d)
                 fail_msg("discovery: %s", errstr);
         assert_int_equal(kp_discovery_sync(d, 30000), KP_OK);
+        return d;
+}
+
+/* Waits until the owner of @p acct (through discovery) says it is frozen
+ * (@p frozen 1) or not (0). */
+static void wait_frozen(kp_discovery_t *d, const char *acct, int frozen) {
+        int64_t deadline = it_now_ms() + 30000;
+        for (;;) {
+                json_t *v = owner_balance(d, acct);
+                int now   = json_is_true(json_object_get(v, "frozen"));
+                json_decref(v);
+                if (now == frozen)
+                        return;
+                if (it_now_ms() > deadline)
+                        fail_msg("%s is %s on its owner after 30 s", acct,
+                                 now ? "still frozen" : "not frozen");
+                struct timespec ts = {0, 100 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+static void test_freeze_refunds_and_queries(void **state) {
+        (void)state;
+        kp_discovery_t *d = discovery();
 
         /* Every account's balance from whichever instance owns it adds up
          * to what the instances' scans say. */
@@ -572,33 +613,14 @@ static void test_freeze_refunds_and_queries(void **state) {
 
         /* Fund a fresh pair so the amounts are known. */
         pay("frz-fund-payer", "@bank", "frz-payer", 5000);
-        json_t *e = outcome_of("frz-fund-payer");
-        assert_string_equal(json_string_value(json_object_get(e, "state")),
-                            "COMPLETE");
-        json_decref(e);
+        expect_outcome("frz-fund-payer", "COMPLETE", NULL);
 
         send_command("FREEZE", "frz-payee");
-        int64_t deadline = it_now_ms() + 30000;
-        for (;;) {
-                json_t *v  = owner_balance(d, "frz-payee");
-                int frozen = json_is_true(json_object_get(v, "frozen"));
-                json_decref(v);
-                if (frozen)
-                        break;
-                if (it_now_ms() > deadline)
-                        fail_msg("frz-payee never became frozen");
-                struct timespec ts = {0, 100 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
+        wait_frozen(d, "frz-payee", 1);
 
         /* A payment to the frozen account is refunded. */
         pay("frz-1", "frz-payer", "frz-payee", 1200);
-        e = outcome_of("frz-1");
-        assert_string_equal(json_string_value(json_object_get(e, "state")),
-                            "REJECTED");
-        assert_string_equal(json_string_value(json_object_get(e, "reason")),
-                            "account_frozen");
-        json_decref(e);
+        expect_outcome("frz-1", "REJECTED", "account_frozen");
         json_t *payer = owner_balance(d, "frz-payer");
         json_t *payee = owner_balance(d, "frz-payee");
         assert_true(json_integer_value(json_object_get(payer, "balance")) ==
@@ -609,23 +631,9 @@ static void test_freeze_refunds_and_queries(void **state) {
 
         /* Unfrozen, the same transfer goes through. */
         send_command("UNFREEZE", "frz-payee");
-        deadline = it_now_ms() + 30000;
-        for (;;) {
-                json_t *v  = owner_balance(d, "frz-payee");
-                int frozen = json_is_true(json_object_get(v, "frozen"));
-                json_decref(v);
-                if (!frozen)
-                        break;
-                if (it_now_ms() > deadline)
-                        fail_msg("frz-payee never unfroze");
-                struct timespec ts = {0, 100 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
+        wait_frozen(d, "frz-payee", 0);
         pay("frz-2", "frz-payer", "frz-payee", 1200);
-        e = outcome_of("frz-2");
-        assert_string_equal(json_string_value(json_object_get(e, "state")),
-                            "COMPLETE");
-        json_decref(e);
+        expect_outcome("frz-2", "COMPLETE", NULL);
         payer = owner_balance(d, "frz-payer");
         payee = owner_balance(d, "frz-payee");
         assert_true(json_integer_value(json_object_get(payer, "balance")) ==
@@ -634,6 +642,432 @@ static void test_freeze_refunds_and_queries(void **state) {
                     1200);
         json_decref(payer);
         json_decref(payee);
+        kp_discovery_destroy(d);
+}
+
+/* ------------------------------------------------------------------------
+ * Records that a producer put on another partition than murmur2 of the
+ * key kpay keeps their state under (issue 13, defects 2, 3, 5 and 6;
+ * docs/pipeline.md, "Partitioning"). The tests produce with explicit
+ * partitions, so that every such record is certainly elsewhere, and with
+ * librdkafka's default partitioner (consistent_random, a CRC32 of the
+ * key: kcat's), as a client would. */
+
+#define RT_FUNDING 100000
+#define RT_AMOUNT  100
+#define RT_TWICE   20 /* submitted twice, under two keys */
+#define RT_MOVED   10 /* submitted once, on another partition */
+#define RT_CRC     10 /* submitted once by a consistent_random producer */
+#define RT_PAYEES  4
+
+/* murmur2(key) mod the partition count: where kpay keeps @p key's state. */
+static int32_t home_of(const char *key) {
+        return kp_partition_for_key(key, strlen(key), PARTITIONS);
+}
+
+/* A partition other than @p key's home; @p k picks one of them. */
+static int32_t elsewhere(const char *key, int k) {
+        return (home_of(key) + 1 + k % (PARTITIONS - 1)) % PARTITIONS;
+}
+
+/* A producer with librdkafka's default partitioner, as kcat has. */
+static rd_kafka_t *crc32_producer(void) {
+        const char *props[] = {"partitioner", "consistent_random", NULL};
+        return it_client(RD_KAFKA_PRODUCER, props);
+}
+
+/* Produces one record to @p id's topic, @p partition (-1: murmur2). */
+static void produce_one(kp_topic_id_t id, int32_t partition, const char *key,
+                        const char *value) {
+        char t[256];
+        topic(t, sizeof(t), id);
+        rd_kafka_t *rk = it_producer();
+        it_produce(rk, t, partition, key, value);
+        it_producer_close(rk);
+}
+
+/* The balance of @p acct on its owner (0 when it does not exist). */
+static int64_t owner_balance_value(kp_discovery_t *d, const char *acct) {
+        json_t *v = owner_balance(d, acct);
+        int64_t b = json_integer_value(json_object_get(v, "balance"));
+        json_decref(v);
+        return b;
+}
+
+/* How many copies of account @p acct the account instances hold, the
+ * partition of the last one in *partp. */
+static int account_copies(const char *acct, int32_t *partp) {
+        int n = 0;
+        for (int a = 0; a < 2; a++) {
+                json_t *items = store_items(account[a].endpoint, "balances");
+                size_t i;
+                json_t *it;
+                json_array_foreach(items, i, it) {
+                        if (strcmp(
+                                json_string_value(json_object_get(it, "key")),
+                                acct))
+                                continue;
+                        n++;
+                        *partp = (int32_t)json_integer_value(
+                            json_object_get(it, "partition"));
+                }
+                json_decref(items);
+        }
+        return n;
+}
+
+/* Fails unless account @p acct exists exactly once, on its home. */
+static void assert_one_copy(const char *acct) {
+        int32_t part = -1;
+        int n        = account_copies(acct, &part);
+        if (n != 1 || part != home_of(acct))
+                fail_msg(
+                    "account %s: %d copies (the last on partition %d); "
+                    "one on partition %d expected",
+                    acct, n, (int)part, (int)home_of(acct));
+}
+
+/* The sum of metric @p name over both account instances (absent: 0). */
+static double account_metric(const char *name) {
+        double sum = 0;
+        for (int a = 0; a < 2; a++) {
+                double v = it_metric(account[a].endpoint, name);
+                if (v > 0)
+                        sum += v;
+        }
+        return sum;
+}
+
+/* Waits until every id of @p ids has an outcome; returns them all. */
+static void wait_ids(char ids[][64], size_t n, int timeout_ms, outcomes_t *o) {
+        int64_t deadline = it_now_ms() + timeout_ms;
+        for (;;) {
+                size_t have = 0;
+                read_outcomes(o);
+                for (size_t i = 0; i < n; i++)
+                        have += json_object_get(o->by_id, ids[i]) != NULL;
+                if (have == n)
+                        return;
+                json_decref(o->by_id);
+                if (it_now_ms() > deadline) {
+                        it_dump_log(inflight.log, 20);
+                        fail_msg("%zu of %zu payments have an outcome", have,
+                                 n);
+                }
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+/* The sum of field @p field of kpay-inflight's totals. */
+static int64_t inflight_total(const char *field) {
+        json_t *totals = store_items(inflight.endpoint, "totals");
+        int64_t v      = sum_field(totals, NULL, field);
+        json_decref(totals);
+        return v;
+}
+
+/* Defect 2: a payment id resubmitted under another key (a client retry,
+ * another partitioner) used to be deduplicated only on the partition it
+ * happened to land on, and was paid twice. Now every copy is moved to the
+ * id's home partition first, exactly once, and deduplicated there. */
+static void test_resubmission_under_another_key(void **state) {
+        (void)state;
+        kp_discovery_t *d = discovery();
+        char in[256], buf[1024], key[96], to[32];
+        char ids[RT_TWICE + RT_MOVED + RT_CRC][64];
+        size_t n = 0;
+        topic(in, sizeof(in), KP_TOPIC_INCOMING);
+
+        pay("rt-fund", "@bank", "rt-payer", RT_FUNDING);
+        expect_outcome("rt-fund", "COMPLETE", NULL);
+        int64_t dups0 = inflight_total("duplicates");
+        double moved0 =
+            it_metric(inflight.endpoint, "kpay_records_rerouted_total");
+
+        rd_kafka_t *rk = it_producer(), *crc = crc32_producer();
+        for (int i = 0; i < RT_TWICE + RT_MOVED + RT_CRC; i++, n++) {
+                const char *kind = i < RT_TWICE              ? "twice"
+                                   : i < RT_TWICE + RT_MOVED ? "moved"
+                                                             : "crc";
+                snprintf(ids[n], sizeof(ids[n]), "rt-%s-%d", kind, i);
+                snprintf(key, sizeof(key), "retry-%s", ids[n]);
+                snprintf(to, sizeof(to), "rt-payee-%d", i % RT_PAYEES);
+                payment_json(buf, sizeof(buf), ids[n], "rt-payer", to,
+                             RT_AMOUNT);
+                if (i < RT_TWICE) {
+                        /* Keyed by id with murmur2, and again under another
+                         * key on another partition; half of them the other
+                         * copy first. */
+                        if (i % 2)
+                                it_produce(rk, in, -1, ids[n], buf);
+                        it_produce(rk, in, elsewhere(ids[n], i), key, buf);
+                        if (!(i % 2))
+                                it_produce(rk, in, -1, ids[n], buf);
+                } else if (i < RT_TWICE + RT_MOVED) {
+                        it_produce(rk, in, elsewhere(ids[n], i), key, buf);
+                } else {
+                        it_produce(crc, in, -1, key, buf);
+                }
+        }
+        it_producer_close(rk);
+        it_producer_close(crc);
+
+        /* Every id gets its outcome; once every copy has reached the home
+         * partition (the duplicates are counted there) and nothing is in
+         * flight, no other outcome can come. */
+        outcomes_t o;
+        wait_ids(ids, n, 60000, &o);
+        json_decref(o.by_id);
+        int64_t deadline = it_now_ms() + 60000;
+        while ((inflight_total("duplicates") < dups0 + RT_TWICE ||
+                inflight_total("inflight_count") != 0) &&
+               it_now_ms() < deadline) {
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        read_outcomes(&o);
+        for (size_t i = 0; i < n; i++) {
+                json_t *x      = json_object_get(o.by_id, ids[i]);
+                json_int_t cnt = json_integer_value(json_object_get(x, "n"));
+                if (cnt != 1)
+                        fail_msg("payment %s has %d outcomes", ids[i],
+                                 (int)cnt);
+                assert_string_equal(
+                    json_string_value(json_object_get(x, "state")), "COMPLETE");
+                /* Decided on the home partition, and told there. */
+                assert_int_equal(
+                    json_integer_value(json_object_get(x, "origin")),
+                    home_of(ids[i]));
+                assert_int_equal(
+                    json_integer_value(json_object_get(x, "partition")),
+                    home_of(ids[i]));
+        }
+        json_decref(o.by_id);
+        assert_int_equal(inflight_total("duplicates") - dups0, RT_TWICE);
+
+        /* The money moved once per payment, onto one copy of each account. */
+        assert_true(owner_balance_value(d, "rt-payer") ==
+                    RT_FUNDING - (int64_t)n * RT_AMOUNT);
+        assert_one_copy("rt-payer");
+        for (int i = 0; i < RT_PAYEES; i++) {
+                snprintf(to, sizeof(to), "rt-payee-%d", i);
+                assert_true(owner_balance_value(d, to) ==
+                            (int64_t)n / RT_PAYEES * RT_AMOUNT);
+                assert_one_copy(to);
+        }
+
+        /* On kpay.payments.incoming, every copy that arrived away from its
+         * home has exactly one re-routed copy there (kpay-rerouted-from
+         * names it), keyed by the id, and nothing else was re-routed. */
+        it_rec_t *recs;
+        size_t cnt    = it_read_all(in, "read_committed", &recs);
+        json_t *need  = json_object(); /* "<partition>:<offset>" -> id */
+        json_t *moved = json_object();
+        for (size_t i = 0; i < cnt; i++) {
+                json_error_t jerr;
+                json_t *p =
+                    recs[i].value ? json_loads(recs[i].value, 0, &jerr) : NULL;
+                const char *id = json_string_value(json_object_get(p, "id"));
+                const void *hv;
+                size_t hl;
+                char at[48];
+                if (id && !strncmp(id, "rt-", 3) && strcmp(id, "rt-fund")) {
+                        if (recs[i].headers &&
+                            !rd_kafka_header_get_last(recs[i].headers,
+                                                      "kpay-rerouted-from", &hv,
+                                                      &hl)) {
+                                snprintf(at, sizeof(at), "%.*s", (int)hl,
+                                         (const char *)hv);
+                                if (json_object_get(moved, at))
+                                        fail_msg("%s re-routed twice", at);
+                                json_object_set_new(moved, at, json_string(id));
+                                assert_int_equal(recs[i].partition,
+                                                 home_of(id));
+                                assert_string_equal(recs[i].key, id);
+                        } else if (recs[i].partition != home_of(id)) {
+                                snprintf(at, sizeof(at), "%d:%" PRId64,
+                                         (int)recs[i].partition,
+                                         recs[i].offset);
+                                json_object_set_new(need, at, json_string(id));
+                        }
+                }
+                json_decref(p);
+        }
+        it_free_recs(recs, cnt);
+        fprintf(stderr, "%zu submissions away from their home partition\n",
+                json_object_size(need));
+        assert_true(json_object_size(need) >= RT_TWICE + RT_MOVED);
+        assert_true(json_equal(need, moved));
+        assert_true(
+            it_metric(inflight.endpoint, "kpay_records_rerouted_total") -
+                (moved0 > 0 ? moved0 : 0) >=
+            (double)json_object_size(need));
+        json_decref(need);
+        json_decref(moved);
+        kp_discovery_destroy(d);
+}
+
+/* Dead letters of @p service whose value contains @p needle, by error. */
+static size_t dead_letters(const char *needle, const char *error) {
+        char dlq[256];
+        topic(dlq, sizeof(dlq), KP_TOPIC_DLQ);
+        it_rec_t *recs;
+        size_t cnt = it_read_all(dlq, "read_committed", &recs), n = 0;
+        for (size_t i = 0; i < cnt; i++) {
+                const void *hv;
+                size_t hl;
+                if (!recs[i].value || !strstr(recs[i].value, needle))
+                        continue;
+                if (!error || (!rd_kafka_header_get_last(
+                                   recs[i].headers, "kpay-error", &hv, &hl) &&
+                               hl == strlen(error) && !memcmp(hv, error, hl)))
+                        n++;
+        }
+        it_free_recs(recs, cnt);
+        return n;
+}
+
+/* An account command, keyed by its account, on partition @p partition. */
+static void send_command_to(const char *cmd, const char *acct,
+                            const char *id_json, int32_t partition) {
+        char buf[512];
+        snprintf(buf, sizeof(buf),
+                 "{\"v\":1,\"command\":\"%s\",\"account\":\"%s\",\"id\":%s}",
+                 cmd, acct, id_json);
+        produce_one(KP_TOPIC_INFLIGHT, partition, acct, buf);
+}
+
+/* Defect 3: a FREEZE on a partition that does not own the account froze a
+ * second copy there while the owner went on paying. Now the command moves
+ * to the owner; a DEBIT, CREDIT or REFUND elsewhere is dead-lettered
+ * (wrong_partition) and never makes a copy. */
+static void test_account_records_on_another_partition(void **state) {
+        (void)state;
+        kp_discovery_t *d    = discovery();
+        const char *acct     = "rt-frz";
+        const int64_t payer0 = 5000;
+
+        pay("rt-frz-fund", "@bank", "rt-frz-payer", payer0);
+        expect_outcome("rt-frz-fund", "COMPLETE", NULL);
+
+        send_command_to("FREEZE", acct, "\"cmd-rt-frz-1\"", elsewhere(acct, 0));
+        wait_frozen(d, acct, 1);
+        assert_one_copy(acct);
+        pay("rt-frz-pay-1", "rt-frz-payer", acct, 500);
+        expect_outcome("rt-frz-pay-1", "REJECTED", "account_frozen");
+        assert_true(owner_balance_value(d, "rt-frz-payer") == payer0);
+        assert_true(owner_balance_value(d, acct) == 0);
+
+        send_command_to("UNFREEZE", acct, "\"cmd-rt-frz-2\"",
+                        elsewhere(acct, 1));
+        wait_frozen(d, acct, 0);
+        pay("rt-frz-pay-2", "rt-frz-payer", acct, 500);
+        expect_outcome("rt-frz-pay-2", "COMPLETE", NULL);
+        assert_true(owner_balance_value(d, "rt-frz-payer") == payer0 - 500);
+        assert_true(owner_balance_value(d, acct) == 500);
+        assert_one_copy(acct);
+
+        /* A DEBIT, a CREDIT and a REFUND (as kpay-inflight and kpay-account
+         * write them) on another partition than their account's. */
+        static const struct {
+                const char *id, *state, *key, *to;
+        } wp[] = {
+            {"rt-wp-debit", "DEBIT", "rt-frz-payer", "rt-wp-to"},
+            {"rt-wp-credit", "CREDIT", "rt-wp-to", "rt-wp-to"},
+            {"rt-wp-refund", "REFUND", "rt-frz-payer", "rt-wp-to"},
+        };
+        for (size_t i = 0; i < 3; i++) {
+                char buf[512];
+                snprintf(buf, sizeof(buf),
+                         "{\"v\":1,\"id\":\"%s\",\"from\":\"rt-frz-payer\","
+                         "\"to\":\"%s\",\"amount\":300,\"currency\":\"USD\","
+                         "\"state\":\"%s\",\"origin_partition\":%d}",
+                         wp[i].id, wp[i].to, wp[i].state,
+                         (int)home_of(wp[i].id));
+                produce_one(KP_TOPIC_INFLIGHT, elsewhere(wp[i].key, (int)i),
+                            wp[i].key, buf);
+        }
+        int64_t deadline = it_now_ms() + 60000;
+        size_t dl;
+        while ((dl = dead_letters("\"rt-wp-", "wrong_partition")) < 3) {
+                if (it_now_ms() > deadline)
+                        fail_msg(
+                            "%zu of 3 payments on another partition "
+                            "dead-lettered wrong_partition",
+                            dl);
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        assert_int_equal(dead_letters("\"rt-wp-", NULL), 3);
+        outcomes_t o;
+        read_outcomes(&o);
+        for (size_t i = 0; i < 3; i++)
+                if (json_object_get(o.by_id, wp[i].id))
+                        fail_msg("%s has an outcome", wp[i].id);
+        json_decref(o.by_id);
+        assert_true(owner_balance_value(d, "rt-frz-payer") == payer0 - 500);
+        assert_one_copy("rt-frz-payer");
+        int32_t part;
+        assert_int_equal(account_copies("rt-wp-to", &part), 0);
+        kp_discovery_destroy(d);
+}
+
+/* Writes @p at (unless 0) and @p n times @p c into @p buf. */
+static void long_id(char *buf, char at, char c, int n) {
+        size_t off = at ? 1 : 0;
+        buf[0]     = at;
+        memset(buf + off, c, (size_t)n);
+        buf[off + (size_t)n] = '\0';
+}
+
+/* Defect 5: '@' and 65 or 66 characters used to be kept as '@' and 64, a
+ * valid system account, which received the money. */
+static void test_overlong_account_ids(void **state) {
+        (void)state;
+        kp_discovery_t *d = discovery();
+        char at64[68], at65[68], at66[68], plain64[68], plain65[68];
+        long_id(at64, '@', 'x', 64);
+        long_id(at65, '@', 'x', 65);
+        long_id(at66, '@', 'x', 66);
+        long_id(plain64, 0, 'y', 64);
+        long_id(plain65, 0, 'y', 65);
+        const char *to[]   = {at65, at66, plain65};
+        const char *name[] = {"rt-long-at65", "rt-long-at66", "rt-long-65"};
+        int64_t bank0      = owner_balance_value(d, "@bank");
+        for (int i = 0; i < 3; i++)
+                pay(name[i], "@bank", to[i], 700);
+        for (int i = 0; i < 3; i++)
+                expect_outcome(name[i], "REJECTED", "invalid_account");
+        int32_t part;
+        assert_int_equal(account_copies(at64, &part), 0);
+        assert_int_equal(account_copies(plain64, &part), 0);
+        assert_true(owner_balance_value(d, "@bank") == bank0);
+        kp_discovery_destroy(d);
+}
+
+/* Defect 6: account commands with "id":"" seemed to vanish: they were
+ * applied to a copy of the account on the partition the producer chose,
+ * not to the account. Each is now applied on the owner and counted. */
+static void test_commands_with_empty_id(void **state) {
+        (void)state;
+        kp_discovery_t *d = discovery();
+        char acct[32];
+        double cmds0  = account_metric("kpay_account_commands_total");
+        double moved0 = account_metric("kpay_records_rerouted_total");
+        for (int i = 0; i < 5; i++) {
+                snprintf(acct, sizeof(acct), "rt-empty-%d", i);
+                send_command_to("FREEZE", acct, "\"\"", elsewhere(acct, i));
+        }
+        for (int i = 0; i < 5; i++) {
+                snprintf(acct, sizeof(acct), "rt-empty-%d", i);
+                wait_frozen(d, acct, 1);
+                assert_one_copy(acct);
+        }
+        assert_true(account_metric("kpay_account_commands_total") - cmds0 >= 5);
+        assert_true(account_metric("kpay_records_rerouted_total") - moved0 >=
+                    5);
+        assert_int_equal(dead_letters("\"rt-empty-", NULL), 0);
         kp_discovery_destroy(d);
 }
 
@@ -710,8 +1144,16 @@ int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_books_balance_under_crash),
             cmocka_unit_test(test_freeze_refunds_and_queries),
+            cmocka_unit_test(test_resubmission_under_another_key),
+            cmocka_unit_test(test_account_records_on_another_partition),
+            cmocka_unit_test(test_overlong_account_ids),
+            cmocka_unit_test(test_commands_with_empty_id),
             cmocka_unit_test(test_gen_end_to_end),
             cmocka_unit_test(test_clean_shutdown),
         };
+        /* KPAY_IT_FILTER=test_overlong_account_ids runs one test (the
+         * routing tests need none of the others). */
+        if (getenv("KPAY_IT_FILTER"))
+                cmocka_set_test_filter(getenv("KPAY_IT_FILTER"));
         return cmocka_run_group_tests(tests, setup, teardown);
 }

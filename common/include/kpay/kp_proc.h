@@ -285,6 +285,17 @@ int32_t kp_ctx_partition(const kp_ctx_t *ctx);
 /** @brief The partition count of the input topics. */
 int32_t kp_ctx_partition_count(const kp_ctx_t *ctx);
 
+/**
+ * @brief The partition of the inputs that owns @p key: murmur2(key) mod the
+ *        partition count, as the Java client's and librdkafka's
+ *        murmur2_random partitioners choose (kp_partition_for_key()). A
+ *        record whose state is keyed by @p key belongs there, whatever
+ *        partitioner its producer used (kp_ctx_reroute()).
+ * @returns the partition, or -1 for an empty key (it has no owner: a
+ *          partitioner spreads such records at random).
+ */
+int32_t kp_ctx_key_partition(const kp_ctx_t *ctx, const void *key, size_t klen);
+
 /** @brief Wall-clock ms when the current record or punctuation began. */
 int64_t kp_ctx_now_ms(const kp_ctx_t *ctx);
 
@@ -392,5 +403,26 @@ kp_err_t kp_ctx_emit(kp_ctx_t *ctx, kp_topic_id_t topic, int32_t partition,
  */
 kp_err_t kp_ctx_dead_letter(kp_ctx_t *ctx, const char *error,
                             const char *detail);
+
+/**
+ * @brief Re-produces the current input record to partition @p partition of
+ *        @p topic, in the current transaction: its value byte for byte,
+ *        key @p key, and its headers with kpay-hop (this service) and
+ *        kpay-rerouted-from ("<partition>:<offset>" it was read from)
+ *        replaced; counts it in kpay_records_rerouted_total. For a record
+ *        that arrived on a partition that does not own its state (the
+ *        producer used another partitioner, docs/runtime.md
+ *        "Partitioning"): since the consumed offset commits in the same
+ *        transaction, the copy is produced exactly once, and the owner
+ *        processes it like any other record. Return its result from
+ *        process() without writing or emitting anything else for the
+ *        record.
+ * @param partition an existing partition of @p topic (>= 0).
+ * @returns KP_OK; KP_ERR_INVALID_ARG (unknown topic, negative partition,
+ *          no input record: punctuate()); KP_ERR_KAFKA (the transaction
+ *          aborts and the input is processed again); KP_ERR_FATAL.
+ */
+kp_err_t kp_ctx_reroute(kp_ctx_t *ctx, kp_topic_id_t topic, int32_t partition,
+                        const void *key, size_t klen);
 
 #endif /* KPAY_KP_PROC_H */
