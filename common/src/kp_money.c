@@ -12,9 +12,9 @@ size_t kp_i128_format(kp_i128_t v, char *buf) {
         char tmp[KP_I128_DEC_SIZE];
         size_t n = 0, len = 0;
         /* Digits of the magnitude, unsigned: -INT128_MIN does not exist. */
-        unsigned __int128 u =
-            v < 0 ? (unsigned __int128)0 - (unsigned __int128)v
-                  : (unsigned __int128)v;
+        unsigned __int128 u = v < 0
+                                  ? (unsigned __int128)0 - (unsigned __int128)v
+                                  : (unsigned __int128)v;
         do {
                 tmp[n++] = (char)('0' + (int)(u % 10));
                 u /= 10;
@@ -154,8 +154,8 @@ kp_err_t kp_money_add_all(kp_money_t *dst, const kp_money_t *src) {
         /* Check every sum first, so that a failure changes nothing. */
         for (size_t i = 0; i < src->cnt; i++)
                 if (__builtin_add_overflow(
-                        kp_money_get(dst, src->e[i].currency),
-                        src->e[i].amount, &sum))
+                        kp_money_get(dst, src->e[i].currency), src->e[i].amount,
+                        &sum))
                         return KP_ERR_OVERFLOW;
         for (size_t i = 0; i < src->cnt; i++)
                 entry(dst, src->e[i].currency)->amount += src->e[i].amount;

@@ -192,8 +192,8 @@ static void test_json(void **state) {
                          KP_OK);
         assert_int_equal(kp_money_set(&m, "EUR", -5), KP_OK);
         s = dump(&m, KP_MONEY_JSON_STRING);
-        assert_string_equal(s,
-                            "{\"EUR\":\"-5\",\"USD\":\"27670116110564327421\"}");
+        assert_string_equal(
+            s, "{\"EUR\":\"-5\",\"USD\":\"27670116110564327421\"}");
         json_t *j = json_loads(s, 0, NULL);
         assert_int_equal(kp_money_from_json(j, KP_MONEY_JSON_STRING, &back),
                          KP_OK);
