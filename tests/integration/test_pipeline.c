@@ -672,6 +672,18 @@ static void test_gen_end_to_end(void **state) {
                     0);
         json_t *lat = json_object_get(j, "latency_ms");
         assert_true(json_integer_value(json_object_get(lat, "p50")) > 0);
+        /* Its books check: every balance of the deployment (the earlier
+         * tests' too: acc-0.. are kpay-gen's account names as well, @bank,
+         * frz-payer, frz-payee), per currency, sums to 0. */
+        json_t *books = json_object_get(j, "books");
+        if (!json_is_true(json_object_get(books, "balanced")))
+                fail_msg("kpay-gen: the books do not balance: %s", out);
+        if (json_integer_value(json_object_get(books, "accounts")) !=
+            ACCOUNTS + 3)
+                fail_msg("kpay-gen read too few accounts: %s", out);
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(books, "sums"), "USD")),
+                            "0");
         json_decref(j);
         free(out);
 
