@@ -10,10 +10,6 @@
 #include "kpay/kp_json.h"
 #include "kpay/kp_mem.h"
 
-/* The currency of a balance stored before balances were per currency: the
- * Payment's default currency. */
-#define ACCT_LEGACY_CURRENCY "USD"
-
 static const kp_topic_id_t account_inputs[] = {KP_TOPIC_INFLIGHT,
                                                KP_TOPIC_NONE};
 
@@ -102,32 +98,6 @@ static kp_err_t get_int(json_t *obj, const char *name, int64_t *valp,
         return KP_OK;
 }
 
-/* The balances of @p root into @p m: "balances", or the single integer
- * "balance" of a value written before balances were per currency (read as
- * USD, the default currency). */
-static kp_err_t get_balances(json_t *root, kp_money_t *m, char *errstr,
-                             size_t errstr_size) {
-        json_t *v = json_object_get(root, "balances");
-        int64_t legacy;
-        if (v) {
-                if (kp_money_from_json(v, KP_MONEY_JSON_STRING, m)) {
-                        snprintf(errstr, errstr_size,
-                                 "field balances is not an object of "
-                                 "currency codes to decimal strings");
-                        return KP_ERR_PARSE;
-                }
-                return KP_OK;
-        }
-        if (!json_object_get(root, "balance")) {
-                snprintf(errstr, errstr_size, "field balances is missing");
-                return KP_ERR_PARSE;
-        }
-        kp_err_t err = get_int(root, "balance", &legacy, errstr, errstr_size);
-        if (!err && legacy != 0)
-                err = kp_money_set(m, ACCT_LEGACY_CURRENCY, legacy);
-        return err;
-}
-
 kp_err_t acct_decode(const void *buf, size_t len, acct_record_t *r,
                      char *errstr, size_t errstr_size) {
         json_error_t jerr;
@@ -147,8 +117,15 @@ kp_err_t acct_decode(const void *buf, size_t len, acct_record_t *r,
                 snprintf(errstr, errstr_size, "not a JSON object");
                 goto out;
         }
-        if ((err = get_balances(root, &r->balances, errstr, errstr_size)) ||
-            (err = get_int(root, "updated_ms", &r->updated_ms, errstr,
+        /* "balance", one integer, is what an older kpay-account wrote. */
+        if (kp_money_from_json_field(root, "balances", "balance",
+                                     &r->balances)) {
+                snprintf(errstr, errstr_size,
+                         "field balances is missing or not an object of "
+                         "currency codes to decimal strings");
+                goto out;
+        }
+        if ((err = get_int(root, "updated_ms", &r->updated_ms, errstr,
                            errstr_size)))
                 goto out;
         err = KP_ERR_PARSE;

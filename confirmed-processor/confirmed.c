@@ -35,9 +35,6 @@ static const kp_json_field_t totals_fields[] = {
 };
 #define TOTALS_FIELD_CNT (sizeof(totals_fields) / sizeof(totals_fields[0]))
 
-/* The currency of an amount stored before amounts were per currency. */
-#define LEGACY_CURRENCY "USD"
-
 void confirmed_record_init(confirmed_record_t *r) {
         memset(r, 0, sizeof(*r));
         kp_money_init(&r->confirmed_amounts);
@@ -83,22 +80,6 @@ kp_err_t confirmed_totals_update(confirmed_record_t *r, const char *currency,
         return KP_OK;
 }
 
-/* The amounts @p name ("confirmed_amounts") of @p root into @p m, or those
- * of a value written before amounts were per currency: the integer
- * @p legacy_name, read as USD. */
-static kp_err_t get_amounts(json_t *root, const char *name,
-                            const char *legacy_name, kp_money_t *m) {
-        json_t *v = json_object_get(root, name);
-        if (v)
-                return kp_money_from_json(v, KP_MONEY_JSON_STRING, m);
-        v = json_object_get(root, legacy_name);
-        if (!json_is_integer(v))
-                return KP_ERR_PARSE;
-        if (json_integer_value(v) != 0)
-                return kp_money_set(m, LEGACY_CURRENCY, json_integer_value(v));
-        return KP_OK;
-}
-
 kp_err_t confirmed_totals_decode(const void *buf, size_t len,
                                  confirmed_record_t *r) {
         json_error_t jerr;
@@ -112,10 +93,11 @@ kp_err_t confirmed_totals_decode(const void *buf, size_t len,
         confirmed_record_init(&n);
         if (!kp_json_get_int64s(root, totals_fields, TOTALS_FIELD_CNT, &n,
                                 sizeof(n)) &&
-            !get_amounts(root, "confirmed_amounts", "confirmed_amount",
-                         &n.confirmed_amounts) &&
-            !get_amounts(root, "rejected_amounts", "rejected_amount",
-                         &n.rejected_amounts)) {
+            !kp_money_from_json_field(root, "confirmed_amounts",
+                                      "confirmed_amount",
+                                      &n.confirmed_amounts) &&
+            !kp_money_from_json_field(root, "rejected_amounts",
+                                      "rejected_amount", &n.rejected_amounts)) {
                 confirmed_record_clear(r);
                 *r  = n;
                 err = KP_OK;

@@ -42,9 +42,6 @@ static const kp_json_field_t totals_fields[] = {
 };
 #define TOTALS_FIELD_CNT (sizeof(totals_fields) / sizeof(totals_fields[0]))
 
-/* The currency of an amount stored before amounts were per currency. */
-#define LEGACY_CURRENCY "USD"
-
 void inflight_record_init(inflight_record_t *r) {
         memset(r, 0, sizeof(*r));
         kp_money_init(&r->inflight_amounts);
@@ -88,8 +85,6 @@ kp_err_t inflight_totals_decode(const void *buf, size_t len,
                                 inflight_record_t *r) {
         json_error_t jerr;
         inflight_record_t n;
-        json_t *v;
-        int64_t legacy;
         kp_err_t err = KP_ERR_PARSE;
         if (!buf)
                 return KP_ERR_PARSE;
@@ -98,21 +93,10 @@ kp_err_t inflight_totals_decode(const void *buf, size_t len,
                 return KP_ERR_PARSE;
         inflight_record_init(&n);
         if (kp_json_get_int64s(root, totals_fields, TOTALS_FIELD_CNT, &n,
-                               sizeof(n)))
+                               sizeof(n)) ||
+            kp_money_from_json_field(root, "inflight_amounts",
+                                     "inflight_amount", &n.inflight_amounts))
                 goto out;
-        if ((v = json_object_get(root, "inflight_amounts"))) {
-                if (kp_money_from_json(v, KP_MONEY_JSON_STRING,
-                                       &n.inflight_amounts))
-                        goto out;
-        } else {
-                v = json_object_get(root, "inflight_amount");
-                if (!json_is_integer(v))
-                        goto out;
-                legacy = json_integer_value(v);
-                if (legacy != 0)
-                        (void)kp_money_set(&n.inflight_amounts, LEGACY_CURRENCY,
-                                           legacy);
-        }
         inflight_record_clear(r);
         *r  = n;
         err = KP_OK;

@@ -239,3 +239,18 @@ bad:
         kp_money_clear(&n);
         return KP_ERR_PARSE;
 }
+
+kp_err_t kp_money_from_json_field(const json_t *root, const char *name,
+                                  const char *legacy_name, kp_money_t *m) {
+        const json_t *v = json_object_get(root, name);
+        if (v)
+                return kp_money_from_json(v, KP_MONEY_JSON_STRING, m);
+        v = json_object_get(root, legacy_name);
+        if (!json_is_integer(v))
+                return KP_ERR_PARSE;
+        kp_money_clear(m);
+        if (json_integer_value(v) != 0)
+                (void)kp_money_set(m, KP_MONEY_LEGACY_CURRENCY,
+                                   json_integer_value(v));
+        return KP_OK;
+}

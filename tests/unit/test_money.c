@@ -240,6 +240,44 @@ static void test_json(void **state) {
         kp_money_clear(&back);
 }
 
+/* A money field, or the one integer an older kpay wrote in its place. */
+static void test_json_field(void **state) {
+        (void)state;
+        kp_money_t m;
+        kp_money_init(&m);
+        json_t *j =
+            json_loads("{\"amounts\":{\"EUR\":\"3\"},\"amount\":9}", 0, NULL);
+        assert_int_equal(kp_money_from_json_field(j, "amounts", "amount", &m),
+                         KP_OK);
+        assert_int_equal(m.cnt, 1);
+        assert_true(kp_money_get(&m, "EUR") == 3); /* the new field wins */
+        json_decref(j);
+        j = json_loads("{\"amount\":-9}", 0, NULL);
+        assert_int_equal(kp_money_from_json_field(j, "amounts", "amount", &m),
+                         KP_OK);
+        assert_int_equal(m.cnt, 1);
+        assert_true(kp_money_get(&m, KP_MONEY_LEGACY_CURRENCY) == -9);
+        json_decref(j);
+        j = json_loads("{\"amount\":0}", 0, NULL);
+        assert_int_equal(kp_money_from_json_field(j, "amounts", "amount", &m),
+                         KP_OK);
+        assert_int_equal(m.cnt, 0);
+        json_decref(j);
+        static const char *bad[] = {"{}", "{\"amount\":\"1\"}",
+                                    "{\"amounts\":{\"USD\":1}}",
+                                    "{\"amounts\":null,\"amount\":1}"};
+        assert_int_equal(kp_money_set(&m, "JPY", 4), KP_OK);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                j = json_loads(bad[i], 0, NULL);
+                if (kp_money_from_json_field(j, "amounts", "amount", &m) !=
+                    KP_ERR_PARSE)
+                        fail_msg("%s decoded", bad[i]);
+                assert_true(kp_money_get(&m, "JPY") == 4);
+                json_decref(j);
+        }
+        kp_money_clear(&m);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_format_and_parse, setup,
@@ -251,6 +289,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_sums_beyond_int64, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_json, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_json_field, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

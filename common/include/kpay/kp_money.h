@@ -142,4 +142,20 @@ json_t *kp_money_to_json(const kp_money_t *m, kp_money_json_t how);
 kp_err_t kp_money_from_json(const json_t *o, kp_money_json_t how,
                             kp_money_t *m);
 
+/** The currency of an amount stored before amounts were per currency: the
+ *  Payment's default currency. */
+#define KP_MONEY_LEGACY_CURRENCY "USD"
+
+/**
+ * @brief Reads the money field @p name (decimal strings) of the object
+ *        @p root into @p m; when it is absent, the single integer
+ *        @p legacy_name that an older kpay wrote instead (one amount for
+ *        every currency) is read as that amount in
+ *        KP_MONEY_LEGACY_CURRENCY (0: no entry).
+ * @param m initialized; replaced on success, unchanged on error.
+ * @returns KP_OK, or KP_ERR_PARSE (neither field, or one malformed).
+ */
+kp_err_t kp_money_from_json_field(const json_t *root, const char *name,
+                                  const char *legacy_name, kp_money_t *m);
+
 #endif /* KPAY_KP_MONEY_H */
