@@ -12,11 +12,12 @@
  *
  * JSON: a map is an object with the currencies in byte order, each mapped
  * to either
- * - a decimal string ("KP_MONEY_JSON_STRING"), for sums: exact for every
- *   reader, a JavaScript one included (its numbers are exact only to
- *   2^53; BigInt("...") is), and for a C one whose JSON integers are int64;
- * - a JSON integer ("KP_MONEY_JSON_INT64"), for values kept within int64
- *   (balances, like the Payment's amount).
+ * - a decimal string (KP_MONEY_JSON_STRING), what kpay writes for every
+ *   balance and total: exact for every reader, a JavaScript one included
+ *   (its numbers are exact only to 2^53; BigInt("...") is), and for a C one
+ *   whose JSON integers are int64 (jansson);
+ * - a JSON integer (KP_MONEY_JSON_INT64), for a reader that wants numbers
+ *   and values that are known to stay within int64.
  */
 #ifndef KPAY_KP_MONEY_H
 #define KPAY_KP_MONEY_H
