@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kpay/kp_json.h"
 #include "kpay/kp_mem.h"
 
 static const kp_topic_id_t account_inputs[] = {KP_TOPIC_INFLIGHT,
@@ -31,53 +32,50 @@ void acct_init(acct_t *a) {
  * Store value
  */
 
-/* Appends @p s as a JSON string literal at @p out, which has room for
- * 6 * strlen(s) + 2 bytes; returns the bytes written. Bytes >= 0x80 are
- * copied as they are: they come from JSON that jansson checked as UTF-8. */
-static size_t json_quote(char *out, const char *s) {
-        static const char hex[] = "0123456789abcdef";
-        size_t n                = 0;
-        out[n++]                = '"';
-        for (; *s; s++) {
-                unsigned char c = (unsigned char)*s;
-                if (c == '"' || c == '\\') {
-                        out[n++] = '\\';
-                        out[n++] = (char)c;
-                } else if (c < 0x20 || c == 0x7f) {
-                        out[n++] = '\\';
-                        out[n++] = 'u';
-                        out[n++] = '0';
-                        out[n++] = '0';
-                        out[n++] = hex[c >> 4];
-                        out[n++] = hex[c & 0xf];
-                } else {
-                        out[n++] = (char)c;
-                }
-        }
-        out[n++] = '"';
-        return n;
+void acct_record_init(acct_record_t *r) {
+        memset(r, 0, sizeof(*r));
+        kp_money_init(&r->balances);
 }
 
-char *acct_encode(const acct_t *a, size_t *lenp) {
-        /* The quoted id: each byte takes at most 6 escaped, plus quotes. */
-        char lp[6 * sizeof(a->last_payment) + 2];
-        size_t lplen;
-        /* last_payment is NUL-terminated by construction; bound it anyway so
-         * that a corrupt struct cannot overrun lp. */
-        char id[sizeof(a->last_payment)];
-        memcpy(id, a->last_payment, sizeof(id));
-        id[sizeof(id) - 1] = '\0';
-        if (id[0]) {
-                lplen = json_quote(lp, id);
-        } else {
-                memcpy(lp, "null", 4);
-                lplen = 4;
-        }
-        char *out = kp_asprintf("{\"balance\":%" PRId64
-                                ",\"frozen\":%s,\"updated_ms\":%" PRId64
-                                ",\"last_payment\":%.*s}",
-                                a->balance, a->frozen ? "true" : "false",
-                                a->updated_ms, (int)lplen, lp);
+void acct_record_clear(acct_record_t *r) {
+        if (!r)
+                return;
+        kp_money_clear(&r->balances);
+        acct_record_init(r);
+}
+
+void acct_view(const acct_record_t *r, const char *currency, acct_t *a) {
+        acct_init(a);
+        a->balance    = currency ? kp_money_get(&r->balances, currency) : 0;
+        a->frozen     = r->frozen;
+        a->updated_ms = r->updated_ms;
+        memcpy(a->last_payment, r->last_payment, sizeof(a->last_payment));
+}
+
+kp_err_t acct_record_update(acct_record_t *r, const char *currency,
+                            const acct_t *a) {
+        kp_err_t err;
+        if (currency &&
+            (err = kp_money_set(&r->balances, currency, a->balance)))
+                return err;
+        r->frozen     = a->frozen;
+        r->updated_ms = a->updated_ms;
+        memcpy(r->last_payment, a->last_payment, sizeof(r->last_payment));
+        r->last_payment[sizeof(r->last_payment) - 1] = '\0';
+        return KP_OK;
+}
+
+char *acct_encode(const acct_record_t *r, size_t *lenp) {
+        json_t *lp = r->last_payment[0]
+                         ? json_stringn(r->last_payment,
+                                        strnlen(r->last_payment,
+                                                sizeof(r->last_payment) - 1))
+                         : json_null();
+        char *out  = kp_json_dump(
+             json_pack("{s:o, s:b, s:I, s:o}", "balances",
+                       kp_money_to_json(&r->balances, KP_MONEY_JSON_STRING),
+                       "frozen", r->frozen ? 1 : 0, "updated_ms",
+                       (json_int_t)r->updated_ms, "last_payment", lp));
         if (lenp)
                 *lenp = strlen(out);
         return out;
@@ -100,11 +98,12 @@ static kp_err_t get_int(json_t *obj, const char *name, int64_t *valp,
         return KP_OK;
 }
 
-kp_err_t acct_decode(const void *buf, size_t len, acct_t *a, char *errstr,
-                     size_t errstr_size) {
+kp_err_t acct_decode(const void *buf, size_t len, acct_record_t *r,
+                     char *errstr, size_t errstr_size) {
         json_error_t jerr;
         json_t *v;
         kp_err_t err = KP_ERR_PARSE;
+        acct_record_clear(r);
         if (!buf) {
                 snprintf(errstr, errstr_size, "no value");
                 return KP_ERR_PARSE;
@@ -118,14 +117,19 @@ kp_err_t acct_decode(const void *buf, size_t len, acct_t *a, char *errstr,
                 snprintf(errstr, errstr_size, "not a JSON object");
                 goto out;
         }
-        acct_init(a);
-        if ((err =
-                 get_int(root, "balance", &a->balance, errstr, errstr_size)) ||
-            (err = get_int(root, "updated_ms", &a->updated_ms, errstr,
+        /* "balance", one integer, is what an older kpay-account wrote. */
+        if (kp_money_from_json_field(root, "balances", "balance",
+                                     &r->balances)) {
+                snprintf(errstr, errstr_size,
+                         "field balances is missing or not an object of "
+                         "currency codes to decimal strings");
+                goto out;
+        }
+        if ((err = get_int(root, "updated_ms", &r->updated_ms, errstr,
                            errstr_size)))
                 goto out;
         err = KP_ERR_PARSE;
-        if (a->updated_ms < 0) {
+        if (r->updated_ms < 0) {
                 snprintf(errstr, errstr_size, "field updated_ms is negative");
                 goto out;
         }
@@ -138,7 +142,7 @@ kp_err_t acct_decode(const void *buf, size_t len, acct_t *a, char *errstr,
                 snprintf(errstr, errstr_size, "field frozen is not a boolean");
                 goto out;
         }
-        a->frozen = json_is_true(v);
+        r->frozen = json_is_true(v);
         v         = json_object_get(root, "last_payment");
         if (!v) {
                 snprintf(errstr, errstr_size, "field last_payment is missing");
@@ -153,8 +157,8 @@ kp_err_t acct_decode(const void *buf, size_t len, acct_t *a, char *errstr,
                                  "field last_payment is not a payment id");
                         goto out;
                 }
-                memcpy(a->last_payment, s, slen);
-                a->last_payment[slen] = '\0';
+                memcpy(r->last_payment, s, slen);
+                r->last_payment[slen] = '\0';
         } else if (!json_is_null(v)) {
                 snprintf(errstr, errstr_size,
                          "field last_payment is not a string or null");
@@ -163,6 +167,8 @@ kp_err_t acct_decode(const void *buf, size_t len, acct_t *a, char *errstr,
         err = KP_OK;
 out:
         json_decref(root);
+        if (err)
+                acct_record_clear(r);
         return err;
 }
 
@@ -188,7 +194,7 @@ static void set_reason(acct_result_t *res, kp_reason_t reason) {
 
 /* Records on @p res->account that payment @p p moved its balance to
  * @p balance. */
-static void moved(acct_result_t *res, const kp_payment_t *p, int64_t balance,
+static void moved(acct_result_t *res, const kp_payment_t *p, kp_i128_t balance,
                   int64_t now_ms) {
         res->account.balance    = balance;
         res->account.updated_ms = now_ms;
@@ -201,8 +207,7 @@ static void moved(acct_result_t *res, const kp_payment_t *p, int64_t balance,
 static void apply_debit(const kp_payment_t *p, int64_t overdraft_limit,
                         int64_t now_ms, acct_result_t *res) {
         kp_reason_t invalid = kp_payment_validate(p);
-        int64_t balance;
-        res->outcome = ACCT_DEBIT_REFUSED;
+        res->outcome        = ACCT_DEBIT_REFUSED;
         if (invalid != KP_REASON_NONE) {
                 set_reason(res, invalid);
                 return;
@@ -211,15 +216,16 @@ static void apply_debit(const kp_payment_t *p, int64_t overdraft_limit,
                 set_reason(res, KP_REASON_ACCOUNT_FROZEN);
                 return;
         }
-        int overflow =
-            __builtin_sub_overflow(res->account.balance, p->amount, &balance);
+        /* 128 bits: the difference of an int64 amount and a balance within
+         * a few int64 ranges cannot overflow. */
+        kp_i128_t balance = res->account.balance - p->amount;
         if (kp_account_is_system(p->from)) {
-                if (overflow) {
+                if (balance < INT64_MIN) {
                         set_reason(res, KP_REASON_BALANCE_OVERFLOW);
                         return;
                 }
-        } else if (overflow || balance < -overdraft_limit) {
-                /* An overflow is below INT64_MIN, so below -limit too. */
+        } else if (balance < -(kp_i128_t)overdraft_limit) {
+                /* Below INT64_MIN is below -limit too. */
                 set_reason(res, KP_REASON_INSUFFICIENT_FUNDS);
                 return;
         }
@@ -229,13 +235,13 @@ static void apply_debit(const kp_payment_t *p, int64_t overdraft_limit,
 
 static void apply_credit(const kp_payment_t *p, int64_t now_ms,
                          acct_result_t *res) {
-        int64_t balance;
         res->outcome = ACCT_CREDIT_REFUSED;
         if (res->account.frozen) {
                 set_reason(res, KP_REASON_ACCOUNT_FROZEN);
                 return;
         }
-        if (__builtin_add_overflow(res->account.balance, p->amount, &balance)) {
+        kp_i128_t balance = res->account.balance + p->amount;
+        if (balance > INT64_MAX) {
                 set_reason(res, KP_REASON_BALANCE_OVERFLOW);
                 return;
         }
@@ -243,16 +249,19 @@ static void apply_credit(const kp_payment_t *p, int64_t now_ms,
         moved(res, p, balance, now_ms);
 }
 
+/* A refund is never refused: the payer was debited this amount, and its
+ * balance may have been credited meanwhile up to INT64_MAX, so the refund
+ * may take it above INT64_MAX; the 128-bit balance holds it exactly. */
 static kp_err_t apply_refund(const kp_payment_t *p, int64_t now_ms,
                              acct_result_t *res, char *errstr,
                              size_t errstr_size) {
-        int64_t balance;
-        if (__builtin_add_overflow(res->account.balance, p->amount, &balance)) {
+        kp_i128_t balance;
+        if (__builtin_add_overflow(res->account.balance, (kp_i128_t)p->amount,
+                                   &balance)) {
                 snprintf(errstr, errstr_size,
                          "refund of %" PRId64
-                         " would overflow the balance "
-                         "%" PRId64 " of %s",
-                         p->amount, res->account.balance, p->from);
+                         " would pass the 128-bit balance of %s",
+                         p->amount, p->from);
                 return KP_ERR_OVERFLOW;
         }
         res->outcome = ACCT_REFUNDED;

@@ -1,7 +1,8 @@
 /* kpay-account: the balances processor (docs/pipeline.md, "kpay-account").
  *
  * Reads kpay.payments.inflight (keyed by account), keeps store "balances"
- * (account -> {"balance","frozen","updated_ms","last_payment"}) and, for
+ * (account -> {"balances":{currency:"minor units"},"frozen","updated_ms",
+ * "last_payment"}: one balance per currency) and, for
  * each payment, emits the next step of the saga: CREDIT or REFUND back to
  * kpay.payments.inflight, COMPLETE or REJECTED to kpay.payments.complete on
  * the payment's origin partition. An account command on a partition that
@@ -85,19 +86,19 @@ static int key_is(const kp_record_t *rec, const char *account) {
                !memcmp(rec->key, account, len);
 }
 
-/* Reads @p account from the store into @p a (a new account when absent).
- * A value that does not decode is corruption: KP_ERR_STORE stops the
- * instance, and the restart restores the store from its changelog. */
-static kp_err_t load_account(kp_ctx_t *ctx, const char *account, acct_t *a) {
+/* Reads @p account from the store into @p a (initialized; a new account
+ * when absent). A value that does not decode is corruption: KP_ERR_STORE
+ * stops the instance, and the restart restores the store from its
+ * changelog. */
+static kp_err_t load_account(kp_ctx_t *ctx, const char *account,
+                             acct_record_t *a) {
         void *val;
         size_t vlen;
         char errstr[256];
         kp_err_t err = kp_ctx_get(ctx, ACCT_ST_BALANCES, account,
                                   strlen(account), &val, &vlen);
-        if (err == KP_ERR_NOT_FOUND) {
-                acct_init(a);
+        if (err == KP_ERR_NOT_FOUND)
                 return KP_OK;
-        }
         if (err) {
                 KP_ERROR("reading account %s: %s", account, kp_err2str(err));
                 return KP_ERR_STORE;
@@ -113,7 +114,7 @@ static kp_err_t load_account(kp_ctx_t *ctx, const char *account, acct_t *a) {
 }
 
 static kp_err_t store_account(kp_ctx_t *ctx, const char *account,
-                              const acct_t *a) {
+                              const acct_record_t *a) {
         size_t vlen;
         char *val    = acct_encode(a, &vlen);
         kp_err_t err = kp_ctx_put(ctx, ACCT_ST_BALANCES, account,
@@ -126,7 +127,8 @@ static kp_err_t process_cmd(kp_ctx_t *ctx, const kp_record_t *rec,
                             account_proc_t *ap) {
         kp_account_cmd_t cmd;
         char detail[256];
-        acct_t a;
+        acct_record_t a;
+        acct_t view;
         kp_pay_err_t perr = kp_account_cmd_parse(rec->value, rec->value_len,
                                                  &cmd, detail, sizeof(detail));
         if (perr != KP_PAY_E_OK)
@@ -148,14 +150,20 @@ static kp_err_t process_cmd(kp_ctx_t *ctx, const kp_record_t *rec,
                 return kp_ctx_reroute(ctx, KP_TOPIC_INFLIGHT, owner,
                                       cmd.account, alen);
         }
+        acct_record_init(&a);
         kp_err_t err = load_account(ctx, cmd.account, &a);
-        if (err)
-                return err;
-        acct_apply_cmd(&a, &cmd, kp_ctx_now_ms(ctx), &a);
-        if ((err = store_account(ctx, cmd.account, &a)))
-                return err;
-        kp_counter_add(ap->commands, 1);
-        return KP_OK;
+        if (!err) {
+                /* A command touches no balance: the view of no currency. */
+                acct_view(&a, NULL, &view);
+                acct_apply_cmd(&view, &cmd, kp_ctx_now_ms(ctx), &view);
+                err = acct_record_update(&a, NULL, &view);
+        }
+        if (!err)
+                err = store_account(ctx, cmd.account, &a);
+        acct_record_clear(&a);
+        if (!err)
+                kp_counter_add(ap->commands, 1);
+        return err;
 }
 
 /* Serializes @p out and emits it where acct_route() says. */
@@ -205,11 +213,13 @@ static const char *apply_err2code(kp_err_t err) {
 static kp_err_t process_payment(kp_ctx_t *ctx, const kp_record_t *rec,
                                 account_proc_t *ap) {
         kp_payment_t p, out;
-        acct_t a;
+        acct_record_t a;
+        acct_t view;
         acct_result_t res;
         char detail[256];
         kp_err_t err;
         int64_t now;
+        acct_record_init(&a);
         kp_pay_err_t perr = kp_payment_parse(rec->value, rec->value_len, &p,
                                              detail, sizeof(detail));
         if (perr != KP_PAY_E_OK)
@@ -258,14 +268,19 @@ static kp_err_t process_payment(kp_ctx_t *ctx, const kp_record_t *rec,
         if ((err = load_account(ctx, account, &a)))
                 goto out;
         now = kp_ctx_now_ms(ctx);
-        err = acct_apply_payment(&a, &p, ap->overdraft_limit, now, &res, detail,
-                                 sizeof(detail));
+        /* The balance of the payment's currency: currencies never mix. */
+        acct_view(&a, p.currency, &view);
+        err = acct_apply_payment(&view, &p, ap->overdraft_limit, now, &res,
+                                 detail, sizeof(detail));
         if (err) {
                 err = kp_ctx_dead_letter(ctx, apply_err2code(err), detail);
                 goto out;
         }
+        /* A changed balance is one of a validated payment: its currency is
+         * a currency code. */
         if (acct_result_changed(&res) &&
-            (err = store_account(ctx, account, &res.account)))
+            ((err = acct_record_update(&a, p.currency, &res.account)) ||
+             (err = store_account(ctx, account, &a))))
                 goto out;
         acct_outcome_payment(&p, &res, now, &out);
         err = emit_payment(ctx, &out);
@@ -273,6 +288,7 @@ static kp_err_t process_payment(kp_ctx_t *ctx, const kp_record_t *rec,
         if (!err)
                 count_outcome(ap, &res);
 out:
+        acct_record_clear(&a);
         kp_payment_clear(&p);
         return err;
 }

@@ -28,38 +28,120 @@ const kp_proc_layout_t confirmed_layout = {
     .stores  = confirmed_stores,
 };
 
-/* The totals' fields, in the order of the struct and of the JSON. */
+/* The counts of the totals, in the order of the JSON. */
 static const kp_json_field_t totals_fields[] = {
-    {"confirmed_count", offsetof(confirmed_totals_t, confirmed_count)},
-    {"confirmed_amount", offsetof(confirmed_totals_t, confirmed_amount)},
-    {"rejected_count", offsetof(confirmed_totals_t, rejected_count)},
-    {"rejected_amount", offsetof(confirmed_totals_t, rejected_amount)},
+    {"confirmed_count", offsetof(confirmed_record_t, confirmed_count)},
+    {"rejected_count", offsetof(confirmed_record_t, rejected_count)},
 };
 #define TOTALS_FIELD_CNT (sizeof(totals_fields) / sizeof(totals_fields[0]))
 
-kp_err_t confirmed_totals_decode(const void *buf, size_t len,
-                                 confirmed_totals_t *t) {
-        return kp_json_decode_int64s(buf, len, totals_fields, TOTALS_FIELD_CNT,
-                                     t, sizeof(confirmed_totals_t));
+void confirmed_record_init(confirmed_record_t *r) {
+        memset(r, 0, sizeof(*r));
+        kp_money_init(&r->confirmed_amounts);
+        kp_money_init(&r->rejected_amounts);
 }
 
-char *confirmed_totals_encode(const confirmed_totals_t *t, size_t *lenp) {
-        return kp_json_encode_int64s(totals_fields, TOTALS_FIELD_CNT, t, lenp);
+void confirmed_record_clear(confirmed_record_t *r) {
+        if (!r)
+                return;
+        kp_money_clear(&r->confirmed_amounts);
+        kp_money_clear(&r->rejected_amounts);
+        confirmed_record_init(r);
+}
+
+const char *confirmed_currency(const kp_payment_t *p) {
+        return kp_payment_validate(p) == KP_REASON_NONE ? p->currency : NULL;
+}
+
+void confirmed_totals_view(const confirmed_record_t *r, const char *currency,
+                           confirmed_totals_t *t) {
+        t->confirmed_count = r->confirmed_count;
+        t->rejected_count  = r->rejected_count;
+        t->confirmed_amount =
+            currency ? kp_money_get(&r->confirmed_amounts, currency) : 0;
+        t->rejected_amount =
+            currency ? kp_money_get(&r->rejected_amounts, currency) : 0;
+}
+
+kp_err_t confirmed_totals_update(confirmed_record_t *r, const char *currency,
+                                 const confirmed_totals_t *t) {
+        kp_err_t err;
+        if (currency) {
+                if (!kp_currency_valid(currency))
+                        return KP_ERR_INVALID_ARG;
+                if ((err = kp_money_set(&r->confirmed_amounts, currency,
+                                        t->confirmed_amount)) ||
+                    (err = kp_money_set(&r->rejected_amounts, currency,
+                                        t->rejected_amount)))
+                        return err;
+        }
+        r->confirmed_count = t->confirmed_count;
+        r->rejected_count  = t->rejected_count;
+        return KP_OK;
+}
+
+kp_err_t confirmed_totals_decode(const void *buf, size_t len,
+                                 confirmed_record_t *r) {
+        json_error_t jerr;
+        confirmed_record_t n;
+        kp_err_t err = KP_ERR_PARSE;
+        if (!buf)
+                return KP_ERR_PARSE;
+        json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+                return KP_ERR_PARSE;
+        confirmed_record_init(&n);
+        if (!kp_json_get_int64s(root, totals_fields, TOTALS_FIELD_CNT, &n,
+                                sizeof(n)) &&
+            !kp_money_from_json_field(root, "confirmed_amounts",
+                                      "confirmed_amount",
+                                      &n.confirmed_amounts) &&
+            !kp_money_from_json_field(root, "rejected_amounts",
+                                      "rejected_amount", &n.rejected_amounts)) {
+                confirmed_record_clear(r);
+                *r  = n;
+                err = KP_OK;
+        } else {
+                confirmed_record_clear(&n);
+        }
+        json_decref(root);
+        return err;
+}
+
+char *confirmed_totals_encode(const confirmed_record_t *r, size_t *lenp) {
+        json_t *o = json_object();
+        if (!o)
+                return kp_json_dump(NULL); /* aborts: out of memory */
+        kp_json_set_int64s(o, totals_fields, TOTALS_FIELD_CNT, r);
+        if (json_object_set_new(o, "confirmed_amounts",
+                                kp_money_to_json(&r->confirmed_amounts,
+                                                 KP_MONEY_JSON_STRING)) ||
+            json_object_set_new(
+                o, "rejected_amounts",
+                kp_money_to_json(&r->rejected_amounts, KP_MONEY_JSON_STRING)))
+                return kp_json_dump(NULL);
+        char *s = kp_json_dump(o);
+        if (lenp)
+                *lenp = strlen(s);
+        return s;
 }
 
 kp_err_t confirmed_totals_add(confirmed_totals_t *t, kp_pay_state_t state,
                               int64_t amount) {
         confirmed_totals_t n = *t;
+        /* The amounts are 128 bits: fewer than 2^63 int64 amounts cannot
+         * overflow them. */
         if (state == KP_PAY_COMPLETE) {
                 if (__builtin_add_overflow(n.confirmed_count, 1,
                                            &n.confirmed_count) ||
-                    __builtin_add_overflow(n.confirmed_amount, amount,
+                    __builtin_add_overflow(n.confirmed_amount,
+                                           (kp_i128_t)amount,
                                            &n.confirmed_amount))
                         return KP_ERR_OVERFLOW;
         } else if (state == KP_PAY_REJECTED) {
                 if (__builtin_add_overflow(n.rejected_count, 1,
                                            &n.rejected_count) ||
-                    __builtin_add_overflow(n.rejected_amount, amount,
+                    __builtin_add_overflow(n.rejected_amount, (kp_i128_t)amount,
                                            &n.rejected_amount))
                         return KP_ERR_OVERFLOW;
         } else {
@@ -117,8 +199,10 @@ kp_err_t confirmed_on_complete(const kp_payment_t *p,
                 d->action = CONFIRMED_WRONG_STATE;
                 return KP_OK;
         }
-        if ((err = confirmed_totals_add(&d->all, p->state, p->amount)) ||
-            (err = confirmed_totals_add(&d->day, p->state, p->amount)))
+        /* An invalid payment's amount is not money: counted, not summed. */
+        int64_t amount = confirmed_currency(p) ? p->amount : 0;
+        if ((err = confirmed_totals_add(&d->all, p->state, amount)) ||
+            (err = confirmed_totals_add(&d->day, p->state, amount)))
                 return err;
 
         d->topic     = KP_TOPIC_CONFIRMED;

@@ -5,8 +5,9 @@
  *        "kpay-confirmed").
  *
  * Store `totals` of partition p holds two kinds of keys, each with a
- * confirmed_totals_t as JSON: `all` (all time) and `day:YYYY-MM-DD` (the
- * UTC day of the outcome's complete_ms). Readers sum the partitions.
+ * confirmed_record_t as JSON: `all` (all time) and `day:YYYY-MM-DD` (the
+ * UTC day of the outcome's complete_ms). Readers sum the partitions, and
+ * the amounts per currency (issue 13, defect 7).
  * Everything here may be called on any thread.
  */
 #ifndef KPAY_CONFIRMED_H
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "kpay/kp_err.h"
+#include "kpay/kp_money.h"
 #include "kpay/kp_payment.h"
 #include "kpay/kp_topics.h"
 
@@ -37,34 +39,84 @@ typedef enum confirmed_store_e {
 /** Room for any record key kpay-confirmed emits (a payment id). */
 #define CONFIRMED_KEY_SIZE (KP_PAYMENT_ID_MAX + 2)
 
-/** Confirmed and rejected payments of one partition: counts and sums of
- *  minor units, every update overflow-checked. */
+/** Confirmed and rejected payments of one partition as one outcome sees
+ *  them: the counts, and the amounts of that outcome's currency. The
+ *  amounts are 128 bits wide: a sum of fewer than 2^63 int64 amounts
+ *  cannot overflow them, so no total refuses an outcome (issue 13,
+ *  defect 4); the counts are overflow-checked. */
 typedef struct confirmed_totals_s {
         int64_t confirmed_count;
-        int64_t confirmed_amount;
+        kp_i128_t confirmed_amount; /**< of one currency */
         int64_t rejected_count;
-        int64_t rejected_amount;
+        kp_i128_t rejected_amount; /**< of one currency */
 } confirmed_totals_t;
 
-/**
- * @brief Decodes a `totals` value, strictly: an object with the four fields
- *        as JSON integers (unknown fields are ignored).
- * @returns KP_OK with @p t filled, or KP_ERR_PARSE (@p t then untouched).
- */
-kp_err_t confirmed_totals_decode(const void *buf, size_t len,
-                                 confirmed_totals_t *t);
+/** A `totals` store value: the counts, and the amounts per currency.
+ *  Initialize with confirmed_record_init(), free with
+ *  confirmed_record_clear(). */
+typedef struct confirmed_record_s {
+        int64_t confirmed_count;
+        int64_t rejected_count;
+        kp_money_t confirmed_amounts;
+        kp_money_t rejected_amounts;
+} confirmed_record_t;
+
+/** @brief Zero totals, no currency; owns nothing yet. */
+void confirmed_record_init(confirmed_record_t *r);
+
+/** @brief Frees what @p r owns; it is confirmed_record_init()'s after. */
+void confirmed_record_clear(confirmed_record_t *r);
 
 /**
- * @brief Encodes totals as compact JSON, fields in the order of the struct.
+ * @brief The currency whose amounts an outcome adds to: its currency when
+ *        the payment passes kp_payment_validate(), else NULL (a payment
+ *        rejected for a broken rule, say invalid_amount or
+ *        invalid_currency, is counted but its amount is not money).
+ */
+const char *confirmed_currency(const kp_payment_t *p);
+
+/** @brief The view of @p r for @p currency (amounts 0 for NULL). */
+void confirmed_totals_view(const confirmed_record_t *r, const char *currency,
+                           confirmed_totals_t *t);
+
+/**
+ * @brief Writes the view @p t back: the counts, and the amounts of
+ *        @p currency (not when NULL).
+ * @returns KP_OK, or KP_ERR_INVALID_ARG for a currency that is not 3
+ *          letters A-Z (nothing changed).
+ */
+kp_err_t confirmed_totals_update(confirmed_record_t *r, const char *currency,
+                                 const confirmed_totals_t *t);
+
+/**
+ * @brief Decodes a `totals` value, strictly: an object with
+ *        confirmed_count and rejected_count (JSON integers) and
+ *        confirmed_amounts and rejected_amounts (objects of currency codes
+ *        to decimal strings); unknown fields are ignored. A value written
+ *        before amounts were per currency (integers confirmed_amount and
+ *        rejected_amount) is read as USD, the default currency.
+ * @param r initialized; replaced on success.
+ * @returns KP_OK with @p r filled, or KP_ERR_PARSE (@p r then untouched).
+ */
+kp_err_t confirmed_totals_decode(const void *buf, size_t len,
+                                 confirmed_record_t *r);
+
+/**
+ * @brief Encodes totals as compact JSON: {"confirmed_count":N,
+ *        "rejected_count":N,"confirmed_amounts":{"USD":"N"},
+ *        "rejected_amounts":{...}}, currencies in byte order, amounts as
+ *        decimal strings (exact whatever their size, for every reader).
  * @returns a kp_malloc()ed NUL-terminated string; *lenp its length.
  */
-char *confirmed_totals_encode(const confirmed_totals_t *t, size_t *lenp);
+char *confirmed_totals_encode(const confirmed_record_t *r, size_t *lenp);
 
 /**
  * @brief Adds one outcome to @p t: a COMPLETE to the confirmed fields, a
- *        REJECTED to the rejected fields.
- * @returns KP_OK, KP_ERR_OVERFLOW (then @p t is untouched) or
- *          KP_ERR_INVALID_ARG for another state.
+ *        REJECTED to the rejected fields; @p amount to the amount (0 for
+ *        one whose amount is not counted, see confirmed_currency()).
+ * @returns KP_OK, KP_ERR_OVERFLOW when a count is at INT64_MAX (not
+ *          reachable; then @p t is untouched) or KP_ERR_INVALID_ARG for
+ *          another state.
  */
 kp_err_t confirmed_totals_add(confirmed_totals_t *t, kp_pay_state_t state,
                               int64_t amount);
@@ -117,11 +169,14 @@ typedef struct confirmed_decision_s {
  * totals, and the payment copied with state CONFIRMED (every other field,
  * unknown ones too, kept) to kpay.payments.confirmed. REJECTED:
  * rejected_count + 1 and rejected_amount + amount, and the payment
- * forwarded unchanged. Another state: CONFIRMED_WRONG_STATE, nothing else.
+ * forwarded unchanged. The amount is added only when confirmed_currency()
+ * names a currency. Another state: CONFIRMED_WRONG_STATE, nothing else.
  *
- * @param all, day the totals before (zeros for a key not stored yet).
- * @returns KP_OK with @p d filled (clear it), KP_ERR_OVERFLOW when a total
- *          would overflow (nothing to apply; @p d needs no clearing) or
+ * @param all, day the totals before (zeros for a key not stored yet): the
+ *        views of confirmed_currency(@p p).
+ * @returns KP_OK with @p d filled (clear it), KP_ERR_OVERFLOW when a count
+ *          is at INT64_MAX (not reachable; the amounts cannot overflow;
+ *          nothing to apply, @p d needs no clearing) or
  *          KP_ERR_INVALID_ARG.
  */
 kp_err_t confirmed_on_complete(const kp_payment_t *p,

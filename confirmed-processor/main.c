@@ -22,29 +22,34 @@ typedef struct confirmed_app_s {
         kp_counter_t *rejected;
 } confirmed_app_t;
 
-KP_CTX_TYPED_GETTER(get_totals, confirmed_totals_t, confirmed_totals_decode)
+KP_CTX_TYPED_GETTER(get_totals, confirmed_record_t, confirmed_totals_decode)
 
-/* Reads the totals under @p key; zeros when there are none yet. */
+/* Reads the totals under @p key into @p r (initialized); zeros when there
+ * are none yet. */
 static kp_err_t totals_load(kp_ctx_t *ctx, const char *key,
-                            confirmed_totals_t *t) {
-        memset(t, 0, sizeof(*t));
+                            confirmed_record_t *r) {
         kp_err_t err =
-            get_totals(ctx, CONFIRMED_ST_TOTALS, key, strlen(key), t);
+            get_totals(ctx, CONFIRMED_ST_TOTALS, key, strlen(key), r);
         return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
 
+/* Writes the view @p t of @p currency back into @p r and stores it. */
 static kp_err_t totals_save(kp_ctx_t *ctx, const char *key,
+                            confirmed_record_t *r, const char *currency,
                             const confirmed_totals_t *t) {
         size_t len;
-        char *s = confirmed_totals_encode(t, &len);
-        kp_err_t err =
-            kp_ctx_put(ctx, CONFIRMED_ST_TOTALS, key, strlen(key), s, len);
+        kp_err_t err = confirmed_totals_update(r, currency, t);
+        if (err)
+                return err;
+        char *s = confirmed_totals_encode(r, &len);
+        err = kp_ctx_put(ctx, CONFIRMED_ST_TOTALS, key, strlen(key), s, len);
         kp_free(s);
         return err;
 }
 
 static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
         confirmed_app_t *a = opaque;
+        confirmed_record_t rall, rday;
         confirmed_totals_t all, day;
         confirmed_decision_t d;
         kp_payment_t p;
@@ -68,22 +73,38 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
                 kp_payment_clear(&p);
                 return KP_ERR_INVALID_ARG;
         }
-        if ((err = totals_load(ctx, CONFIRMED_ALL_KEY, &all)) ||
-            (err = totals_load(ctx, daykey, &day)) ||
-            (err = confirmed_on_complete(&p, &all, &day, &d))) {
-                kp_payment_clear(&p);
-                return err; /* an overflow: dead-lettered by the runtime */
+        /* The amounts are per currency: the views of the outcome's. */
+        const char *cur               = confirmed_currency(&p);
+        char curbuf[KP_CURRENCY_SIZE] = "";
+        if (cur) {
+                memcpy(curbuf, cur, KP_CURRENCY_SIZE);
+                cur = curbuf;
+        }
+        confirmed_record_init(&rall);
+        confirmed_record_init(&rday);
+        if (!(err = totals_load(ctx, CONFIRMED_ALL_KEY, &rall)) &&
+            !(err = totals_load(ctx, daykey, &rday))) {
+                confirmed_totals_view(&rall, cur, &all);
+                confirmed_totals_view(&rday, cur, &day);
+                err = confirmed_on_complete(&p, &all, &day, &d);
         }
         kp_payment_clear(&p);
+        if (err) {
+                confirmed_record_clear(&rall);
+                confirmed_record_clear(&rday);
+                return err;
+        }
 
-        if (!(err = totals_save(ctx, CONFIRMED_ALL_KEY, &d.all)) &&
-            !(err = totals_save(ctx, daykey, &d.day)) &&
+        if (!(err = totals_save(ctx, CONFIRMED_ALL_KEY, &rall, cur, &d.all)) &&
+            !(err = totals_save(ctx, daykey, &rday, cur, &d.day)) &&
             !(err = kp_ctx_emit(ctx, d.topic, d.partition, d.key, strlen(d.key),
                                 d.value, d.value_len, NULL)))
                 kp_counter_add(
                     d.action == CONFIRMED_CONFIRM ? a->confirmed : a->rejected,
                     1);
         confirmed_decision_clear(&d);
+        confirmed_record_clear(&rall);
+        confirmed_record_clear(&rday);
         return err;
 }
 

@@ -224,10 +224,8 @@ control_view_t control_compute(const kp_control_status_t *st,
                 if (in->applied)
                         v.applied++;
                 if (in->has_report) {
-                        v.inflight_count  = sat_add(v.inflight_count,
-                                                    in->report.inflight_count);
-                        v.inflight_amount = sat_add(v.inflight_amount,
-                                                    in->report.inflight_amount);
+                        v.inflight_count = sat_add(v.inflight_count,
+                                                   in->report.inflight_count);
                 }
                 if (!in->applied || !in->info->state ||
                     strcmp(in->info->state, "RUNNING"))
@@ -237,4 +235,17 @@ control_view_t control_compute(const kp_control_status_t *st,
         if (st->paused && all_ready && v.covered && v.inflight_count == 0)
                 v.state = CONTROL_DRAINED;
         return v;
+}
+
+kp_err_t control_inflight_amounts(const control_instance_t *inst, size_t cnt,
+                                  kp_money_t *out) {
+        for (size_t i = 0; i < cnt; i++) {
+                if (!inst[i].has_report)
+                        continue;
+                kp_err_t err =
+                    kp_money_add_all(out, &inst[i].report.inflight_amounts);
+                if (err)
+                        return err;
+        }
+        return KP_OK;
 }

@@ -110,8 +110,7 @@ typedef struct control_view_s {
         size_t instances; /**< live kpay-inflight instances */
         size_t applied;   /**< of which have applied the current version */
         int covered;      /**< together they own every partition */
-        int64_t inflight_count;  /**< summed over the instances */
-        int64_t inflight_amount; /**< (saturated, never wraps) */
+        int64_t inflight_count; /**< summed over the instances (saturated) */
 } control_view_t;
 
 /**
@@ -126,6 +125,16 @@ typedef struct control_view_s {
  */
 control_view_t control_compute(const kp_control_status_t *st,
                                control_instance_t *inst, size_t cnt);
+
+/**
+ * @brief The in-flight amounts of the instances that reported, summed per
+ *        currency (never across currencies) into @p out (initialized).
+ * @returns KP_OK, or KP_ERR_OVERFLOW when a sum would pass 128 bits (not
+ *          reachable by int64 amounts; @p out then holds the sums before
+ *          the instance that overflowed).
+ */
+kp_err_t control_inflight_amounts(const control_instance_t *inst, size_t cnt,
+                                  kp_money_t *out);
 
 /**
  * @brief kpay-control's OpenAPI 3 document (JSON): exactly the endpoints of

@@ -127,8 +127,10 @@ static json_t *instance_json(const control_instance_t *in) {
             in->has_report ? json_real(r->rate_share) : json_null(),
             "inflight_count",
             in->has_report ? json_integer(r->inflight_count) : json_null(),
-            "inflight_amount",
-            in->has_report ? json_integer(r->inflight_amount) : json_null());
+            "inflight_amounts",
+            in->has_report
+                ? kp_money_to_json(&r->inflight_amounts, KP_MONEY_JSON_STRING)
+                : json_null());
 }
 
 /* The body of GET /api/v1/control; *viewp gets the computed view. */
@@ -139,7 +141,14 @@ static json_t *control_json(control_app_t *a, control_view_t *viewp) {
         current_status(a, &st);
         size_t cnt       = gather(a, &infos, &in);
         control_view_t v = control_compute(&st, in, cnt);
-        json_t *list     = json_array();
+        kp_money_t amounts;
+        kp_money_init(&amounts);
+        json_t *jamounts =
+            control_inflight_amounts(in, cnt, &amounts)
+                ? json_null() /* unknown rather than wrong */
+                : kp_money_to_json(&amounts, KP_MONEY_JSON_STRING);
+        kp_money_clear(&amounts);
+        json_t *list = json_array();
         for (size_t i = 0; i < cnt; i++)
                 json_array_append_new(list, instance_json(&in[i]));
         json_t *last =
@@ -147,15 +156,16 @@ static json_t *control_json(control_app_t *a, control_view_t *viewp) {
                                    "actor", st.actor, "ts", (json_int_t)st.ts)
                        : json_null();
         json_t *j = json_pack(
-            "{s:s, s:I, s:b, s:o, s:o, s:{s:I, s:I}, s:I, s:I, s:b, s:o}",
+            "{s:s, s:I, s:b, s:o, s:o, s:{s:I, s:o}, s:I, s:I, s:b, s:o}",
             "state", control_state2str(v.state), "version",
             (json_int_t)st.version, "paused", st.paused, "rate_limit",
             st.rate_limit ? json_integer(st.rate_limit) : json_null(),
             "last_change", last, "inflight", "count",
-            (json_int_t)v.inflight_count, "amount",
-            (json_int_t)v.inflight_amount, "instance_count",
+            (json_int_t)v.inflight_count, "amounts", jamounts, "instance_count",
             (json_int_t)v.instances, "applied_count", (json_int_t)v.applied,
             "partitions_covered", v.covered, "instances", list);
+        for (size_t i = 0; i < cnt; i++)
+                kp_control_report_clear(&in[i].report);
         kp_free(in);
         kp_instance_info_list_free(infos, cnt);
         if (viewp)

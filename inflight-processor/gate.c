@@ -160,17 +160,24 @@ typedef struct totals_sum_s {
 static void add_totals(int32_t partition, const void *val, size_t vlen,
                        void *opaque) {
         totals_sum_t *s = opaque;
-        inflight_totals_t t;
+        inflight_record_t t;
         if (!val)
                 return; /* no totals yet: nothing in flight there */
+        inflight_record_init(&t);
         if (inflight_totals_decode(val, vlen, &t)) {
                 KP_WARN("control: totals of partition %d do not decode",
                         (int)partition);
                 s->bad = 1;
                 return;
         }
-        s->r->inflight_count += t.inflight_count;
-        s->r->inflight_amount += t.inflight_amount;
+        /* Per currency, never across; checked, never wrapping. */
+        if (__builtin_add_overflow(s->r->inflight_count, t.inflight_count,
+                                   &s->r->inflight_count) ||
+            kp_money_add_all(&s->r->inflight_amounts, &t.inflight_amounts)) {
+                KP_WARN("control: the in-flight totals overflow");
+                s->bad = 1;
+        }
+        inflight_record_clear(&t);
 }
 
 /* Builds the report; publishes it at once when it changed. */
@@ -191,22 +198,26 @@ static void report(gate_t *g, kp_proc_t *proc, int64_t now_ms, int force) {
                 kp_service_set_status(kp_proc_service(proc), NULL);
                 g->reported       = 0;
                 g->next_report_ms = now_ms + GATE_REPORT_PAUSED_MS;
+                kp_control_report_clear(&r);
                 return;
         }
-        int changed = r.version != g->last.version ||
-                      r.paused != g->last.paused ||
-                      r.rate_share != g->last.rate_share ||
-                      r.inflight_count != g->last.inflight_count ||
-                      r.inflight_amount != g->last.inflight_amount;
+        int changed =
+            r.version != g->last.version || r.paused != g->last.paused ||
+            r.rate_share != g->last.rate_share ||
+            r.inflight_count != g->last.inflight_count ||
+            !kp_money_equal(&r.inflight_amounts, &g->last.inflight_amounts);
         g->next_report_ms =
             now_ms + (g->applied.paused ? GATE_REPORT_PAUSED_MS
                                         : GATE_REPORT_RUNNING_MS);
-        if (!changed && !force && g->reported)
+        if (!changed && !force && g->reported) {
+                kp_control_report_clear(&r);
                 return;
+        }
         char *json = kp_control_report_to_json(&r);
         kp_service_set_status(kp_proc_service(proc), json);
         kp_free(json);
-        g->last     = r;
+        kp_control_report_clear(&g->last);
+        g->last     = r; /* takes over r's amounts */
         g->reported = 1;
         if (force || g->applied.paused)
                 kp_service_announce(kp_proc_service(proc));
@@ -261,5 +272,6 @@ void gate_destroy(gate_t *g) {
                 return;
         kp_follower_destroy(g->follower);
         pthread_mutex_destroy(&g->lock);
+        kp_control_report_clear(&g->last);
         kp_free(g);
 }

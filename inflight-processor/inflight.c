@@ -31,26 +31,95 @@ const kp_proc_layout_t inflight_layout = {
     .stores  = inflight_stores,
 };
 
-/* The totals' fields, in the order of the struct and of the JSON. */
+/* The counts of the totals, in the order of the struct and of the JSON. */
 static const kp_json_field_t totals_fields[] = {
-    {"inflight_count", offsetof(inflight_totals_t, inflight_count)},
-    {"inflight_amount", offsetof(inflight_totals_t, inflight_amount)},
-    {"accepted", offsetof(inflight_totals_t, accepted)},
-    {"rejected", offsetof(inflight_totals_t, rejected)},
-    {"duplicates", offsetof(inflight_totals_t, duplicates)},
-    {"completed", offsetof(inflight_totals_t, completed)},
-    {"completions_unknown", offsetof(inflight_totals_t, completions_unknown)},
+    {"inflight_count", offsetof(inflight_record_t, inflight_count)},
+    {"accepted", offsetof(inflight_record_t, accepted)},
+    {"rejected", offsetof(inflight_record_t, rejected)},
+    {"duplicates", offsetof(inflight_record_t, duplicates)},
+    {"completed", offsetof(inflight_record_t, completed)},
+    {"completions_unknown", offsetof(inflight_record_t, completions_unknown)},
 };
 #define TOTALS_FIELD_CNT (sizeof(totals_fields) / sizeof(totals_fields[0]))
 
-kp_err_t inflight_totals_decode(const void *buf, size_t len,
-                                inflight_totals_t *t) {
-        return kp_json_decode_int64s(buf, len, totals_fields, TOTALS_FIELD_CNT,
-                                     t, sizeof(inflight_totals_t));
+void inflight_record_init(inflight_record_t *r) {
+        memset(r, 0, sizeof(*r));
+        kp_money_init(&r->inflight_amounts);
 }
 
-char *inflight_totals_encode(const inflight_totals_t *t, size_t *lenp) {
-        return kp_json_encode_int64s(totals_fields, TOTALS_FIELD_CNT, t, lenp);
+void inflight_record_clear(inflight_record_t *r) {
+        if (!r)
+                return;
+        kp_money_clear(&r->inflight_amounts);
+        inflight_record_init(r);
+}
+
+void inflight_totals_view(const inflight_record_t *r, const char *currency,
+                          inflight_totals_t *t) {
+        t->inflight_count = r->inflight_count;
+        t->inflight_amount =
+            currency ? kp_money_get(&r->inflight_amounts, currency) : 0;
+        t->accepted            = r->accepted;
+        t->rejected            = r->rejected;
+        t->duplicates          = r->duplicates;
+        t->completed           = r->completed;
+        t->completions_unknown = r->completions_unknown;
+}
+
+kp_err_t inflight_totals_update(inflight_record_t *r, const char *currency,
+                                const inflight_totals_t *t) {
+        kp_err_t err;
+        if (currency && (err = kp_money_set(&r->inflight_amounts, currency,
+                                            t->inflight_amount)))
+                return err;
+        r->inflight_count      = t->inflight_count;
+        r->accepted            = t->accepted;
+        r->rejected            = t->rejected;
+        r->duplicates          = t->duplicates;
+        r->completed           = t->completed;
+        r->completions_unknown = t->completions_unknown;
+        return KP_OK;
+}
+
+kp_err_t inflight_totals_decode(const void *buf, size_t len,
+                                inflight_record_t *r) {
+        json_error_t jerr;
+        inflight_record_t n;
+        kp_err_t err = KP_ERR_PARSE;
+        if (!buf)
+                return KP_ERR_PARSE;
+        json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+                return KP_ERR_PARSE;
+        inflight_record_init(&n);
+        if (kp_json_get_int64s(root, totals_fields, TOTALS_FIELD_CNT, &n,
+                               sizeof(n)) ||
+            kp_money_from_json_field(root, "inflight_amounts",
+                                     "inflight_amount", &n.inflight_amounts))
+                goto out;
+        inflight_record_clear(r);
+        *r  = n;
+        err = KP_OK;
+out:
+        json_decref(root);
+        if (err)
+                inflight_record_clear(&n);
+        return err;
+}
+
+char *inflight_totals_encode(const inflight_record_t *r, size_t *lenp) {
+        json_t *o = json_object();
+        if (!o)
+                return kp_json_dump(NULL); /* aborts: out of memory */
+        kp_json_set_int64s(o, totals_fields, TOTALS_FIELD_CNT, r);
+        if (json_object_set_new(
+                o, "inflight_amounts",
+                kp_money_to_json(&r->inflight_amounts, KP_MONEY_JSON_STRING)))
+                return kp_json_dump(NULL);
+        char *s = kp_json_dump(o);
+        if (lenp)
+                *lenp = strlen(s);
+        return s;
 }
 
 size_t inflight_dedup_key(char *buf, size_t size, const char *id) {
@@ -191,10 +260,13 @@ kp_err_t inflight_on_incoming(const kp_payment_t *p, int64_t first_seen_ms,
                 d->emit.value = stamped(p, KP_PAY_REJECTED, reason, -1, now_ms,
                                         partition, &d->emit.value_len);
         } else {
+                /* The amount is 128 bits: fewer than 2^63 int64 amounts
+                 * cannot overflow it. */
                 if (__builtin_add_overflow(t.accepted, 1, &t.accepted) ||
                     __builtin_add_overflow(t.inflight_count, 1,
                                            &t.inflight_count) ||
-                    __builtin_add_overflow(t.inflight_amount, p->amount,
+                    __builtin_add_overflow(t.inflight_amount,
+                                           (kp_i128_t)p->amount,
                                            &t.inflight_amount))
                         return KP_ERR_OVERFLOW;
                 d->action         = INFLIGHT_ACCEPT;
@@ -248,7 +320,7 @@ kp_err_t inflight_on_complete(const kp_payment_t *c, const kp_payment_t *flight,
         }
         /* The stored amount is what entered the totals. */
         if (__builtin_sub_overflow(t.inflight_count, 1, &t.inflight_count) ||
-            __builtin_sub_overflow(t.inflight_amount, flight->amount,
+            __builtin_sub_overflow(t.inflight_amount, (kp_i128_t)flight->amount,
                                    &t.inflight_amount))
                 return KP_ERR_OVERFLOW;
         if (c->state == KP_PAY_COMPLETE) {

@@ -15,7 +15,8 @@
  *   index `t:<16 lowercase hex digits of first-seen ms>:<id>` -> "1" (not
  * empty: an empty value would be a tombstone), whose keys sort by time, so that
  * expiry walks them oldest first;
- * - `totals`: `totals` -> inflight_totals_t as JSON.
+ * - `totals`: `totals` -> inflight_record_t as JSON: the counts, and the
+ *   in-flight amount per currency (issue 13, defect 7).
  */
 #ifndef KPAY_INFLIGHT_H
 #define KPAY_INFLIGHT_H
@@ -24,6 +25,7 @@
 #include <stdint.h>
 
 #include "kpay/kp_err.h"
+#include "kpay/kp_money.h"
 #include "kpay/kp_payment.h"
 #include "kpay/kp_topics.h"
 
@@ -67,11 +69,17 @@ typedef enum inflight_store_e {
 #define INFLIGHT_EXPIRY_MAX_PER_RUN 10000
 
 /**
- * The totals of one partition (store `totals`, key `totals`). Every field
- * is a count or a sum of minor units; every update is overflow-checked.
+ * The totals of one partition as one payment sees them: the counts, and
+ * the in-flight amount of that payment's currency (amounts of different
+ * currencies are never added). The store keeps inflight_record_t: the
+ * counts and every currency's amount; inflight_totals_view() and
+ * inflight_totals_update() go between the two. Every count is
+ * overflow-checked; the amount is 128 bits wide and cannot overflow (a sum
+ * of fewer than 2^63 int64 amounts), so no total refuses a payment
+ * (issue 13, defect 4).
  *
  * - inflight_count, inflight_amount: payments accepted and not completed
- *   yet, and the sum of their amounts.
+ *   yet, and the sum of their amounts (of the one currency).
  * - accepted: payments accepted into flight (a DEBIT was emitted).
  * - rejected: payments whose outcome was REJECTED, counted once each:
  *   rejections this processor decided itself (invalid_state or a
@@ -93,7 +101,7 @@ typedef enum inflight_store_e {
  */
 typedef struct inflight_totals_s {
         int64_t inflight_count;
-        int64_t inflight_amount;
+        kp_i128_t inflight_amount; /**< of one currency */
         int64_t accepted;
         int64_t rejected;
         int64_t duplicates;
@@ -101,19 +109,63 @@ typedef struct inflight_totals_s {
         int64_t completions_unknown;
 } inflight_totals_t;
 
-/**
- * @brief Decodes the JSON of the `totals` store, strictly: an object with
- *        all seven fields as JSON integers (unknown fields are ignored).
- * @returns KP_OK with @p t filled, or KP_ERR_PARSE (@p t then untouched).
- */
-kp_err_t inflight_totals_decode(const void *buf, size_t len,
-                                inflight_totals_t *t);
+/** The store value of `totals`: the counts of inflight_totals_t and the
+ *  in-flight amount per currency. Initialize with inflight_record_init(),
+ *  free with inflight_record_clear(). */
+typedef struct inflight_record_s {
+        int64_t inflight_count;
+        int64_t accepted;
+        int64_t rejected;
+        int64_t duplicates;
+        int64_t completed;
+        int64_t completions_unknown;
+        /** Per currency; an entry stays once made (at 0 when drained). */
+        kp_money_t inflight_amounts;
+} inflight_record_t;
+
+/** @brief Zero totals, no currency; owns nothing yet. */
+void inflight_record_init(inflight_record_t *r);
+
+/** @brief Frees what @p r owns; it is inflight_record_init()'s afterwards. */
+void inflight_record_clear(inflight_record_t *r);
 
 /**
- * @brief Encodes totals as compact JSON, fields in the order of the struct.
+ * @brief The view of @p r for a payment in @p currency: the counts and that
+ *        currency's in-flight amount (0 for NULL: a decision that moves no
+ *        amount, a duplicate or a rejection).
+ */
+void inflight_totals_view(const inflight_record_t *r, const char *currency,
+                          inflight_totals_t *t);
+
+/**
+ * @brief Writes the view @p t back: the counts, and the amount of
+ *        @p currency (not when NULL).
+ * @returns KP_OK, or KP_ERR_INVALID_ARG for a currency that is not 3
+ *          letters A-Z (nothing changed).
+ */
+kp_err_t inflight_totals_update(inflight_record_t *r, const char *currency,
+                                const inflight_totals_t *t);
+
+/**
+ * @brief Decodes the JSON of the `totals` store, strictly: an object with
+ *        the six counts as JSON integers and "inflight_amounts", an object
+ *        of currency codes to decimal strings (unknown fields are ignored).
+ *        A value written before amounts were per currency has an integer
+ *        "inflight_amount" instead: it is read as USD, the default
+ *        currency.
+ * @param r initialized; replaced on success.
+ * @returns KP_OK with @p r filled, or KP_ERR_PARSE (@p r then untouched).
+ */
+kp_err_t inflight_totals_decode(const void *buf, size_t len,
+                                inflight_record_t *r);
+
+/**
+ * @brief Encodes totals as compact JSON: the counts in the order of the
+ *        struct, then "inflight_amounts" (currencies in byte order, each a
+ *        decimal string: exact whatever its size, for every reader).
  * @returns a kp_malloc()ed NUL-terminated string; *lenp its length.
  */
-char *inflight_totals_encode(const inflight_totals_t *t, size_t *lenp);
+char *inflight_totals_encode(const inflight_record_t *r, size_t *lenp);
 
 /**
  * @brief Writes the dedup key "i:<id>" into @p buf.
@@ -209,14 +261,17 @@ typedef struct inflight_decision_s {
  * - else INFLIGHT_ACCEPT: the payment with inflight_ms = now and
  *   origin_partition = @p partition is stored (state INCOMING) and emitted
  *   as DEBIT keyed by `from` to the inflight topic (partition -1);
- *   accepted + 1, inflight_count + 1, inflight_amount + amount.
+ *   accepted + 1, inflight_count + 1, inflight_amount + amount (so
+ *   @p totals is the view of the payment's currency; for the other
+ *   actions the amount is not touched).
  * Emitted and stored payments keep every other field, unknown ones too.
  *
  * @param first_seen_ms the id's dedup entry, or -1 when there is none.
  * @param totals the partition's totals before this payment.
  * @returns KP_OK with @p d filled (clear it), or KP_ERR_OVERFLOW when a
- *          total would overflow (nothing to apply; @p d needs no clearing)
- *          or KP_ERR_INVALID_ARG.
+ *          count would pass INT64_MAX (2^63 records: not reachable; the
+ *          amount cannot overflow; nothing to apply, @p d needs no
+ *          clearing) or KP_ERR_INVALID_ARG.
  */
 kp_err_t inflight_on_incoming(const kp_payment_t *p, int64_t first_seen_ms,
                               int64_t retention_ms,
@@ -243,13 +298,15 @@ int inflight_is_outcome(kp_pay_state_t state);
  *
  * COMPLETE or REJECTED of an id in flight (@p flight non-NULL: the
  * `inflight` store's payment): remove it (the caller deletes the key),
- * inflight_count - 1, inflight_amount - the stored amount, completed or
- * rejected + 1. Of an id not in flight: completions_unknown + 1. Another
- * state: INFLIGHT_WRONG_STATE, totals unchanged.
+ * inflight_count - 1, inflight_amount - the stored amount (so @p totals is
+ * the view of the stored payment's currency), completed or rejected + 1.
+ * Of an id not in flight: completions_unknown + 1. Another state:
+ * INFLIGHT_WRONG_STATE, totals unchanged.
  *
  * @param flight the stored payment, or NULL when the id is not in flight.
  * @param totals in: the totals before; out: after. Untouched on error.
- * @returns KP_OK with *@p whatp set, or KP_ERR_OVERFLOW.
+ * @returns KP_OK with *@p whatp set, or KP_ERR_OVERFLOW (a count at
+ *          INT64_MAX: not reachable).
  */
 kp_err_t inflight_on_complete(const kp_payment_t *c, const kp_payment_t *flight,
                               inflight_totals_t *totals,

@@ -55,22 +55,28 @@ static kp_counter_t *rejected_counter(inflight_app_t *a, kp_reason_t reason) {
 }
 
 /* Typed readers of the stores' values. */
-KP_CTX_TYPED_GETTER(get_totals, inflight_totals_t, inflight_totals_decode)
+KP_CTX_TYPED_GETTER(get_totals, inflight_record_t, inflight_totals_decode)
 KP_CTX_TYPED_GETTER(get_first_seen, int64_t, inflight_dedup_value_decode)
 
-/* Reads the partition's totals; zeros when there are none yet. */
-static kp_err_t totals_load(kp_ctx_t *ctx, inflight_totals_t *t) {
-        memset(t, 0, sizeof(*t));
+/* Reads the partition's totals into @p t (initialized); zeros when there
+ * are none yet. */
+static kp_err_t totals_load(kp_ctx_t *ctx, inflight_record_t *t) {
         kp_err_t err = get_totals(ctx, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
                                   strlen(INFLIGHT_TOTALS_KEY), t);
         return err == KP_ERR_NOT_FOUND ? KP_OK : err;
 }
 
-static kp_err_t totals_save(kp_ctx_t *ctx, const inflight_totals_t *t) {
+/* Writes the view @p t of @p currency (NULL: counts only) back into @p rec
+ * and stores it. */
+static kp_err_t totals_save(kp_ctx_t *ctx, inflight_record_t *rec,
+                            const char *currency, const inflight_totals_t *t) {
         size_t len;
-        char *s      = inflight_totals_encode(t, &len);
-        kp_err_t err = kp_ctx_put(ctx, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
-                                  strlen(INFLIGHT_TOTALS_KEY), s, len);
+        kp_err_t err = inflight_totals_update(rec, currency, t);
+        if (err)
+                return err;
+        char *s = inflight_totals_encode(rec, &len);
+        err     = kp_ctx_put(ctx, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
+                             strlen(INFLIGHT_TOTALS_KEY), s, len);
         kp_free(s);
         return err;
 }
@@ -116,16 +122,26 @@ static kp_err_t dedup_record(kp_ctx_t *ctx, const char *id, int64_t now_ms,
 static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
                             const kp_payment_t *p) {
         int64_t now = kp_ctx_now_ms(ctx), first_seen;
+        inflight_record_t rec;
         inflight_totals_t totals;
         inflight_decision_t d;
         kp_err_t err;
+        /* The amounts are per currency: the view of the payment's (an
+         * invalid one is rejected and moves no amount). */
+        const char *cur = kp_currency_valid(p->currency) ? p->currency : NULL;
 
+        inflight_record_init(&rec);
         if ((err = dedup_load(ctx, p->id, &first_seen)) ||
-            (err = totals_load(ctx, &totals)))
+            (err = totals_load(ctx, &rec))) {
+                inflight_record_clear(&rec);
                 return err;
+        }
+        inflight_totals_view(&rec, cur, &totals);
         if ((err = inflight_on_incoming(p, first_seen, a->retention_ms, &totals,
-                                        kp_ctx_partition(ctx), now, &d)))
-                return err; /* an overflow: dead-lettered by the runtime */
+                                        kp_ctx_partition(ctx), now, &d))) {
+                inflight_record_clear(&rec);
+                return err;
+        }
 
         if (d.record_dedup)
                 err = dedup_record(ctx, p->id, now, d.expired_first_seen_ms);
@@ -137,7 +153,10 @@ static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
                                   d.emit.key, strlen(d.emit.key), d.emit.value,
                                   d.emit.value_len, NULL);
         if (!err)
-                err = totals_save(ctx, &d.totals);
+                err = totals_save(ctx, &rec,
+                                  d.action == INFLIGHT_ACCEPT ? cur : NULL,
+                                  &d.totals);
+        inflight_record_clear(&rec);
         if (!err) {
                 switch (d.action) {
                 case INFLIGHT_DUPLICATE:
@@ -161,6 +180,7 @@ static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
 static kp_err_t on_complete(kp_ctx_t *ctx, inflight_app_t *a,
                             const kp_payment_t *c) {
         kp_payment_t flight;
+        inflight_record_t rec;
         inflight_totals_t totals;
         inflight_completion_t what;
         void *val;
@@ -191,7 +211,12 @@ static kp_err_t on_complete(kp_ctx_t *ctx, inflight_app_t *a,
                 return err;
         }
 
-        err = totals_load(ctx, &totals);
+        /* The stored payment's currency is the one whose amount it
+         * entered; validated when it was accepted. */
+        const char *cur = in_flight ? flight.currency : NULL;
+        inflight_record_init(&rec);
+        err = totals_load(ctx, &rec);
+        inflight_totals_view(&rec, cur, &totals);
         if (!err)
                 err = inflight_on_complete(c, in_flight ? &flight : NULL,
                                            &totals, &what);
@@ -199,7 +224,8 @@ static kp_err_t on_complete(kp_ctx_t *ctx, inflight_app_t *a,
                 err = kp_ctx_delete(ctx, INFLIGHT_ST_INFLIGHT, c->id,
                                     strlen(c->id));
         if (!err)
-                err = totals_save(ctx, &totals);
+                err = totals_save(ctx, &rec, cur, &totals);
+        inflight_record_clear(&rec);
         if (!err) {
                 if (what == INFLIGHT_COMPLETED)
                         kp_counter_add(a->completed, 1);

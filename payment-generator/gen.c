@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "kpay/kp_conf.h"
 #include "kpay/kp_mem.h"
 
@@ -703,6 +704,48 @@ static void jset(json_t *obj, const char *key, json_t *val) {
         }
 }
 
+/* ------------------------------------------------------------------------
+ * The books. */
+
+void gen_books_init(gen_books_t *b) {
+        memset(b, 0, sizeof(*b));
+        kp_money_init(&b->sums);
+}
+
+void gen_books_clear(gen_books_t *b) {
+        if (!b)
+                return;
+        kp_money_clear(&b->sums);
+        gen_books_init(b);
+}
+
+void gen_books_add(gen_books_t *b, const char *account, size_t account_len,
+                   const void *val, size_t len) {
+        acct_record_t r;
+        char errstr[256];
+        acct_record_init(&r);
+        b->accounts++;
+        /* The 128-bit sums cannot overflow from int64-sized balances. */
+        if (acct_decode(val, len, &r, errstr, sizeof(errstr)) ||
+            kp_money_add_all(&b->sums, &r.balances)) {
+                b->corrupt++;
+                acct_record_clear(&r);
+                return;
+        }
+        int regular = !(account_len > 0 && account[0] == '@');
+        for (size_t i = 0; regular && i < r.balances.cnt; i++) {
+                if (r.balances.e[i].amount < 0) {
+                        b->overdrawn++;
+                        break;
+                }
+        }
+        acct_record_clear(&r);
+}
+
+int gen_books_balanced(const gen_books_t *b) {
+        return !b->corrupt && !b->overdrawn && kp_money_is_zero(&b->sums);
+}
+
 char *gen_summary_json(const gen_summary_t *s) {
         json_t *root = json_object();
         int64_t rate = gen_rate_x10(s->sent - s->funded, s->elapsed_ms);
@@ -751,6 +794,22 @@ char *gen_summary_json(const gen_summary_t *s) {
                 jset(root, "unexpected", json_integer(o->unexpected));
                 jset(root, "wait_s", json_real((double)s->wait_ms / 1000.0));
                 jset(root, "timed_out", json_boolean(s->timed_out));
+        }
+        if (s->books) {
+                json_t *bk = json_object();
+                if (!bk) {
+                        fprintf(stderr,
+                                "kpay-gen: out of memory building JSON\n");
+                        abort();
+                }
+                jset(bk, "balanced",
+                     json_boolean(gen_books_balanced(s->books)));
+                jset(bk, "accounts", json_integer(s->books->accounts));
+                jset(bk, "overdrawn", json_integer(s->books->overdrawn));
+                jset(bk, "corrupt", json_integer(s->books->corrupt));
+                jset(bk, "sums",
+                     kp_money_to_json(&s->books->sums, KP_MONEY_JSON_STRING));
+                jset(root, "books", bk);
         }
         /* 15 significant digits print a value of whole milliseconds (or
          * tenths) as the short decimal it is: 1.234, not 1.23399999. */
@@ -806,4 +865,20 @@ void gen_summary_print(const gen_summary_t *s, FILE *fp) {
                 " payments, created to "
                 "complete)\n",
                 o->p50_ms, o->p95_ms, o->p99_ms, o->max_ms, o->latency_cnt);
+        if (!s->books)
+                return;
+        const gen_books_t *b = s->books;
+        fprintf(fp, "books     %s:",
+                gen_books_balanced(b) ? "balance" : "DO NOT balance");
+        for (size_t i = 0; i < b->sums.cnt; i++) {
+                char buf[KP_I128_DEC_SIZE];
+                kp_i128_format(b->sums.e[i].amount, buf);
+                fprintf(fp, "%s %s %s", i ? "," : "", b->sums.e[i].currency,
+                        buf);
+        }
+        fprintf(fp,
+                "%s (sum of every balance per currency; %" PRId64
+                " accounts, %" PRId64 " overdrawn, %" PRId64 " unreadable)\n",
+                b->sums.cnt ? "" : " no balances", b->accounts, b->overdrawn,
+                b->corrupt);
 }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "kpay/kp_err.h"
+#include "kpay/kp_money.h"
 #include "kpay/kp_payment.h"
 
 /** One million: ratios are parts per million. */
@@ -277,6 +278,40 @@ void gen_tracker_outcomes(gen_tracker_t *t, gen_outcomes_t *out);
 char *gen_progress_line(char *buf, size_t size, int64_t sent, int64_t total,
                         int64_t acked, int64_t rate_x10, int64_t eta_s);
 
+/* ------------------------------------------------------------------------
+ * The books: every balance, per currency (docs/pipeline.md, "Money per
+ * currency"). */
+
+/** The sums of every account's balances, read from kpay-account's
+ *  `balances` store (its changelog). Initialize with gen_books_init(),
+ *  free with gen_books_clear(). */
+typedef struct gen_books_s {
+        kp_money_t sums;   /**< per currency, system accounts included */
+        int64_t accounts;  /**< account values read */
+        int64_t overdrawn; /**< regular accounts below 0 in a currency */
+        int64_t corrupt;   /**< values that do not decode */
+} gen_books_t;
+
+/** @brief Empty books. */
+void gen_books_init(gen_books_t *b);
+
+/** @brief Frees what @p b owns; it is empty afterwards. */
+void gen_books_clear(gen_books_t *b);
+
+/**
+ * @brief Adds account @p account's `balances` store value (@p val,
+ *        acct_decode()'s format) to the books: its balances to the sums,
+ *        currency by currency, and counts it overdrawn when it is a regular
+ *        account below 0 in a currency. A value that does not decode is
+ *        counted in corrupt (the books are then unknown).
+ */
+void gen_books_add(gen_books_t *b, const char *account, size_t account_len,
+                   const void *val, size_t len);
+
+/** @brief 1 if the books balance: every currency sums to exactly 0, no
+ *         regular account is overdrawn, and every value decoded. */
+int gen_books_balanced(const gen_books_t *b);
+
 /** The totals of a run. */
 typedef struct gen_summary_s {
         const char *topic;
@@ -294,6 +329,8 @@ typedef struct gen_summary_s {
         int timed_out;           /**< the wait ended before every outcome */
         int64_t wait_ms;         /**< how long the wait took */
         gen_outcomes_t outcomes;
+        /** After the wait, the books (NULL: not read, e.g. timed out). */
+        const gen_books_t *books;
 } gen_summary_t;
 
 /**
@@ -310,7 +347,9 @@ int64_t gen_rate_x10(int64_t records, int64_t elapsed_ms);
  *        "rejected","rejected_by_reason"{...}}, "latency_ms" {"p50","p95",
  *        "p99","max"}, "expected", "undelivered", "missing",
  *        "multiple_outcomes",
- *        "unexpected", "wait_s", "timed_out".
+ *        "unexpected", "wait_s", "timed_out"; with books: "books"
+ *        {"balanced","accounts","overdrawn","corrupt","sums"{currency:
+ *        "minor units"}} (the sums are decimal strings).
  * @returns a kp_malloc()ed string.
  */
 char *gen_summary_json(const gen_summary_t *s);

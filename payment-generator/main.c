@@ -6,9 +6,13 @@
  * for a count or a duration. Optionally funds every account from @bank
  * first, injects broken and resent records, and with --wait follows
  * <prefix>kpay.payments.complete (read_committed, no group) until every
- * payment it sent has an outcome, then reports outcomes and end-to-end
- * latency. The stream itself, the bodies, the schedule, the outcome
- * tracking and the summary are gen.c's pure functions.
+ * payment it sent has an outcome, then reports outcomes, end-to-end
+ * latency and the books: the sum of every balance per currency, read from
+ * kpay-account's `balances` changelog (docs/pipeline.md, "Money per
+ * currency"); unbalanced books are a warning on stderr (other clients'
+ * payments may be in flight), not an exit status. The stream itself, the
+ * bodies, the schedule, the outcome tracking, the books and the summary
+ * are gen.c's pure functions.
  *
  * Exit status: 0 success; 1 a record failed delivery, a payment got more
  * than one outcome, or a Kafka error; 2 a bad argument; 3 the wait for
@@ -24,6 +28,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "account.h"
 #include "gen.h"
 #include "kpay/kp_app.h"
 #include "kpay/kp_conf.h"
@@ -93,7 +98,8 @@ static const kp_conf_opt_t gen_opts[] = {
      "Payment ids are <id-prefix><n> (default: gen-<unixtime>-<pid>-)."},
     {"wait", 0, KP_CONF_BOOL, GOPT(wait), "false", 0, 0, NULL,
      "After sending, wait until every payment sent has an outcome on "
-     "kpay.payments.complete and report outcomes and latency."},
+     "kpay.payments.complete, report outcomes and latency, and whether the "
+     "books balance (every balance, per currency, sums to 0)."},
     {"wait-timeout", 0, KP_CONF_INT, GOPT(wait_timeout), "120", 1, 86400,
      "SECONDS", "How long --wait (and --fund) wait for outcomes."},
     {"json", 0, KP_CONF_BOOL, GOPT(json), "false", 0, 0, NULL,
@@ -687,12 +693,73 @@ static int check_args(const gen_conf_t *gc, gen_run_t *r, char **prefixp,
         return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * The books. */
+
+/* How long the books may take to read, and to settle: payments of other
+ * clients still in flight leave a payer debited and its payee not yet
+ * credited, so unbalanced books are read again until this passes. */
+#define BOOKS_READ_MS   30000
+#define BOOKS_SETTLE_MS 10000
+
+static int books_entry(const void *key, size_t key_len, const void *value,
+                       size_t value_len, const void *decoded, int64_t recv_ms,
+                       void *opaque) {
+        (void)decoded;
+        (void)recv_ms;
+        gen_books_add(opaque, key, key_len, value, value_len);
+        return 0;
+}
+
+/* Reads the books from kpay-account's `balances` changelog (read_committed:
+ * every balance change of an outcome already seen is there) into @p b.
+ * @returns 0, or -1 with a reason in errstr. */
+static int read_books(gen_run_t *r, gen_books_t *b, char *errstr,
+                      size_t errstr_size) {
+        char topic[300];
+        kp_changelog_name(topic, sizeof(topic), r->c->topic_prefix,
+                          account_layout.service,
+                          account_layout.stores[ACCT_ST_BALANCES]);
+        const kp_follower_conf_t fc = {
+            .topic      = topic,
+            .client_id  = PROG,
+            .log_name   = "books",
+            .keep_table = 1,
+            .quiet      = 1,
+        };
+        kp_follower_t *f = kp_follower_new(r->c, &fc, errstr, errstr_size);
+        if (!f)
+                return -1;
+        int64_t settle = kp_mono_ns() + (int64_t)BOOKS_SETTLE_MS * 1000000;
+        int rc         = 0;
+        for (;;) {
+                if (kp_follower_sync(f, BOOKS_READ_MS) != KP_OK) {
+                        snprintf(errstr, errstr_size,
+                                 "could not read %s within %d s", topic,
+                                 BOOKS_READ_MS / 1000);
+                        rc = -1;
+                        break;
+                }
+                gen_books_clear(b);
+                kp_follower_foreach(f, books_entry, b);
+                if (gen_books_balanced(b) || kp_mono_ns() >= settle ||
+                    !kp_app_running())
+                        break;
+                struct timespec ts = {0, 500 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        kp_follower_destroy(f);
+        return rc;
+}
+
 /* The run after the arguments are checked. @returns the exit status. */
 static int run(gen_run_t *r) {
         char errstr[512];
         int rc = 0, need_follower = r->gc->fund || r->gc->wait;
-        int waited = 0, timed_out = 0;
+        int waited = 0, timed_out = 0, have_books = 0;
         int64_t wait_ms = 0;
+        gen_books_t books;
+        gen_books_init(&books);
 
         if (!(r->rk = new_producer(r, errstr, sizeof(errstr)))) {
                 fprintf(stderr, PROG ": %s\n", errstr);
@@ -738,6 +805,13 @@ static int run(gen_run_t *r) {
                 progress_done(r);
                 if (!kp_app_running())
                         rc = EXIT_INTERRUPTED;
+                /* Every outcome is in: do the books balance? */
+                if (!rc && !timed_out) {
+                        if (read_books(r, &books, errstr, sizeof(errstr)))
+                                fprintf(stderr, PROG ": books: %s\n", errstr);
+                        else
+                                have_books = 1;
+                }
         }
 
         gen_summary_t s = {
@@ -754,6 +828,7 @@ static int run(gen_run_t *r) {
             .waited          = waited,
             .timed_out       = timed_out,
             .wait_ms         = wait_ms,
+            .books           = have_books ? &books : NULL,
         };
         if (r->stream_start_ns)
                 s.elapsed_ms =
@@ -768,6 +843,12 @@ static int run(gen_run_t *r) {
                 gen_summary_print(&s, stdout);
         }
         fflush(stdout);
+        if (have_books && !gen_books_balanced(&books))
+                fprintf(stderr, PROG
+                        ": the books do not balance (payments of other "
+                        "clients in flight, or money lost: see "
+                        "\"books\")\n");
+        gen_books_clear(&books);
 
         if (rc)
                 return rc;

@@ -70,12 +70,20 @@ kp_err_t kp_control_status_from_json(const char *json, size_t len,
         return KP_OK;
 }
 
+void kp_control_report_clear(kp_control_report_t *r) {
+        if (!r)
+                return;
+        kp_money_clear(&r->inflight_amounts);
+        memset(r, 0, sizeof(*r));
+}
+
 char *kp_control_report_to_json(const kp_control_report_t *r) {
         return kp_json_dump(json_pack(
-            "{s:I, s:b, s:f, s:I, s:I}", "control_version",
+            "{s:I, s:b, s:f, s:I, s:o}", "control_version",
             (json_int_t)r->version, "paused", r->paused, "rate_share",
             r->rate_share, "inflight_count", (json_int_t)r->inflight_count,
-            "inflight_amount", (json_int_t)r->inflight_amount));
+            "inflight_amounts",
+            kp_money_to_json(&r->inflight_amounts, KP_MONEY_JSON_STRING)));
 }
 
 kp_err_t kp_control_report_from_json(const char *json,
@@ -87,17 +95,18 @@ kp_err_t kp_control_report_from_json(const char *json,
         json_t *paused = json_object_get(o, "paused");
         json_t *share  = json_object_get(o, "rate_share");
         json_t *cnt    = json_object_get(o, "inflight_count");
-        json_t *amt    = json_object_get(o, "inflight_amount");
+        json_t *amt    = json_object_get(o, "inflight_amounts");
         kp_err_t err   = KP_ERR_PARSE;
         if (json_is_object(o) && json_is_integer(ver) &&
             json_is_boolean(paused) && json_is_number(share) &&
-            json_is_integer(cnt) && json_is_integer(amt)) {
-                out->version         = json_integer_value(ver);
-                out->paused          = json_is_true(paused);
-                out->rate_share      = json_number_value(share);
-                out->inflight_count  = json_integer_value(cnt);
-                out->inflight_amount = json_integer_value(amt);
-                err                  = KP_OK;
+            json_is_integer(cnt) &&
+            !kp_money_from_json(amt, KP_MONEY_JSON_STRING,
+                                &out->inflight_amounts)) {
+                out->version        = json_integer_value(ver);
+                out->paused         = json_is_true(paused);
+                out->rate_share     = json_number_value(share);
+                out->inflight_count = json_integer_value(cnt);
+                err                 = KP_OK;
         }
         json_decref(o);
         return err;

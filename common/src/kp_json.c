@@ -11,35 +11,52 @@
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 
-kp_err_t kp_json_decode_int64s(const void *buf, size_t len,
-                               const kp_json_field_t *fields, size_t cnt,
-                               void *out, size_t struct_size) {
-        json_error_t jerr;
+kp_err_t kp_json_get_int64s(const json_t *obj, const kp_json_field_t *fields,
+                            size_t cnt, void *out, size_t struct_size) {
         kp_err_t err = KP_OK;
-        if (!buf || !out)
+        if (!json_is_object(obj) || !out)
                 return KP_ERR_PARSE;
-        json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root)
-                return KP_ERR_PARSE;
-        if (!json_is_object(root)) {
-                json_decref(root);
-                return KP_ERR_PARSE;
-        }
         char *tmp = kp_malloc(struct_size);
         memcpy(tmp, out, struct_size);
         for (size_t i = 0; i < cnt && !err; i++) {
-                json_t *v = json_object_get(root, fields[i].name);
+                json_t *v = json_object_get(obj, fields[i].name);
                 if (!json_is_integer(v))
                         err = KP_ERR_PARSE;
                 else
                         *(int64_t *)(void *)(tmp + fields[i].offset) =
                             json_integer_value(v);
         }
-        json_decref(root);
         if (!err)
                 memcpy(out, tmp, struct_size);
         kp_free(tmp);
         return err;
+}
+
+kp_err_t kp_json_decode_int64s(const void *buf, size_t len,
+                               const kp_json_field_t *fields, size_t cnt,
+                               void *out, size_t struct_size) {
+        json_error_t jerr;
+        if (!buf || !out)
+                return KP_ERR_PARSE;
+        json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+                return KP_ERR_PARSE;
+        kp_err_t err = kp_json_get_int64s(root, fields, cnt, out, struct_size);
+        json_decref(root);
+        return err;
+}
+
+void kp_json_set_int64s(json_t *obj, const kp_json_field_t *fields, size_t cnt,
+                        const void *in) {
+        for (size_t i = 0; i < cnt; i++) {
+                int64_t v = *(const int64_t *)(const void *)((const char *)in +
+                                                             fields[i].offset);
+                if (json_object_set_new(obj, fields[i].name,
+                                        json_integer((json_int_t)v))) {
+                        KP_FATAL("out of memory building JSON");
+                        abort();
+                }
+        }
 }
 
 char *kp_json_encode_int64s(const kp_json_field_t *fields, size_t cnt,

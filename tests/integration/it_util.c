@@ -814,3 +814,88 @@ int it_admin_topics(const char *prefix, int partitions) {
         free(out);
         return rc == 0 ? 0 : -1;
 }
+
+/* ------------------------------------------------------------------------
+ * Stores and money.
+ */
+
+json_t *it_store_items(const char *endpoint, const char *store) {
+        json_t *all     = json_array();
+        char after[300] = "";
+        for (;;) {
+                char path[600];
+                if (after[0])
+                        snprintf(path, sizeof(path),
+                                 "/v1/stores/%s?limit=1000&after=%s", store,
+                                 after);
+                else
+                        snprintf(path, sizeof(path), "/v1/stores/%s?limit=1000",
+                                 store);
+                json_t *j     = it_get_json(endpoint, path, 200);
+                json_t *items = json_object_get(j, "items");
+                size_t i;
+                json_t *it;
+                json_array_foreach(items, i, it) {
+                        json_array_append(all, it);
+                        snprintf(after, sizeof(after), "%s",
+                                 json_string_value(json_object_get(it, "key")));
+                }
+                int more = !json_is_null(json_object_get(j, "next"));
+                json_decref(j);
+                if (!more)
+                        return all;
+        }
+}
+
+void it_money_add(kp_money_t *sum, const json_t *obj, const char *what) {
+        kp_money_t m;
+        kp_money_init(&m);
+        if (kp_money_from_json(obj, KP_MONEY_JSON_STRING, &m)) {
+                char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+                fail_msg(
+                    "%s: not an object of currencies to decimal "
+                    "strings: %s",
+                    what, s ? s : "(none)");
+        }
+        if (kp_money_add_all(sum, &m))
+                fail_msg("%s: the sum passes 128 bits", what);
+        kp_money_clear(&m);
+}
+
+kp_i128_t it_balance(const json_t *value, const char *currency) {
+        kp_money_t m;
+        kp_money_init(&m);
+        if (kp_money_from_json(json_object_get(value, "balances"),
+                               KP_MONEY_JSON_STRING, &m))
+                fail_msg("an account value without balances");
+        kp_i128_t b = kp_money_get(&m, currency);
+        kp_money_clear(&m);
+        return b;
+}
+
+void it_books_add(kp_money_t *sum, const json_t *items) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it) {
+                const char *k = json_string_value(json_object_get(it, "key"));
+                kp_money_t m;
+                kp_money_init(&m);
+                if (!k || kp_money_from_json(
+                              json_object_get(json_object_get(it, "value"),
+                                              "balances"),
+                              KP_MONEY_JSON_STRING, &m))
+                        fail_msg("account %s: no balances object",
+                                 k ? k : "(no key)");
+                for (size_t c = 0; k[0] != '@' && c < m.cnt; c++) {
+                        if (m.e[c].amount < 0) {
+                                char buf[KP_I128_DEC_SIZE];
+                                kp_i128_format(m.e[c].amount, buf);
+                                fail_msg("%s is overdrawn: %s %s", k, buf,
+                                         m.e[c].currency);
+                        }
+                }
+                if (kp_money_add_all(sum, &m))
+                        fail_msg("the books pass 128 bits");
+                kp_money_clear(&m);
+        }
+}

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kpay/kp_money.h"
+
 /** The broker of the CTest fixture (KPAY_TEST_BOOTSTRAP). */
 const char *it_bootstrap(void);
 
@@ -246,5 +248,28 @@ int it_admin_run_topics(const char *prefix, int partitions, char **outp);
 /** Creates every kpay topic with @p prefix as kpay-admin does; 0 or -1
  *  (the output printed). */
 int it_admin_topics(const char *prefix, int partitions);
+
+/* ------------------------------------------------------------------------
+ * Stores and money (test_pipeline, test_control, test_money).
+ */
+
+/** Every item {key, value} of store @p store on one instance, following
+ *  every page of GET /v1/stores/{store}; fails the test on an error.
+ *  json_decref() the array. */
+json_t *it_store_items(const char *endpoint, const char *store);
+
+/** Adds the per-currency money object @p obj (currency -> decimal string,
+ *  as kpay writes balances and totals) into @p sum, currency by currency;
+ *  fails the test (naming @p what) when @p obj is not one. */
+void it_money_add(kp_money_t *sum, const json_t *obj, const char *what);
+
+/** The balance in @p currency of the `balances` value @p value (0 when it
+ *  has none); fails the test when the value has no balances object. */
+kp_i128_t it_balance(const json_t *value, const char *currency);
+
+/** Adds every account's balances in @p items (what it_store_items()
+ *  returned for store `balances`) into @p sum, per currency, and fails the
+ *  test when a regular account (not `@...`) is below 0 in a currency. */
+void it_books_add(kp_money_t *sum, const json_t *items);
 
 #endif

@@ -234,42 +234,6 @@ static void wait_outcomes(size_t ids, int timeout_ms, outcomes_t *o) {
         }
 }
 
-/* All items of a store on one instance (every page). */
-static json_t *store_items(const char *endpoint, const char *store) {
-        json_t *all     = json_array();
-        char after[300] = "";
-        for (;;) {
-                char path[600], *body = NULL;
-                if (after[0])
-                        snprintf(path, sizeof(path),
-                                 "/v1/stores/%s?limit=1000&after=%s", store,
-                                 after);
-                else
-                        snprintf(path, sizeof(path), "/v1/stores/%s?limit=1000",
-                                 store);
-                int status = it_http_get(endpoint, path, &body);
-                if (status != 200)
-                        fail_msg("GET %s%s: %d %s", endpoint, path, status,
-                                 body);
-                json_error_t jerr;
-                json_t *j = json_loads(body, 0, &jerr);
-                free(body);
-                assert_non_null(j);
-                json_t *items = json_object_get(j, "items");
-                size_t i;
-                json_t *it;
-                json_array_foreach(items, i, it) {
-                        json_array_append(all, it);
-                        snprintf(after, sizeof(after), "%s",
-                                 json_string_value(json_object_get(it, "key")));
-                }
-                int more = !json_is_null(json_object_get(j, "next"));
-                json_decref(j);
-                if (!more)
-                        return all;
-        }
-}
-
 static int64_t sum_field(json_t *items, const char *key_prefix,
                          const char *field) {
         int64_t sum = 0;
@@ -293,7 +257,7 @@ static int64_t sum_field(json_t *items, const char *key_prefix,
 static json_t *all_balances(void) {
         json_t *merged = json_object();
         for (int a = 0; a < 2; a++) {
-                json_t *items = store_items(account[a].endpoint, "balances");
+                json_t *items = it_store_items(account[a].endpoint, "balances");
                 size_t i;
                 json_t *it;
                 json_array_foreach(items, i, it) {
@@ -309,9 +273,26 @@ static json_t *all_balances(void) {
         return merged;
 }
 
-static int64_t balance_of(json_t *balances, const char *acct) {
+/* The USD balance of @p acct (every payment here is in USD). */
+static kp_i128_t balance_of(json_t *balances, const char *acct) {
         json_t *a = json_object_get(balances, acct);
-        return a ? json_integer_value(json_object_get(a, "balance")) : 0;
+        return a ? it_balance(a, "USD") : 0;
+}
+
+/* The sum over the partitions of the per-currency object @p field of the
+ * store items whose key starts with @p key_prefix (all when NULL). */
+static void sum_money(json_t *items, const char *key_prefix, const char *field,
+                      kp_money_t *sum) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it) {
+                const char *k = json_string_value(json_object_get(it, "key"));
+                if (key_prefix && strncmp(k, key_prefix, strlen(key_prefix)))
+                        continue;
+                it_money_add(
+                    sum, json_object_get(json_object_get(it, "value"), field),
+                    field);
+        }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -403,18 +384,24 @@ static void test_books_balance_under_crash(void **state) {
         assert_true(o.insufficient > 0);
         assert_true(o.rejected >= f.exp.invalid + o.insufficient);
 
-        /* The books balance: the sum of every balance is exactly 0, @bank
-         * included, and no regular account is below 0. */
+        /* The books balance: per currency (only USD here), the sum of every
+         * balance is exactly 0, @bank included, and no regular account is
+         * below 0. */
         json_t *balances = all_balances();
-        int64_t sum      = 0;
+        json_t *items    = json_array();
         json_t *v;
         json_object_foreach(balances, k, v) {
-                int64_t b = json_integer_value(json_object_get(v, "balance"));
-                sum += b;
-                if (k[0] != '@' && b < 0)
-                        fail_msg("%s is overdrawn: %" PRId64, k, b);
+                json_array_append_new(
+                    items, json_pack("{s:s, s:O}", "key", k, "value", v));
         }
-        assert_true(sum == 0);
+        kp_money_t books;
+        kp_money_init(&books);
+        it_books_add(&books, items);
+        json_decref(items);
+        assert_int_equal(books.cnt, 1);
+        assert_true(kp_money_has(&books, "USD"));
+        assert_true(kp_money_is_zero(&books));
+        kp_money_clear(&books);
         assert_true(balance_of(balances, "@bank") ==
                     -(int64_t)ACCOUNTS * FUNDING);
         json_decref(balances);
@@ -423,19 +410,23 @@ static void test_books_balance_under_crash(void **state) {
          * still be on their way to kpay-inflight); duplicates counted. */
         int64_t until = it_now_ms() + 60000;
         for (;;) {
-                json_t *totals = store_items(inflight.endpoint, "totals");
+                json_t *totals = it_store_items(inflight.endpoint, "totals");
                 int64_t count  = sum_field(totals, NULL, "inflight_count");
-                int64_t amount = sum_field(totals, NULL, "inflight_amount");
                 int64_t dups   = sum_field(totals, NULL, "duplicates");
+                kp_money_t amounts;
+                kp_money_init(&amounts);
+                sum_money(totals, NULL, "inflight_amounts", &amounts);
+                int zero = kp_money_is_zero(&amounts);
+                kp_money_clear(&amounts);
                 json_decref(totals);
-                if (count == 0 && amount == 0 &&
-                    dups == (int64_t)f.exp.duplicates)
+                if (count == 0 && zero && dups == (int64_t)f.exp.duplicates)
                         break;
                 if (it_now_ms() > until)
-                        fail_msg("in flight: %" PRId64 " payments, %" PRId64
-                                 " minor units; %" PRId64
+                        fail_msg("in flight: %" PRId64
+                                 " payments (amounts %s); %" PRId64
                                  " duplicates counted of %zu",
-                                 count, amount, dups, f.exp.duplicates);
+                                 count, zero ? "0" : "not 0", dups,
+                                 f.exp.duplicates);
                 struct timespec ts = {0, 200 * 1000 * 1000};
                 nanosleep(&ts, NULL);
         }
@@ -443,7 +434,7 @@ static void test_books_balance_under_crash(void **state) {
         /* Confirmed + rejected = outcomes (once kpay-confirmed caught up). */
         until = it_now_ms() + 60000;
         for (;;) {
-                json_t *ctot = store_items(confirmed.endpoint, "totals");
+                json_t *ctot = it_store_items(confirmed.endpoint, "totals");
                 int64_t conf = sum_field(ctot, "all", "confirmed_count");
                 int64_t rej  = sum_field(ctot, "all", "rejected_count");
                 json_decref(ctot);
@@ -498,8 +489,7 @@ static json_t *owner_balance(kp_discovery_t *d, const char *acct) {
         kp_instance_info_clear(&owner);
         if (status == 404) {
                 free(body);
-                return json_pack("{s:I, s:b}", "balance", (json_int_t)0,
-                                 "frozen", 0);
+                return json_pack("{s:{}, s:b}", "balances", "frozen", 0);
         }
         if (status != 200)
                 fail_msg("GET %s: %d %s", path, status, body);
@@ -605,8 +595,7 @@ static void test_freeze_refunds_and_queries(void **state) {
                 char acct[32];
                 snprintf(acct, sizeof(acct), "acc-%d", a);
                 json_t *v = owner_balance(d, acct);
-                assert_true(json_integer_value(json_object_get(v, "balance")) ==
-                            balance_of(balances, acct));
+                assert_true(it_balance(v, "USD") == balance_of(balances, acct));
                 json_decref(v);
         }
         json_decref(balances);
@@ -623,9 +612,8 @@ static void test_freeze_refunds_and_queries(void **state) {
         expect_outcome("frz-1", "REJECTED", "account_frozen");
         json_t *payer = owner_balance(d, "frz-payer");
         json_t *payee = owner_balance(d, "frz-payee");
-        assert_true(json_integer_value(json_object_get(payer, "balance")) ==
-                    5000);
-        assert_true(json_integer_value(json_object_get(payee, "balance")) == 0);
+        assert_true(it_balance(payer, "USD") == 5000);
+        assert_true(it_balance(payee, "USD") == 0);
         json_decref(payer);
         json_decref(payee);
 
@@ -636,10 +624,8 @@ static void test_freeze_refunds_and_queries(void **state) {
         expect_outcome("frz-2", "COMPLETE", NULL);
         payer = owner_balance(d, "frz-payer");
         payee = owner_balance(d, "frz-payee");
-        assert_true(json_integer_value(json_object_get(payer, "balance")) ==
-                    3800);
-        assert_true(json_integer_value(json_object_get(payee, "balance")) ==
-                    1200);
+        assert_true(it_balance(payer, "USD") == 3800);
+        assert_true(it_balance(payee, "USD") == 1200);
         json_decref(payer);
         json_decref(payee);
         kp_discovery_destroy(d);
@@ -686,10 +672,10 @@ static void produce_one(kp_topic_id_t id, int32_t partition, const char *key,
         it_producer_close(rk);
 }
 
-/* The balance of @p acct on its owner (0 when it does not exist). */
-static int64_t owner_balance_value(kp_discovery_t *d, const char *acct) {
-        json_t *v = owner_balance(d, acct);
-        int64_t b = json_integer_value(json_object_get(v, "balance"));
+/* The USD balance of @p acct on its owner (0 when it does not exist). */
+static kp_i128_t owner_balance_value(kp_discovery_t *d, const char *acct) {
+        json_t *v   = owner_balance(d, acct);
+        kp_i128_t b = it_balance(v, "USD");
         json_decref(v);
         return b;
 }
@@ -699,7 +685,7 @@ static int64_t owner_balance_value(kp_discovery_t *d, const char *acct) {
 static int account_copies(const char *acct, int32_t *partp) {
         int n = 0;
         for (int a = 0; a < 2; a++) {
-                json_t *items = store_items(account[a].endpoint, "balances");
+                json_t *items = it_store_items(account[a].endpoint, "balances");
                 size_t i;
                 json_t *it;
                 json_array_foreach(items, i, it) {
@@ -761,7 +747,7 @@ static void wait_ids(char ids[][64], size_t n, int timeout_ms, outcomes_t *o) {
 
 /* The sum of field @p field of kpay-inflight's totals. */
 static int64_t inflight_total(const char *field) {
-        json_t *totals = store_items(inflight.endpoint, "totals");
+        json_t *totals = it_store_items(inflight.endpoint, "totals");
         int64_t v      = sum_field(totals, NULL, field);
         json_decref(totals);
         return v;
@@ -1034,7 +1020,7 @@ static void test_overlong_account_ids(void **state) {
         long_id(plain65, 0, 'y', 65);
         const char *to[]   = {at65, at66, plain65};
         const char *name[] = {"rt-long-at65", "rt-long-at66", "rt-long-65"};
-        int64_t bank0      = owner_balance_value(d, "@bank");
+        kp_i128_t bank0    = owner_balance_value(d, "@bank");
         for (int i = 0; i < 3; i++)
                 pay(name[i], "@bank", to[i], 700);
         for (int i = 0; i < 3; i++)
@@ -1120,6 +1106,26 @@ static void test_gen_end_to_end(void **state) {
                     0);
         json_t *lat = json_object_get(j, "latency_ms");
         assert_true(json_integer_value(json_object_get(lat, "p50")) > 0);
+        /* Its books check: every balance of the deployment (the earlier
+         * tests' accounts too: acc-0.. are kpay-gen's account names as
+         * well), per currency, sums to 0, and it read every account the
+         * account instances serve. */
+        json_t *books = json_object_get(j, "books");
+        if (!json_is_true(json_object_get(books, "balanced")))
+                fail_msg("kpay-gen: the books do not balance: %s", out);
+        json_t *served = all_balances();
+        if (json_integer_value(json_object_get(books, "accounts")) !=
+            (json_int_t)json_object_size(served))
+                fail_msg(
+                    "kpay-gen read %lld accounts, the instances serve "
+                    "%zu: %s",
+                    (long long)json_integer_value(
+                        json_object_get(books, "accounts")),
+                    json_object_size(served), out);
+        json_decref(served);
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(books, "sums"), "USD")),
+                            "0");
         json_decref(j);
         free(out);
 

@@ -323,18 +323,34 @@ static void test_system_debit_overflow(void **state) {
         assert_int_equal(res.account.balance, INT64_MIN);
 }
 
+/* A refund is never refused (issue 13, defect 4): the payer's balance may
+ * have been credited up to INT64_MAX since the debit; the refund takes it
+ * above, exactly, and the payment still ends REJECTED. Credits are then
+ * refused until the balance is back within int64; debits still work. */
 static void test_refund_overflow(void **state) {
         (void)state;
-        kp_payment_t p;
-        acct_result_t res;
-        char errstr[256] = "";
-        acct_t a         = mkacct(INT64_MAX, 0);
-        mkpay(&p, KP_PAY_REFUND, "alice", "bob", 1);
-        snprintf(p.reason, sizeof(p.reason), "account_frozen");
-        assert_int_equal(
-            acct_apply_payment(&a, &p, 0, NOW, &res, errstr, sizeof(errstr)),
-            KP_ERR_OVERFLOW);
-        assert_non_null(strstr(errstr, "overflow"));
+        kp_payment_t p, out;
+        acct_t a = mkacct(INT64_MAX, 0);
+        mkpay(&p, KP_PAY_REFUND, "alice", "bob", INT64_MAX);
+        snprintf(p.reason, sizeof(p.reason), "balance_overflow");
+        acct_result_t res = apply_ok(&a, &p, 0);
+        assert_int_equal(res.outcome, ACCT_REFUNDED);
+        assert_true(res.account.balance == (kp_i128_t)INT64_MAX * 2);
+        acct_outcome_payment(&p, &res, NOW, &out);
+        assert_int_equal(out.state, KP_PAY_REJECTED);
+        assert_string_equal(out.reason, "balance_overflow");
+        assert_int_equal(acct_route(&out).topic, KP_TOPIC_COMPLETE);
+        kp_payment_clear(&out);
+
+        a = res.account;
+        mkpay(&p, KP_PAY_CREDIT, "bob", "alice", 1);
+        res = apply_ok(&a, &p, 0);
+        assert_int_equal(res.outcome, ACCT_CREDIT_REFUSED);
+        assert_string_equal(res.reason, "balance_overflow");
+        mkpay(&p, KP_PAY_DEBIT, "alice", "bob", INT64_MAX);
+        res = apply_ok(&a, &p, 0);
+        assert_int_equal(res.outcome, ACCT_DEBITED);
+        assert_true(res.account.balance == INT64_MAX);
 }
 
 static void test_frozen_payer(void **state) {
@@ -518,71 +534,177 @@ static void test_outcome_keeps_unknown_fields(void **state) {
         kp_payment_clear(&back);
 }
 
-/* Encodes @p a, decodes it and checks the result is the same account. */
-static void assert_round_trip(const acct_t *a) {
-        acct_t back;
+/* Encodes @p r, decodes it and checks the result is the same account. */
+static void assert_round_trip(const acct_record_t *r) {
+        acct_record_t back;
         size_t len;
         char errstr[256] = "";
-        char *val        = acct_encode(a, &len);
+        acct_record_init(&back);
+        char *val = acct_encode(r, &len);
         assert_int_equal(len, strlen(val));
         kp_err_t err = acct_decode(val, len, &back, errstr, sizeof(errstr));
         if (err)
                 fail_msg("decode %s: %s", val, errstr);
         kp_free(val);
-        assert_int_equal(back.balance, a->balance);
-        assert_int_equal(back.frozen, a->frozen);
-        assert_int_equal(back.updated_ms, a->updated_ms);
-        assert_string_equal(back.last_payment, a->last_payment);
+        assert_true(kp_money_equal(&back.balances, &r->balances));
+        assert_int_equal(back.balances.cnt, r->balances.cnt);
+        assert_int_equal(back.frozen, r->frozen);
+        assert_int_equal(back.updated_ms, r->updated_ms);
+        assert_string_equal(back.last_payment, r->last_payment);
+        acct_record_clear(&back);
+}
+
+static void record_set(acct_record_t *r, const char *currency,
+                       kp_i128_t balance) {
+        assert_int_equal(kp_money_set(&r->balances, currency, balance), KP_OK);
 }
 
 static void test_encode_decode(void **state) {
         (void)state;
-        acct_t a     = mkacct(1250, 0);
-        a.updated_ms = 1700000000000LL;
-        snprintf(a.last_payment, sizeof(a.last_payment), "p-1");
+        acct_record_t r;
+        acct_record_init(&r);
+        record_set(&r, "USD", 1250);
+        record_set(&r, "EUR", -300);
+        r.updated_ms = 1700000000000LL;
+        snprintf(r.last_payment, sizeof(r.last_payment), "p-1");
         size_t len;
-        char *val = acct_encode(&a, &len);
+        char *val = acct_encode(&r, &len);
         assert_string_equal(val,
-                            "{\"balance\":1250,\"frozen\":false,"
-                            "\"updated_ms\":1700000000000,"
+                            "{\"balances\":{\"EUR\":\"-300\",\"USD\":\"1250\"},"
+                            "\"frozen\":false,\"updated_ms\":1700000000000,"
                             "\"last_payment\":\"p-1\"}");
         kp_free(val);
+        assert_round_trip(&r);
+        acct_record_clear(&r);
 
-        acct_init(&a);
-        val = acct_encode(&a, NULL);
+        val = acct_encode(&r, NULL);
         assert_string_equal(val,
-                            "{\"balance\":0,\"frozen\":false,"
+                            "{\"balances\":{},\"frozen\":false,"
                             "\"updated_ms\":0,\"last_payment\":null}");
         kp_free(val);
-        assert_round_trip(&a);
+        assert_round_trip(&r);
 
-        a = mkacct(INT64_MIN, 1);
-        assert_round_trip(&a);
-        a            = mkacct(INT64_MAX, 0);
-        a.updated_ms = INT64_MAX;
-        assert_round_trip(&a);
+        /* The limits, and beyond int64 after a refund: exact. */
+        record_set(&r, "USD", INT64_MIN);
+        record_set(&r, "JPY", (kp_i128_t)INT64_MAX * 2);
+        r.frozen     = 1;
+        r.updated_ms = INT64_MAX;
+        assert_round_trip(&r);
+        val = acct_encode(&r, NULL);
+        assert_non_null(strstr(val, "\"JPY\":\"18446744073709551614\""));
+        assert_non_null(strstr(val, "\"USD\":\"-9223372036854775808\""));
+        kp_free(val);
 
         /* Ids are printable ASCII, quotes and backslashes included. */
-        a = mkacct(-7, 1);
-        snprintf(a.last_payment, sizeof(a.last_payment), "a\"b\\c /{}");
-        assert_round_trip(&a);
+        snprintf(r.last_payment, sizeof(r.last_payment), "a\"b\\c /{}");
+        assert_round_trip(&r);
         /* The longest id. */
-        memset(a.last_payment, '~', KP_PAYMENT_ID_MAX);
-        a.last_payment[KP_PAYMENT_ID_MAX] = '\0';
-        assert_round_trip(&a);
+        memset(r.last_payment, '~', KP_PAYMENT_ID_MAX);
+        r.last_payment[KP_PAYMENT_ID_MAX] = '\0';
+        assert_round_trip(&r);
 
         /* Unknown fields are ignored; field order does not matter. */
         const char *newer =
-            "{\"last_payment\":null,\"tier\":\"gold\","
-            "\"updated_ms\":5,\"frozen\":true,\"balance\":-3}";
+            "{\"last_payment\":null,\"tier\":\"gold\",\"updated_ms\":5,"
+            "\"frozen\":true,\"balances\":{\"GBP\":\"-3\"}}";
         char errstr[256];
         assert_int_equal(
-            acct_decode(newer, strlen(newer), &a, errstr, sizeof(errstr)),
+            acct_decode(newer, strlen(newer), &r, errstr, sizeof(errstr)),
             KP_OK);
-        assert_int_equal(a.balance, -3);
-        assert_int_equal(a.frozen, 1);
-        assert_int_equal(a.updated_ms, 5);
-        assert_string_equal(a.last_payment, "");
+        assert_int_equal(r.balances.cnt, 1);
+        assert_true(kp_money_get(&r.balances, "GBP") == -3);
+        assert_int_equal(r.frozen, 1);
+        assert_int_equal(r.updated_ms, 5);
+        assert_string_equal(r.last_payment, "");
+
+        /* A value from before per-currency balances: its one balance is
+         * read as USD, the default currency; 0 is no balance. */
+        const char *legacy =
+            "{\"balance\":-7,\"frozen\":false,"
+            "\"updated_ms\":5,\"last_payment\":\"p-2\"}";
+        assert_int_equal(
+            acct_decode(legacy, strlen(legacy), &r, errstr, sizeof(errstr)),
+            KP_OK);
+        assert_int_equal(r.balances.cnt, 1);
+        assert_true(kp_money_get(&r.balances, "USD") == -7);
+        assert_string_equal(r.last_payment, "p-2");
+        legacy =
+            "{\"balance\":0,\"frozen\":true,\"updated_ms\":5,"
+            "\"last_payment\":null}";
+        assert_int_equal(
+            acct_decode(legacy, strlen(legacy), &r, errstr, sizeof(errstr)),
+            KP_OK);
+        assert_int_equal(r.balances.cnt, 0);
+        assert_int_equal(r.frozen, 1);
+        acct_record_clear(&r);
+}
+
+/* Two currencies on one account never mix (issue 13, defect 7): a payment
+ * sees and changes only the balance of its currency; freeze is the
+ * account's. */
+static void test_per_currency(void **state) {
+        (void)state;
+        acct_record_t r;
+        acct_t v;
+        kp_payment_t p;
+        acct_record_init(&r);
+        record_set(&r, "USD", 1000);
+        record_set(&r, "EUR", 5);
+
+        /* 600 EUR cannot be paid with 1000 USD. */
+        mkpay(&p, KP_PAY_DEBIT, "alice", "bob", 600);
+        snprintf(p.currency, sizeof(p.currency), "EUR");
+        acct_view(&r, p.currency, &v);
+        assert_true(v.balance == 5);
+        acct_result_t res = apply_ok(&v, &p, 0);
+        assert_int_equal(res.outcome, ACCT_DEBIT_REFUSED);
+        assert_string_equal(res.reason, "insufficient_funds");
+
+        /* 600 USD can; EUR stays. */
+        snprintf(p.currency, sizeof(p.currency), "USD");
+        acct_view(&r, p.currency, &v);
+        res = apply_ok(&v, &p, 0);
+        assert_int_equal(res.outcome, ACCT_DEBITED);
+        assert_int_equal(acct_record_update(&r, p.currency, &res.account),
+                         KP_OK);
+        assert_true(kp_money_get(&r.balances, "USD") == 400);
+        assert_true(kp_money_get(&r.balances, "EUR") == 5);
+        assert_int_equal(r.updated_ms, NOW);
+        assert_string_equal(r.last_payment, "p-0001");
+
+        /* A new currency gets its own entry; a currency that is not a
+         * code is refused and changes nothing. */
+        mkpay(&p, KP_PAY_CREDIT, "carol", "alice", 70);
+        snprintf(p.currency, sizeof(p.currency), "JPY");
+        acct_view(&r, p.currency, &v);
+        assert_true(v.balance == 0);
+        res = apply_ok(&v, &p, 0);
+        assert_int_equal(res.outcome, ACCT_CREDITED);
+        assert_int_equal(acct_record_update(&r, p.currency, &res.account),
+                         KP_OK);
+        assert_int_equal(r.balances.cnt, 3);
+        assert_true(kp_money_get(&r.balances, "JPY") == 70);
+        assert_int_equal(acct_record_update(&r, "usd", &res.account),
+                         KP_ERR_INVALID_ARG);
+        assert_int_equal(r.balances.cnt, 3);
+
+        /* A command sees no balance and changes none; frozen holds for
+         * every currency. */
+        kp_account_cmd_t cmd = {.command = KP_CMD_FREEZE};
+        acct_view(&r, NULL, &v);
+        assert_true(v.balance == 0);
+        acct_apply_cmd(&v, &cmd, NOW + 1, &v);
+        assert_int_equal(acct_record_update(&r, NULL, &v), KP_OK);
+        assert_int_equal(r.frozen, 1);
+        assert_true(kp_money_get(&r.balances, "USD") == 400);
+        assert_true(kp_money_get(&r.balances, "EUR") == 5);
+        acct_view(&r, "EUR", &v);
+        mkpay(&p, KP_PAY_CREDIT, "carol", "alice", 1);
+        snprintf(p.currency, sizeof(p.currency), "EUR");
+        res = apply_ok(&v, &p, 0);
+        assert_int_equal(res.outcome, ACCT_CREDIT_REFUSED);
+        assert_string_equal(res.reason, "account_frozen");
+        acct_record_clear(&r);
 }
 
 static void test_decode_strict(void **state) {
@@ -594,57 +716,72 @@ static void test_decode_strict(void **state) {
             "\"x\"",
             "null",
             "{}",
-            "{\"balance\":1,\"frozen\":false,\"updated_ms\":0,"
+            "{\"balances\":{},\"frozen\":false,\"updated_ms\":0,"
             "\"last_payment\":null} trailing",
-            /* balance */
+            /* balances */
             "{\"frozen\":false,\"updated_ms\":0,\"last_payment\":null}",
+            "{\"balances\":{\"USD\":1},\"frozen\":false,\"updated_ms\":0,"
+            "\"last_payment\":null}",
+            "{\"balances\":{\"USD\":\"1.5\"},\"frozen\":false,"
+            "\"updated_ms\":0,\"last_payment\":null}",
+            "{\"balances\":{\"usd\":\"1\"},\"frozen\":false,"
+            "\"updated_ms\":0,\"last_payment\":null}",
+            "{\"balances\":{\"USD\":\"1\",\"USD\":\"2\"},\"frozen\":false,"
+            "\"updated_ms\":0,\"last_payment\":null}",
+            "{\"balances\":[],\"frozen\":false,\"updated_ms\":0,"
+            "\"last_payment\":null}",
+            "{\"balances\":null,\"frozen\":false,\"updated_ms\":0,"
+            "\"last_payment\":null}",
+            "{\"balances\":{\"USD\":\"1\"},\"balances\":{},\"frozen\":false,"
+            "\"updated_ms\":0,\"last_payment\":null}",
+            /* the legacy balance */
             "{\"balance\":\"1\",\"frozen\":false,\"updated_ms\":0,"
             "\"last_payment\":null}",
             "{\"balance\":1.5,\"frozen\":false,\"updated_ms\":0,"
-            "\"last_payment\":null}",
-            "{\"balance\":1.0,\"frozen\":false,\"updated_ms\":0,"
             "\"last_payment\":null}",
             "{\"balance\":null,\"frozen\":false,\"updated_ms\":0,"
             "\"last_payment\":null}",
             "{\"balance\":9223372036854775808,\"frozen\":false,"
             "\"updated_ms\":0,\"last_payment\":null}",
-            "{\"balance\":1,\"balance\":2,\"frozen\":false,"
-            "\"updated_ms\":0,\"last_payment\":null}",
             /* frozen */
-            "{\"balance\":1,\"updated_ms\":0,\"last_payment\":null}",
-            "{\"balance\":1,\"frozen\":1,\"updated_ms\":0,"
+            "{\"balances\":{},\"updated_ms\":0,\"last_payment\":null}",
+            "{\"balances\":{},\"frozen\":1,\"updated_ms\":0,"
             "\"last_payment\":null}",
-            "{\"balance\":1,\"frozen\":\"true\",\"updated_ms\":0,"
+            "{\"balances\":{},\"frozen\":\"true\",\"updated_ms\":0,"
             "\"last_payment\":null}",
-            "{\"balance\":1,\"frozen\":null,\"updated_ms\":0,"
+            "{\"balances\":{},\"frozen\":null,\"updated_ms\":0,"
             "\"last_payment\":null}",
             /* updated_ms */
-            "{\"balance\":1,\"frozen\":false,\"last_payment\":null}",
-            "{\"balance\":1,\"frozen\":false,\"updated_ms\":\"0\","
+            "{\"balances\":{},\"frozen\":false,\"last_payment\":null}",
+            "{\"balances\":{},\"frozen\":false,\"updated_ms\":\"0\","
             "\"last_payment\":null}",
-            "{\"balance\":1,\"frozen\":false,\"updated_ms\":-1,"
+            "{\"balances\":{},\"frozen\":false,\"updated_ms\":-1,"
             "\"last_payment\":null}",
             /* last_payment */
-            "{\"balance\":1,\"frozen\":false,\"updated_ms\":0}",
-            "{\"balance\":1,\"frozen\":false,\"updated_ms\":0,"
+            "{\"balances\":{},\"frozen\":false,\"updated_ms\":0}",
+            "{\"balances\":{},\"frozen\":false,\"updated_ms\":0,"
             "\"last_payment\":5}",
-            "{\"balance\":1,\"frozen\":false,\"updated_ms\":0,"
+            "{\"balances\":{},\"frozen\":false,\"updated_ms\":0,"
             "\"last_payment\":\"\"}",
-            "{\"balance\":1,\"frozen\":false,\"updated_ms\":0,"
+            "{\"balances\":{},\"frozen\":false,\"updated_ms\":0,"
             "\"last_payment\":[\"p\"]}",
-            "{\"balance\":1,\"frozen\":false,\"updated_ms\":0,"
+            "{\"balances\":{},\"frozen\":false,\"updated_ms\":0,"
             "\"last_payment\":\"a\\u0000b\"}",
         };
         char errstr[256];
-        acct_t a;
+        acct_record_t r;
+        acct_record_init(&r);
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 errstr[0] = '\0';
-                if (acct_decode(bad[i], strlen(bad[i]), &a, errstr,
+                record_set(&r, "USD", 9);
+                if (acct_decode(bad[i], strlen(bad[i]), &r, errstr,
                                 sizeof(errstr)) != KP_ERR_PARSE)
                         fail_msg("decoded: %s", bad[i]);
                 assert_true(errstr[0] != '\0');
+                /* Empty on error: nothing half-decoded is used. */
+                assert_int_equal(r.balances.cnt, 0);
         }
-        assert_int_equal(acct_decode(NULL, 0, &a, errstr, sizeof(errstr)),
+        assert_int_equal(acct_decode(NULL, 0, &r, errstr, sizeof(errstr)),
                          KP_ERR_PARSE);
 
         /* An id one byte over the limit. */
@@ -653,15 +790,16 @@ static void test_decode_strict(void **state) {
         over[KP_PAYMENT_ID_MAX + 1] = '\0';
 
         char *json = kp_asprintf(
-            "{\"balance\":1,\"frozen\":false,"
+            "{\"balances\":{},\"frozen\":false,"
             "\"updated_ms\":0,"
             "\"last_payment\":\"%s\"}",
             over);
         assert_int_equal(
-            acct_decode(json, strlen(json), &a, errstr, sizeof(errstr)),
+            acct_decode(json, strlen(json), &r, errstr, sizeof(errstr)),
             KP_ERR_PARSE);
         assert_non_null(strstr(errstr, "last_payment"));
         kp_free(json);
+        acct_record_clear(&r);
 }
 
 /* Every test must give back every kp_malloc()ed byte it took. */
@@ -718,6 +856,7 @@ int main(void) {
             T(test_bad_payments),
             T(test_outcome_keeps_unknown_fields),
             T(test_encode_decode),
+            T(test_per_currency),
             T(test_decode_strict),
         };
         return cmocka_run_group_tests_name("account", tests, NULL, NULL);

@@ -153,30 +153,72 @@ static void test_outcome_ms(void **state) {
 
 static void test_totals_encode_decode(void **state) {
         (void)state;
-        confirmed_totals_t t = {1, 2, 3, 4}, back;
+        confirmed_record_t r, back;
+        confirmed_totals_t t;
+        confirmed_record_init(&r);
+        confirmed_record_init(&back);
+        r.confirmed_count = 1;
+        r.rejected_count  = 3;
+        assert_int_equal(kp_money_set(&r.confirmed_amounts, "USD", 2), KP_OK);
+        assert_int_equal(kp_money_set(&r.rejected_amounts, "USD", 4), KP_OK);
+        assert_int_equal(kp_money_set(&r.rejected_amounts, "EUR", 9), KP_OK);
         size_t len;
-        char *s = confirmed_totals_encode(&t, &len);
+        char *s = confirmed_totals_encode(&r, &len);
         assert_string_equal(s,
-                            "{\"confirmed_count\":1,\"confirmed_amount\":2,"
-                            "\"rejected_count\":3,\"rejected_amount\":4}");
+                            "{\"confirmed_count\":1,\"rejected_count\":3,"
+                            "\"confirmed_amounts\":{\"USD\":\"2\"},"
+                            "\"rejected_amounts\":{\"EUR\":\"9\","
+                            "\"USD\":\"4\"}}");
         assert_int_equal(len, strlen(s));
         assert_int_equal(confirmed_totals_decode(s, len, &back), KP_OK);
-        assert_memory_equal(&back, &t, sizeof(t));
         kp_free(s);
+        confirmed_totals_view(&back, "USD", &t);
+        assert_totals(&t, 1, 2, 3, 4);
+        confirmed_totals_view(&back, "EUR", &t);
+        assert_totals(&t, 1, 0, 3, 9);
+        confirmed_totals_view(&back, NULL, &t);
+        assert_totals(&t, 1, 0, 3, 0);
 
-        confirmed_totals_t ext = {INT64_MAX, INT64_MIN, 0, -1};
-        s                      = confirmed_totals_encode(&ext, &len);
+        /* Beyond int64, exactly. */
+        assert_int_equal(
+            kp_money_set(&r.confirmed_amounts, "USD", (kp_i128_t)INT64_MAX * 7),
+            KP_OK);
+        r.confirmed_count = INT64_MAX;
+        s                 = confirmed_totals_encode(&r, &len);
+        assert_non_null(strstr(s, "\"USD\":\"64563604257983430649\""));
         assert_int_equal(confirmed_totals_decode(s, len, &back), KP_OK);
-        assert_memory_equal(&back, &ext, sizeof(ext));
         kp_free(s);
+        assert_true(
+            kp_money_equal(&back.confirmed_amounts, &r.confirmed_amounts));
+        assert_int_equal(back.confirmed_count, INT64_MAX);
 
         const char *json =
-            "{\"rejected_amount\":4,\"rejected_count\":3,"
-            "\"confirmed_amount\":2,\"confirmed_count\":1,"
+            "{\"rejected_amounts\":{},\"rejected_count\":3,"
+            "\"confirmed_amounts\":{\"JPY\":\"2\"},\"confirmed_count\":1,"
             "\"later\":[1]}";
         assert_int_equal(confirmed_totals_decode(json, strlen(json), &back),
                          KP_OK);
-        assert_totals(&back, 1, 2, 3, 4);
+        confirmed_totals_view(&back, "JPY", &t);
+        assert_totals(&t, 1, 2, 3, 0);
+        /* Before per-currency amounts: integers, read as USD. */
+        json =
+            "{\"rejected_amount\":4,\"rejected_count\":3,"
+            "\"confirmed_amount\":2,\"confirmed_count\":1}";
+        assert_int_equal(confirmed_totals_decode(json, strlen(json), &back),
+                         KP_OK);
+        confirmed_totals_view(&back, "USD", &t);
+        assert_totals(&t, 1, 2, 3, 4);
+        /* The update writes the view's currency only. */
+        t.confirmed_amount = 50;
+        t.confirmed_count  = 2;
+        assert_int_equal(confirmed_totals_update(&back, "EUR", &t), KP_OK);
+        assert_true(kp_money_get(&back.confirmed_amounts, "EUR") == 50);
+        assert_true(kp_money_get(&back.confirmed_amounts, "USD") == 2);
+        assert_int_equal(back.confirmed_count, 2);
+        assert_int_equal(confirmed_totals_update(&back, "eur", &t),
+                         KP_ERR_INVALID_ARG);
+        confirmed_record_clear(&r);
+        confirmed_record_clear(&back);
 }
 
 static void test_totals_decode_strict(void **state) {
@@ -187,32 +229,39 @@ static void test_totals_decode_strict(void **state) {
             "[]",
             "\"all\"",
             "{}",
-            "{\"confirmed_count\":1,\"confirmed_amount\":2,"
+            "{\"confirmed_count\":1,\"confirmed_amounts\":{},"
             "\"rejected_count\":3}",
-            "{\"confirmed_count\":1,\"confirmed_amount\":2,"
-            "\"rejected_count\":3,\"rejected_amount\":\"4\"}",
-            "{\"confirmed_count\":1.0,\"confirmed_amount\":2,"
+            "{\"confirmed_count\":1,\"confirmed_amounts\":{},"
+            "\"rejected_count\":3,\"rejected_amounts\":{\"USD\":4}}",
+            "{\"confirmed_count\":1.0,\"confirmed_amounts\":{},"
+            "\"rejected_count\":3,\"rejected_amounts\":{}}",
+            "{\"confirmed_count\":1,\"confirmed_amounts\":null,"
+            "\"rejected_count\":3,\"rejected_amounts\":{}}",
+            "{\"confirmed_count\":1,\"confirmed_amounts\":{},"
+            "\"rejected_count\":{},\"rejected_amounts\":{}}",
+            "{\"confirmed_count\":1,\"confirmed_amounts\":{\"USD\":\"-0\"},"
+            "\"rejected_count\":3,\"rejected_amounts\":{}}",
+            "{\"confirmed_count\":1,\"confirmed_amounts\":{\"Usd\":\"1\"},"
+            "\"rejected_count\":3,\"rejected_amounts\":{}}",
+            "{\"confirmed_count\":1,\"confirmed_amount\":\"2\","
             "\"rejected_count\":3,\"rejected_amount\":4}",
-            "{\"confirmed_count\":1,\"confirmed_amount\":null,"
-            "\"rejected_count\":3,\"rejected_amount\":4}",
-            "{\"confirmed_count\":1,\"confirmed_amount\":2,"
-            "\"rejected_count\":{},\"rejected_amount\":4}",
-            "{\"confirmed_count\":1,\"confirmed_amount\":"
-            "-9223372036854775809,\"rejected_count\":3,"
-            "\"rejected_amount\":4}",
             "{\"confirmed_count\":1,\"confirmed_count\":1,"
-            "\"confirmed_amount\":2,\"rejected_count\":3,"
-            "\"rejected_amount\":4}",
+            "\"confirmed_amounts\":{},\"rejected_count\":3,"
+            "\"rejected_amounts\":{}}",
         };
+        confirmed_record_t r;
+        confirmed_record_init(&r);
+        r.confirmed_count = 9;
+        assert_int_equal(kp_money_set(&r.confirmed_amounts, "USD", 9), KP_OK);
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                confirmed_totals_t t = {9, 9, 9, 9};
-                if (confirmed_totals_decode(bad[i], strlen(bad[i]), &t) !=
+                if (confirmed_totals_decode(bad[i], strlen(bad[i]), &r) !=
                     KP_ERR_PARSE)
                         fail_msg("decoded: %s", bad[i]);
-                assert_totals(&t, 9, 9, 9, 9);
+                assert_int_equal(r.confirmed_count, 9);
+                assert_true(kp_money_get(&r.confirmed_amounts, "USD") == 9);
         }
-        confirmed_totals_t t;
-        assert_int_equal(confirmed_totals_decode(NULL, 0, &t), KP_ERR_PARSE);
+        assert_int_equal(confirmed_totals_decode(NULL, 0, &r), KP_ERR_PARSE);
+        confirmed_record_clear(&r);
 }
 
 static void test_totals_add(void **state) {
@@ -228,16 +277,19 @@ static void test_totals_add(void **state) {
                          KP_ERR_INVALID_ARG);
         assert_totals(&t, 2, 150, 1, 7);
 
-        /* Up to the edge, then one past it: refused, totals untouched. */
+        /* Amounts go past INT64_MAX exactly (128 bits): a total never
+         * refuses an outcome (issue 13, defect 4). */
         confirmed_totals_t e = {0, INT64_MAX - 1, 0, INT64_MAX - 1};
         assert_int_equal(confirmed_totals_add(&e, KP_PAY_COMPLETE, 1), KP_OK);
         assert_int_equal(confirmed_totals_add(&e, KP_PAY_REJECTED, 1), KP_OK);
         assert_totals(&e, 1, INT64_MAX, 1, INT64_MAX);
-        assert_int_equal(confirmed_totals_add(&e, KP_PAY_COMPLETE, 1),
-                         KP_ERR_OVERFLOW);
-        assert_int_equal(confirmed_totals_add(&e, KP_PAY_REJECTED, 1),
-                         KP_ERR_OVERFLOW);
-        assert_totals(&e, 1, INT64_MAX, 1, INT64_MAX);
+        assert_int_equal(confirmed_totals_add(&e, KP_PAY_COMPLETE, INT64_MAX),
+                         KP_OK);
+        assert_int_equal(confirmed_totals_add(&e, KP_PAY_REJECTED, INT64_MAX),
+                         KP_OK);
+        assert_true(e.confirmed_amount == (kp_i128_t)INT64_MAX * 2);
+        assert_true(e.rejected_amount == (kp_i128_t)INT64_MAX * 2);
+        /* Only a count at INT64_MAX (2^63 outcomes) is refused. */
         confirmed_totals_t c = {INT64_MAX, 0, INT64_MAX, 0};
         assert_int_equal(confirmed_totals_add(&c, KP_PAY_COMPLETE, 1),
                          KP_ERR_OVERFLOW);
@@ -356,19 +408,38 @@ static void test_outcome_overflow(void **state) {
         kp_payment_t p;
         confirmed_decision_t d;
         parse_ok(COMPLETE_JSON, &p);
-        /* The day would overflow though all would not, and the reverse:
-         * either refuses the whole outcome. */
+        /* An amount past INT64_MAX in the day or in all: still an
+         * outcome, summed exactly (issue 13, defect 4). */
         confirmed_totals_t ok = {0}, full = {0, INT64_MAX - 1249, 0, 0};
-        int64_t live = kp_mem_live_allocations();
-        assert_int_equal(confirmed_on_complete(&p, &ok, &full, &d),
-                         KP_ERR_OVERFLOW);
-        assert_int_equal(confirmed_on_complete(&p, &full, &ok, &d),
+        assert_int_equal(confirmed_on_complete(&p, &ok, &full, &d), KP_OK);
+        assert_true(d.day.confirmed_amount == (kp_i128_t)INT64_MAX + 1);
+        assert_int_equal(d.action, CONFIRMED_CONFIRM);
+        confirmed_decision_clear(&d);
+        assert_int_equal(confirmed_on_complete(&p, &full, &ok, &d), KP_OK);
+        assert_true(d.all.confirmed_amount == (kp_i128_t)INT64_MAX + 1);
+        confirmed_decision_clear(&d);
+        /* Only a count at INT64_MAX refuses it, with nothing to free. */
+        confirmed_totals_t cnt = {INT64_MAX, 0, 0, 0};
+        int64_t live           = kp_mem_live_allocations();
+        assert_int_equal(confirmed_on_complete(&p, &cnt, &ok, &d),
                          KP_ERR_OVERFLOW);
         assert_int_equal(kp_mem_live_allocations(), live);
-        confirmed_totals_t edge = {0, INT64_MAX - 1250, 0, 0};
-        assert_int_equal(confirmed_on_complete(&p, &edge, &ok, &d), KP_OK);
-        assert_int_equal(d.all.confirmed_amount, INT64_MAX);
+
+        /* A REJECTED whose payment broke a rule (invalid_amount: a
+         * negative amount; invalid_currency) is counted, not summed. */
+        kp_payment_t bad;
+        parse_ok(
+            "{\"v\":1,\"id\":\"b\",\"from\":\"a\",\"to\":\"b\","
+            "\"amount\":-5,\"currency\":\"usd\","
+            "\"state\":\"REJECTED\",\"reason\":\"invalid_amount\"}",
+            &bad);
+        assert_null(confirmed_currency(&bad));
+        assert_ptr_equal(confirmed_currency(&p), p.currency);
+        assert_int_equal(confirmed_on_complete(&bad, &ok, &ok, &d), KP_OK);
+        assert_int_equal(d.action, CONFIRMED_REJECT);
+        assert_totals(&d.all, 0, 0, 1, 0);
         confirmed_decision_clear(&d);
+        kp_payment_clear(&bad);
         assert_int_equal(confirmed_on_complete(NULL, &ok, &ok, &d),
                          KP_ERR_INVALID_ARG);
         kp_payment_clear(&p);

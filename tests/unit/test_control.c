@@ -141,22 +141,38 @@ static void test_next_and_records(void **state) {
                                                 errstr, sizeof(errstr)),
                     KP_ERR_PARSE);
 
-        kp_control_report_t r = {.version         = 7,
-                                 .paused          = 1,
-                                 .rate_share      = 250,
-                                 .inflight_count  = 3,
-                                 .inflight_amount = 4500},
+        kp_control_report_t r = {.version        = 7,
+                                 .paused         = 1,
+                                 .rate_share     = 250,
+                                 .inflight_count = 3},
                             rb;
+        /* Amounts per currency, exact beyond int64 (decimal strings). */
+        assert_int_equal(kp_money_set(&r.inflight_amounts, "USD", 4500), KP_OK);
+        assert_int_equal(
+            kp_money_set(&r.inflight_amounts, "EUR", (kp_i128_t)INT64_MAX * 2),
+            KP_OK);
         json = kp_control_report_to_json(&r);
+        assert_non_null(strstr(json,
+                               "\"inflight_amounts\":{\"EUR\":"
+                               "\"18446744073709551614\",\"USD\":"
+                               "\"4500\"}"));
         assert_int_equal(kp_control_report_from_json(json, &rb), KP_OK);
         assert_int_equal(rb.version, r.version);
         assert_int_equal(rb.paused, r.paused);
         assert_true(rb.rate_share == r.rate_share);
         assert_int_equal(rb.inflight_count, r.inflight_count);
-        assert_int_equal(rb.inflight_amount, r.inflight_amount);
+        assert_true(kp_money_equal(&rb.inflight_amounts, &r.inflight_amounts));
+        kp_control_report_clear(&rb);
+        kp_control_report_clear(&r);
         kp_free(json);
         assert_int_equal(kp_control_report_from_json("{\"paused\":1}", &rb),
                          KP_ERR_PARSE);
+        /* The amount of an older report (one integer) is not accepted. */
+        const char *old =
+            "{\"control_version\":1,\"paused\":true,"
+            "\"rate_share\":0,\"inflight_count\":0,"
+            "\"inflight_amount\":0}";
+        assert_int_equal(kp_control_report_from_json(old, &rb), KP_ERR_PARSE);
         assert_int_equal(kp_control_report_from_json(NULL, &rb), KP_ERR_PARSE);
 }
 
@@ -180,16 +196,36 @@ static void test_state(void **state) {
         kp_instance_info_t ia    = info_of("a", parts_a, 3, "RUNNING");
         kp_instance_info_t ib    = info_of("b", parts_b, 3, "RUNNING");
         control_instance_t in[2] = {
-            {.info = &ia, .has_report = 1, .report = {4, 1, 0, 0, 0}},
-            {.info = &ib, .has_report = 1, .report = {4, 1, 0, 2, 300}},
+            {.info       = &ia,
+             .has_report = 1,
+             .report     = {.version = 4, .paused = 1}},
+            {.info       = &ib,
+             .has_report = 1,
+             .report     = {.version = 4, .paused = 1, .inflight_count = 2}},
         };
+        kp_money_t sum;
+        kp_money_init(&sum);
+        assert_int_equal(kp_money_set(&in[0].report.inflight_amounts, "EUR", 7),
+                         KP_OK);
+        assert_int_equal(
+            kp_money_set(&in[1].report.inflight_amounts, "USD", 300), KP_OK);
+        assert_int_equal(kp_money_set(&in[1].report.inflight_amounts, "EUR", 1),
+                         KP_OK);
         control_view_t v = control_compute(&st, in, 2);
         assert_int_equal(v.state, CONTROL_PAUSED); /* 2 still in flight */
         assert_int_equal(v.applied, 2);
         assert_int_equal(v.inflight_count, 2);
-        assert_int_equal(v.inflight_amount, 300);
-        in[1].report.inflight_count = in[1].report.inflight_amount = 0;
-        v = control_compute(&st, in, 2);
+        /* Amounts summed per currency, never across. */
+        assert_int_equal(control_inflight_amounts(in, 2, &sum), KP_OK);
+        assert_int_equal(sum.cnt, 2);
+        assert_true(kp_money_get(&sum, "USD") == 300);
+        assert_true(kp_money_get(&sum, "EUR") == 8);
+        kp_money_clear(&sum);
+        kp_control_report_clear(&in[0].report);
+        kp_control_report_clear(&in[1].report);
+        in[0].report.version = in[1].report.version = 4;
+        in[0].report.paused = in[1].report.paused = 1;
+        v                                         = control_compute(&st, in, 2);
         assert_int_equal(v.state, CONTROL_DRAINED);
         assert_string_equal(control_state2str(v.state), "DRAINED");
 
@@ -225,10 +261,21 @@ static void test_state(void **state) {
         in[0].report.version = in[1].report.version = 6;
         in[0].report.paused = in[1].report.paused = 0;
         assert_int_equal(control_compute(&st, in, 2).applied, 2);
-        /* Sums saturate instead of wrapping. */
-        in[0].report.inflight_amount = INT64_MAX;
-        in[1].report.inflight_amount = 5;
-        assert_true(control_compute(&st, in, 2).inflight_amount == INT64_MAX);
+        /* Counts saturate instead of wrapping; amounts are 128 bits wide
+         * and add up exactly beyond int64. */
+        in[0].report.inflight_count = INT64_MAX;
+        in[1].report.inflight_count = 5;
+        assert_true(control_compute(&st, in, 2).inflight_count == INT64_MAX);
+        assert_int_equal(
+            kp_money_set(&in[0].report.inflight_amounts, "USD", INT64_MAX),
+            KP_OK);
+        assert_int_equal(kp_money_set(&in[1].report.inflight_amounts, "USD", 5),
+                         KP_OK);
+        assert_int_equal(control_inflight_amounts(in, 2, &sum), KP_OK);
+        assert_true(kp_money_get(&sum, "USD") == (kp_i128_t)INT64_MAX + 5);
+        kp_money_clear(&sum);
+        kp_control_report_clear(&in[0].report);
+        kp_control_report_clear(&in[1].report);
 }
 
 static void test_rate_share(void **state) {

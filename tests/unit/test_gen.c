@@ -914,6 +914,76 @@ static void test_summary_json(void **state) {
         gen_tracker_destroy(t);
 }
 
+/* The books: per currency, never across; balanced only when every
+ * currency sums to 0, nobody regular is overdrawn and every value reads. */
+static void test_books(void **state) {
+        (void)state;
+        gen_books_t b;
+        gen_books_init(&b);
+        assert_true(gen_books_balanced(&b)); /* no account at all */
+        const char *bank =
+            "{\"balances\":{\"EUR\":\"-500\",\"USD\":\"-1000\"},"
+            "\"frozen\":false,\"updated_ms\":1,\"last_payment\":\"f\"}";
+        const char *alice =
+            "{\"balances\":{\"EUR\":\"200\",\"USD\":"
+            "\"300\"},\"frozen\":false,\"updated_ms\":1,"
+            "\"last_payment\":\"p\"}";
+        const char *bob =
+            "{\"balances\":{\"EUR\":\"300\",\"USD\":"
+            "\"700\"},\"frozen\":true,\"updated_ms\":1,"
+            "\"last_payment\":null}";
+        gen_books_add(&b, "@bank", 5, bank, strlen(bank));
+        gen_books_add(&b, "alice", 5, alice, strlen(alice));
+        /* USD and EUR apart: 1000 USD would not cover -500 EUR. */
+        assert_false(gen_books_balanced(&b));
+        assert_true(kp_money_get(&b.sums, "USD") == -700);
+        assert_true(kp_money_get(&b.sums, "EUR") == -300);
+        gen_books_add(&b, "bob", 3, bob, strlen(bob));
+        assert_true(gen_books_balanced(&b));
+        assert_int_equal(b.accounts, 3);
+        assert_int_equal(b.sums.cnt, 2);
+
+        /* The summary carries them, as decimal strings. */
+        gen_summary_t s = {.waited = 1, .books = &b};
+        char *js        = gen_summary_json(&s);
+        assert_non_null(
+            strstr(js,
+                   "\"books\":{\"balanced\":true,\"accounts\":3,"
+                   "\"overdrawn\":0,\"corrupt\":0,\"sums\":{\"EUR\":"
+                   "\"0\",\"USD\":\"0\"}}"));
+        kp_free(js);
+        char *text   = NULL;
+        size_t tsize = 0;
+        FILE *fp     = open_memstream(&text, &tsize);
+        assert_non_null(fp);
+        gen_summary_print(&s, fp);
+        fclose(fp);
+        assert_non_null(strstr(text, "books     balance: EUR 0, USD 0"));
+        free(text);
+
+        /* A regular account below 0 (a system one may be), and a value
+         * that does not decode: not balanced. */
+        const char *minus =
+            "{\"balances\":{\"USD\":\"-1\"},\"frozen\":"
+            "false,\"updated_ms\":1,\"last_payment\":null}";
+        const char *plus =
+            "{\"balances\":{\"USD\":\"1\"},\"frozen\":"
+            "false,\"updated_ms\":1,\"last_payment\":null}";
+        gen_books_add(&b, "carol", 5, minus, strlen(minus));
+        gen_books_add(&b, "dave", 4, plus, strlen(plus));
+        assert_true(kp_money_is_zero(&b.sums));
+        assert_int_equal(b.overdrawn, 1);
+        assert_false(gen_books_balanced(&b));
+        gen_books_clear(&b);
+        gen_books_add(&b, "@x", 2, minus, strlen(minus));
+        gen_books_add(&b, "dave", 4, plus, strlen(plus));
+        assert_true(gen_books_balanced(&b));
+        gen_books_add(&b, "eve", 3, "{\"balance\":\"x\"}", 15);
+        assert_int_equal(b.corrupt, 1);
+        assert_false(gen_books_balanced(&b));
+        gen_books_clear(&b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_parse_amount, setup, teardown),
@@ -942,6 +1012,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_progress_line, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_summary_json, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_books, setup, teardown),
         };
         return cmocka_run_group_tests_name("gen", tests, NULL, NULL);
 }

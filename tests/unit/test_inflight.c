@@ -89,40 +89,122 @@ static void assert_totals(const inflight_totals_t *t, int64_t count,
 
 static void test_totals_encode_exact(void **state) {
         (void)state;
-        inflight_totals_t t = {1, 1250, 3, 4, 5, 6, 7};
+        inflight_record_t r;
+        inflight_record_init(&r);
+        r.inflight_count      = 2;
+        r.accepted            = 3;
+        r.rejected            = 4;
+        r.duplicates          = 5;
+        r.completed           = 6;
+        r.completions_unknown = 7;
+        assert_int_equal(kp_money_set(&r.inflight_amounts, "USD", 1250), KP_OK);
+        assert_int_equal(kp_money_set(&r.inflight_amounts, "EUR", 7), KP_OK);
         size_t len;
-        char *s = inflight_totals_encode(&t, &len);
+        char *s = inflight_totals_encode(&r, &len);
         assert_string_equal(s,
-                            "{\"inflight_count\":1,\"inflight_amount\":1250,"
-                            "\"accepted\":3,\"rejected\":4,\"duplicates\":5,"
-                            "\"completed\":6,\"completions_unknown\":7}");
+                            "{\"inflight_count\":2,\"accepted\":3,"
+                            "\"rejected\":4,\"duplicates\":5,\"completed\":6,"
+                            "\"completions_unknown\":7,\"inflight_amounts\":"
+                            "{\"EUR\":\"7\",\"USD\":\"1250\"}}");
         assert_int_equal(len, strlen(s));
         kp_free(s);
+        inflight_record_clear(&r);
+}
+
+/* Encodes @p r and decodes it back; they must be equal. */
+static void assert_record_round_trip(const inflight_record_t *r) {
+        inflight_record_t t;
+        size_t len;
+        inflight_record_init(&t);
+        char *s = inflight_totals_encode(r, &len);
+        assert_int_equal(inflight_totals_decode(s, len, &t), KP_OK);
+        kp_free(s);
+        assert_int_equal(t.inflight_count, r->inflight_count);
+        assert_int_equal(t.accepted, r->accepted);
+        assert_int_equal(t.rejected, r->rejected);
+        assert_int_equal(t.duplicates, r->duplicates);
+        assert_int_equal(t.completed, r->completed);
+        assert_int_equal(t.completions_unknown, r->completions_unknown);
+        assert_int_equal(t.inflight_amounts.cnt, r->inflight_amounts.cnt);
+        assert_true(kp_money_equal(&t.inflight_amounts, &r->inflight_amounts));
+        inflight_record_clear(&t);
 }
 
 static void test_totals_round_trip(void **state) {
         (void)state;
-        const inflight_totals_t cases[] = {
-            {0, 0, 0, 0, 0, 0, 0},
-            {INT64_MAX, INT64_MAX, INT64_MAX, 1, 2, 3, INT64_MAX},
-            {-1, INT64_MIN, 0, 0, 0, 0, 0},
-        };
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                size_t len;
-                char *s             = inflight_totals_encode(&cases[i], &len);
-                inflight_totals_t t = {9, 9, 9, 9, 9, 9, 9};
-                assert_int_equal(inflight_totals_decode(s, len, &t), KP_OK);
-                assert_memory_equal(&t, &cases[i], sizeof(t));
-                kp_free(s);
-        }
+        inflight_record_t r;
+        inflight_record_init(&r);
+        assert_record_round_trip(&r);
+        r.inflight_count      = INT64_MAX;
+        r.accepted            = INT64_MAX;
+        r.completions_unknown = INT64_MIN;
+        /* Amounts far beyond int64 stay exact. */
+        assert_int_equal(kp_money_set(&r.inflight_amounts, "USD",
+                                      (kp_i128_t)INT64_MAX * 1000),
+                         KP_OK);
+        assert_int_equal(kp_money_set(&r.inflight_amounts, "JPY", 0), KP_OK);
+        assert_record_round_trip(&r);
+        inflight_record_clear(&r);
+
         /* Unknown fields (a newer writer) are ignored; order is free. */
         const char *json =
             "{\"completions_unknown\":7,\"completed\":6,\"duplicates\":5,"
-            "\"rejected\":4,\"accepted\":3,\"inflight_amount\":2,"
-            "\"inflight_count\":1,\"future\":\"x\"}";
+            "\"rejected\":4,\"accepted\":3,\"inflight_amounts\":"
+            "{\"EUR\":\"2\"},\"inflight_count\":1,\"future\":\"x\"}";
         inflight_totals_t t;
-        assert_int_equal(inflight_totals_decode(json, strlen(json), &t), KP_OK);
+        assert_int_equal(inflight_totals_decode(json, strlen(json), &r), KP_OK);
+        inflight_totals_view(&r, "EUR", &t);
         assert_totals(&t, 1, 2, 3, 4, 5, 6, 7);
+        inflight_totals_view(&r, "USD", &t);
+        assert_totals(&t, 1, 0, 3, 4, 5, 6, 7);
+        /* The view of no currency: counts only. */
+        inflight_totals_view(&r, NULL, &t);
+        assert_totals(&t, 1, 0, 3, 4, 5, 6, 7);
+
+        /* Before per-currency amounts: one integer, read as USD. */
+        json =
+            "{\"inflight_count\":1,\"inflight_amount\":2,\"accepted\":3,"
+            "\"rejected\":4,\"duplicates\":5,\"completed\":6,"
+            "\"completions_unknown\":7}";
+        assert_int_equal(inflight_totals_decode(json, strlen(json), &r), KP_OK);
+        assert_int_equal(r.inflight_amounts.cnt, 1);
+        assert_true(kp_money_get(&r.inflight_amounts, "USD") == 2);
+        inflight_record_clear(&r);
+}
+
+/* The view and its update keep the currencies apart (issue 13, defect 7):
+ * a USD payment in flight leaves EUR's amount alone. */
+static void test_totals_per_currency(void **state) {
+        (void)state;
+        inflight_record_t r;
+        inflight_totals_t t;
+        inflight_decision_t d;
+        kp_payment_t p;
+        inflight_record_init(&r);
+        assert_int_equal(kp_money_set(&r.inflight_amounts, "EUR", 500), KP_OK);
+        r.inflight_count = 1;
+        parse_ok(VALID_JSON, &p); /* 1250 USD */
+        inflight_totals_view(&r, p.currency, &t);
+        assert_true(t.inflight_amount == 0);
+        assert_int_equal(
+            inflight_on_incoming(&p, -1, RETENTION, &t, PART, NOW, &d), KP_OK);
+        assert_int_equal(d.action, INFLIGHT_ACCEPT);
+        assert_int_equal(inflight_totals_update(&r, p.currency, &d.totals),
+                         KP_OK);
+        inflight_decision_clear(&d);
+        assert_int_equal(r.inflight_count, 2);
+        assert_true(kp_money_get(&r.inflight_amounts, "USD") == 1250);
+        assert_true(kp_money_get(&r.inflight_amounts, "EUR") == 500);
+        /* A currency that is not a code changes nothing; NULL: counts. */
+        t.inflight_count = 9;
+        assert_int_equal(inflight_totals_update(&r, "usd", &t),
+                         KP_ERR_INVALID_ARG);
+        assert_int_equal(r.inflight_count, 2);
+        assert_int_equal(inflight_totals_update(&r, NULL, &t), KP_OK);
+        assert_int_equal(r.inflight_count, 9);
+        assert_true(kp_money_get(&r.inflight_amounts, "USD") == 1250);
+        kp_payment_clear(&p);
+        inflight_record_clear(&r);
 }
 
 static void test_totals_decode_strict(void **state) {
@@ -134,46 +216,65 @@ static void test_totals_decode_strict(void **state) {
             "42",
             "null",
             /* one field missing */
-            "{\"inflight_count\":1,\"inflight_amount\":2,\"accepted\":3,"
+            "{\"inflight_count\":1,\"inflight_amounts\":{},\"accepted\":3,"
             "\"rejected\":4,\"duplicates\":5,\"completed\":6}",
-            /* a string */
-            "{\"inflight_count\":\"1\",\"inflight_amount\":2,\"accepted\":3,"
+            /* no amounts at all */
+            "{\"inflight_count\":1,\"accepted\":3,"
             "\"rejected\":4,\"duplicates\":5,\"completed\":6,"
             "\"completions_unknown\":7}",
-            /* a real number */
+            /* a string */
+            "{\"inflight_count\":\"1\",\"inflight_amounts\":{},\"accepted\":3,"
+            "\"rejected\":4,\"duplicates\":5,\"completed\":6,"
+            "\"completions_unknown\":7}",
+            /* an amount as a number, or not a currency */
+            "{\"inflight_count\":1,\"inflight_amounts\":{\"USD\":2},"
+            "\"accepted\":3,\"rejected\":4,\"duplicates\":5,\"completed\":6,"
+            "\"completions_unknown\":7}",
+            "{\"inflight_count\":1,\"inflight_amounts\":{\"usd\":\"2\"},"
+            "\"accepted\":3,\"rejected\":4,\"duplicates\":5,\"completed\":6,"
+            "\"completions_unknown\":7}",
+            "{\"inflight_count\":1,\"inflight_amounts\":{\"USD\":\"2.5\"},"
+            "\"accepted\":3,\"rejected\":4,\"duplicates\":5,\"completed\":6,"
+            "\"completions_unknown\":7}",
+            /* a legacy amount that is not an integer */
             "{\"inflight_count\":1,\"inflight_amount\":2.5,\"accepted\":3,"
             "\"rejected\":4,\"duplicates\":5,\"completed\":6,"
             "\"completions_unknown\":7}",
             /* null */
-            "{\"inflight_count\":1,\"inflight_amount\":2,\"accepted\":null,"
+            "{\"inflight_count\":1,\"inflight_amounts\":{},\"accepted\":null,"
             "\"rejected\":4,\"duplicates\":5,\"completed\":6,"
             "\"completions_unknown\":7}",
             /* a boolean */
-            "{\"inflight_count\":1,\"inflight_amount\":2,\"accepted\":3,"
+            "{\"inflight_count\":1,\"inflight_amounts\":{},\"accepted\":3,"
             "\"rejected\":true,\"duplicates\":5,\"completed\":6,"
             "\"completions_unknown\":7}",
             /* outside int64 */
-            "{\"inflight_count\":1,\"inflight_amount\":9223372036854775808,"
+            "{\"inflight_count\":9223372036854775808,\"inflight_amounts\":{},"
             "\"accepted\":3,\"rejected\":4,\"duplicates\":5,\"completed\":6,"
             "\"completions_unknown\":7}",
             /* a duplicate key */
-            "{\"inflight_count\":1,\"inflight_count\":1,\"inflight_amount\":2,"
-            "\"accepted\":3,\"rejected\":4,\"duplicates\":5,\"completed\":6,"
+            "{\"inflight_count\":1,\"inflight_count\":1,\"inflight_amounts\":"
+            "{},\"accepted\":3,\"rejected\":4,\"duplicates\":5,\"completed\":6,"
             "\"completions_unknown\":7}",
             /* trailing garbage */
-            "{\"inflight_count\":1,\"inflight_amount\":2,\"accepted\":3,"
+            "{\"inflight_count\":1,\"inflight_amounts\":{},\"accepted\":3,"
             "\"rejected\":4,\"duplicates\":5,\"completed\":6,"
             "\"completions_unknown\":7}x",
         };
+        inflight_record_t r;
+        inflight_record_init(&r);
+        r.inflight_count = 9;
+        assert_int_equal(kp_money_set(&r.inflight_amounts, "USD", 9), KP_OK);
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                inflight_totals_t t = {9, 9, 9, 9, 9, 9, 9};
-                if (inflight_totals_decode(bad[i], strlen(bad[i]), &t) !=
+                if (inflight_totals_decode(bad[i], strlen(bad[i]), &r) !=
                     KP_ERR_PARSE)
                         fail_msg("decoded: %s", bad[i]);
-                assert_totals(&t, 9, 9, 9, 9, 9, 9, 9); /* untouched */
+                /* untouched */
+                assert_int_equal(r.inflight_count, 9);
+                assert_true(kp_money_get(&r.inflight_amounts, "USD") == 9);
         }
-        inflight_totals_t t;
-        assert_int_equal(inflight_totals_decode(NULL, 0, &t), KP_ERR_PARSE);
+        assert_int_equal(inflight_totals_decode(NULL, 0, &r), KP_ERR_PARSE);
+        inflight_record_clear(&r);
 }
 
 /* ------------------------------------------------------------------------
@@ -589,11 +690,21 @@ static void test_incoming_overflow(void **state) {
             "\"amount\":1,\"state\":\"INCOMING\"}",
             &bad);
 
+        /* The amount is 128 bits wide: a payment near INT64_MAX on top of
+         * INT64_MAX in flight is accepted, exactly (issue 13, defect 4). */
         inflight_totals_t edge = {0, INT64_MAX - 1250, 0, 0, 0, 0, 0};
         assert_int_equal(
             inflight_on_incoming(&p, -1, RETENTION, &edge, PART, NOW, &d),
             KP_OK);
-        assert_int_equal(d.totals.inflight_amount, INT64_MAX);
+        assert_true(d.totals.inflight_amount == INT64_MAX);
+        inflight_decision_clear(&d);
+        edge.inflight_amount = (kp_i128_t)INT64_MAX * 3;
+        assert_int_equal(
+            inflight_on_incoming(&p, -1, RETENTION, &edge, PART, NOW, &d),
+            KP_OK);
+        assert_int_equal(d.action, INFLIGHT_ACCEPT);
+        assert_true(d.totals.inflight_amount ==
+                    (kp_i128_t)INT64_MAX * 3 + 1250);
         inflight_decision_clear(&d);
 
         const struct {
@@ -601,7 +712,6 @@ static void test_incoming_overflow(void **state) {
                 const kp_payment_t *p;
                 int64_t seen;
         } cases[] = {
-            {{0, INT64_MAX - 1249, 0, 0, 0, 0, 0}, &p, -1},
             {{INT64_MAX, 0, 0, 0, 0, 0, 0}, &p, -1},
             {{0, 0, INT64_MAX, 0, 0, 0, 0}, &p, -1},
             {{0, 0, 0, 0, INT64_MAX, 0, 0}, &p, NOW},
@@ -751,7 +861,6 @@ static void test_complete_overflow(void **state) {
                 int known;
         } cases[] = {
             {{0, 0, 0, 0, 0, 0, INT64_MAX}, 0},
-            {{1, INT64_MIN + 9, 1, 0, 0, 0, 0}, 1},
             {{INT64_MIN, 10, 1, 0, 0, 0, 0}, 1},
             {{1, 10, 1, 0, 0, INT64_MAX, 0}, 1},
         };
@@ -873,6 +982,8 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_totals_encode_exact, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_totals_round_trip, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_totals_per_currency, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_totals_decode_strict, setup,
                                             teardown),

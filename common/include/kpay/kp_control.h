@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "kpay/kp_err.h"
+#include "kpay/kp_money.h"
 
 /** The one key of kpay.control.status (a compacted topic). */
 #define KP_CONTROL_KEY "pipeline"
@@ -55,16 +56,21 @@ kp_err_t kp_control_status_from_json(const char *json, size_t len,
 /**
  * What a kpay-inflight instance reports in the "status" object of its
  * InstanceInfo: {"control_version":N,"paused":bool,"rate_share":X,
- * "inflight_count":N,"inflight_amount":N}. The in-flight totals are summed
- * over the partitions it owns, from committed state only.
+ * "inflight_count":N,"inflight_amounts":{"USD":"N",...}}. The in-flight
+ * totals are summed over the partitions it owns, from committed state
+ * only; the amounts per currency, as decimal strings (kp_money.h).
+ * Release with kp_control_report_clear().
  */
 typedef struct kp_control_report_s {
         int64_t version;   /**< ControlStatus version applied; 0: none */
         int paused;        /**< its intake is paused */
         double rate_share; /**< its share of the rate limit; 0: none */
         int64_t inflight_count;
-        int64_t inflight_amount;
+        kp_money_t inflight_amounts; /**< per currency */
 } kp_control_report_t;
+
+/** @brief Frees what @p r owns (its amounts); @p r is then empty. */
+void kp_control_report_clear(kp_control_report_t *r);
 
 /** @brief The report as a JSON object (kp_malloc()ed). */
 char *kp_control_report_to_json(const kp_control_report_t *r);
@@ -72,6 +78,8 @@ char *kp_control_report_to_json(const kp_control_report_t *r);
 /**
  * @brief Parses an InstanceInfo "status" object written by
  *        kp_control_report_to_json().
+ * @param out overwritten (not cleared first); release it with
+ *            kp_control_report_clear() whatever the result.
  * @returns KP_OK or KP_ERR_PARSE (NULL, not such an object).
  */
 kp_err_t kp_control_report_from_json(const char *json,

@@ -40,6 +40,26 @@ char *kp_json_encode_int64s(const kp_json_field_t *fields, size_t cnt,
 typedef struct json_t json_t;
 
 /**
+ * @brief kp_json_decode_int64s() on an object already parsed: reads every
+ *        field of @p fields from @p obj (a JSON integer each) into the
+ *        struct at @p out, which is left unchanged on error.
+ * @returns KP_OK, or KP_ERR_PARSE (@p obj not an object, a field missing or
+ *          not an integer).
+ * @locality any thread
+ */
+kp_err_t kp_json_get_int64s(const json_t *obj, const kp_json_field_t *fields,
+                            size_t cnt, void *out, size_t struct_size);
+
+/**
+ * @brief Sets the int64_t members of the struct at @p in on the object
+ *        @p obj, as JSON integers, in the order of @p fields (aborts when
+ *        out of memory, like every kp_mem allocation).
+ * @locality any thread
+ */
+void kp_json_set_int64s(json_t *obj, const kp_json_field_t *fields, size_t cnt,
+                        const void *in);
+
+/**
  * @brief Dumps @p v as compact JSON into a kp_malloc()ed string and drops
  *        the reference (takes ownership of @p v). A NULL @p v (what a
  *        jansson constructor returns when out of memory) or a failed dump
