@@ -147,6 +147,8 @@ const char *kp_app_name(const kp_app_t *app) {
 void kp_app_destroy(kp_app_t *app) {
         if (!app)
                 return;
+        /* The last counts of suppressed repeated lines (kp_log.h). */
+        kp_log_flush(1);
         /* The instance id may have been defaulted after loading; the conf
          * frees whatever string the field then holds. */
         kp_conf_destroy(app->conf);
