@@ -87,6 +87,8 @@ struct kp_proc_s {
         int32_t *info_parts; /* [partition_cnt], for InstanceInfo */
 
         kp_txn_state_t txn;
+        int stopping; /* on the way out: calls get the shutdown bound */
+        int64_t lag;  /* input records waiting, from the last statistics */
         int64_t txn_started_ms;
         int64_t txn_records;
         int assignment_changed;
@@ -105,6 +107,9 @@ struct kp_proc_s {
 /* The lifecycle, through the service's state machine. */
 void proc_fail(kp_proc_t *proc);
 int proc_failed(const kp_proc_t *proc);
+
+/* The watchdog of /healthz: the loop made progress. */
+void proc_progress(kp_proc_t *proc);
 
 /* kp_proc_clients.c */
 kp_err_t proc_clients_start(kp_proc_t *proc);

@@ -271,6 +271,7 @@ int proc_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
         json_t *topics = json_object_get(root, "topics");
         const char *tname;
         json_t *topic;
+        int64_t waiting = 0; /* for the watchdog of /healthz */
         json_object_foreach(topics, tname, topic) {
                 const char *pname;
                 json_t *part;
@@ -293,9 +294,12 @@ int proc_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
                                              "input partition.",
                                              labels),
                             (double)json_integer_value(lag));
+                        waiting += json_integer_value(lag);
                 }
         }
         json_decref(root);
+        proc->lag = waiting;
+        kp_service_set_waiting(proc->svc, waiting);
         return 0;
 }
 

@@ -33,6 +33,19 @@ rd_kafka_t *it_client(rd_kafka_type_t type, const char *const *props);
 
 #include <sys/types.h>
 
+/**
+ * Stops the fixture's broker (scripts/test-kafka.sh down, data kept): every
+ * client of it then sees all broker connections down. Waits until the
+ * broker process is gone; fails the test on error. A test that stops the
+ * broker must start it again (it_broker_start()) before it ends, also when
+ * it fails: the other tests of the run share the broker.
+ */
+void it_broker_stop(void);
+
+/** Starts the fixture's broker again on the same data (test-kafka.sh up)
+ *  and waits until it answers; fails the test on error. */
+void it_broker_start(void);
+
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 int it_free_port(void);
 
@@ -167,6 +180,11 @@ void it_check_exactly_once(it_env_t *e, int keys, int values);
 /** GET @p path as JSON, failing the test unless the status is
  *  @p want_status. json_decref() the result. */
 json_t *it_get_json(const char *endpoint, const char *path, int want_status);
+
+/** Every item ({"key","partition","value"}) of @p store on the instance
+ *  at @p endpoint: the paginated scan GET /v1/stores/{store}, @p limit a
+ *  page, following each page's "next" cursor. json_decref() it. */
+json_t *it_store_scan(const char *endpoint, const char *store, int limit);
 
 /** The value of key k<k> in store "sums" (must exist). */
 int64_t it_key_value(const char *endpoint, int k);

@@ -64,6 +64,7 @@ typedef struct kp_service_conf_s {
         int64_t heartbeat_ms;
         int64_t http_threads;
         int64_t shutdown_timeout_ms;
+        int64_t stall_timeout_ms;
 } kp_service_conf_t;
 
 /** @brief The option table of kp_service_conf_t. */
@@ -161,10 +162,44 @@ void kp_service_poll(kp_service_t *svc);
 
 /**
  * @brief Clean exit: STOPPING, the InstanceInfo tombstone, flushed within
- *        --shutdown-timeout-ms; nothing is announced after it.
- * @locality the main / processing thread
+ *        what is left of the shutdown bound; nothing is announced after
+ *        it. Begins the shutdown (kp_service_begin_shutdown()) if that was
+ *        not done. @locality the main / processing thread
  */
 void kp_service_stop(kp_service_t *svc);
+
+/**
+ * @brief Starts the shutdown clock: from now, every step of the exit
+ *        shares --shutdown-timeout-ms (kp_service_shutdown_left_ms()).
+ *        With @p guard, a thread also ends the process with status 1 if it
+ *        is still running when the bound is over (a step blocked inside a
+ *        library): a daemon exits within the bound whatever happens.
+ *        Only the first call counts. @locality the main thread
+ */
+void kp_service_begin_shutdown(kp_service_t *svc, int guard);
+
+/**
+ * @brief Milliseconds left of the shutdown bound: the whole bound before
+ *        kp_service_begin_shutdown(), then what remains (0 when over).
+ *        Pass it as the timeout of each blocking call on the way out.
+ *        @locality any thread
+ */
+int64_t kp_service_shutdown_left_ms(const kp_service_t *svc);
+
+/**
+ * @brief The progress watchdog of /healthz: the processing loop reports
+ *        progress (records processed or restored, or an input paused on
+ *        purpose). @locality any thread
+ */
+void kp_service_progress(kp_service_t *svc);
+
+/**
+ * @brief How many records are waiting for the processing loop, as last
+ *        seen (consumer lag, records left to restore); 0 when none.
+ *        /healthz answers 503 "stalled" when records are waiting and no
+ *        progress was reported for --stall-timeout-ms. @locality any thread
+ */
+void kp_service_set_waiting(kp_service_t *svc, int64_t records);
 
 /**
  * @brief Stops the HTTP server, waiting for running handlers: nothing
