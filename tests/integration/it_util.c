@@ -941,31 +941,7 @@ int it_admin_topics(const char *prefix, int partitions) {
  */
 
 json_t *it_store_items(const char *endpoint, const char *store) {
-        json_t *all     = json_array();
-        char after[300] = "";
-        for (;;) {
-                char path[600];
-                if (after[0])
-                        snprintf(path, sizeof(path),
-                                 "/v1/stores/%s?limit=1000&after=%s", store,
-                                 after);
-                else
-                        snprintf(path, sizeof(path), "/v1/stores/%s?limit=1000",
-                                 store);
-                json_t *j     = it_get_json(endpoint, path, 200);
-                json_t *items = json_object_get(j, "items");
-                size_t i;
-                json_t *it;
-                json_array_foreach(items, i, it) {
-                        json_array_append(all, it);
-                        snprintf(after, sizeof(after), "%s",
-                                 json_string_value(json_object_get(it, "key")));
-                }
-                int more = !json_is_null(json_object_get(j, "next"));
-                json_decref(j);
-                if (!more)
-                        return all;
-        }
+        return it_store_scan(endpoint, store, 1000);
 }
 
 void it_money_add(kp_money_t *sum, const json_t *obj, const char *what) {

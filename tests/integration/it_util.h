@@ -271,8 +271,8 @@ int it_admin_topics(const char *prefix, int partitions);
  * Stores and money (test_pipeline, test_control, test_money).
  */
 
-/** Every item {key, value} of store @p store on one instance, following
- *  every page of GET /v1/stores/{store}; fails the test on an error.
+/** Every item {key, partition, value} of store @p store on one instance:
+ *  it_store_scan() with pages of 1000; fails the test on an error.
  *  json_decref() the array. */
 json_t *it_store_items(const char *endpoint, const char *store);
 
