@@ -5,6 +5,7 @@
 
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
+#include "kpay/kp_time.h"
 #include "kpay/kp_topics.h"
 
 void kp_topic_plan_add(kp_topic_plan_t *plan, const char *name, int partitions,
@@ -217,7 +218,15 @@ static kp_err_t describe_cleanup(rd_kafka_t *rk, rd_kafka_queue_t *q,
                         snprintf(errstr, errstr_size,
                                  "cannot describe topic %s: %s", name,
                                  rd_kafka_ConfigResource_error_string(rrs[i]));
-                        err = KP_ERR_KAFKA;
+                        /* A topic just created (or a broker just
+                         * restarted) may not be known to the configs yet:
+                         * the caller retries that one. */
+                        if (err == KP_OK &&
+                            rd_kafka_ConfigResource_error(rrs[i]) ==
+                                RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+                                err = KP_ERR_NOT_FOUND;
+                        else
+                                err = KP_ERR_KAFKA;
                         continue;
                 }
                 size_t ecnt;
@@ -353,8 +362,14 @@ kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
 
         for (size_t i = 0; i < plan->cnt; i++)
                 names[i] = plan->reqs[i].name;
-        if ((err = describe_cleanup(rk, q, names, plan->cnt, policies,
-                                    timeout_ms, errstr, errstr_size)))
+        kp_backoff_t b;
+        kp_backoff_init(&b, 100, 1000, timeout_ms);
+        while ((err = describe_cleanup(rk, q, names, plan->cnt, policies,
+                                       timeout_ms, errstr, errstr_size)) ==
+                   KP_ERR_NOT_FOUND &&
+               kp_backoff_wait(&b, NULL) == KP_OK)
+                ;
+        if (err)
                 goto done;
 
         err = verify_layout(plan, md, policies, missing, report, errstr,

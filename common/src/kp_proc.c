@@ -57,6 +57,19 @@ int proc_failed(const kp_proc_t *proc) {
         return kp_service_state(proc->svc) == KP_SVC_FAILED;
 }
 
+kp_err_t proc_retry_wait(kp_backoff_t *b, int (*keep_going)(void),
+                         const char *what, const char *why) {
+        kp_err_t w = kp_backoff_wait(b, keep_going);
+        if (w == KP_ERR_TIMED_OUT)
+                KP_ERROR("%s: %s; giving up after %d attempts in %" PRId64
+                         " ms; exiting so that a supervisor restarts this "
+                         "instance",
+                         what, why, b->attempt, kp_backoff_elapsed_ms(b));
+        else if (!w && kp_backoff_log_due(b))
+                KP_WARN("%s: %s; retrying (attempt %d)", what, why, b->attempt);
+        return w;
+}
+
 void proc_progress(kp_proc_t *proc) {
         kp_service_progress(proc->svc);
 }
@@ -273,7 +286,9 @@ static void close_consumer(kp_proc_t *proc) {
  * not even through that revoke. */
 static int shutdown_proc(kp_proc_t *proc) {
         int rc = proc_failed(proc) ? 1 : 0;
-        kp_service_begin_shutdown(proc->svc, 1);
+        /* A failure stops the process too: the exit guard then bounds it. */
+        kp_app_stop();
+        kp_service_begin_shutdown(proc->svc);
         proc->stopping = 1;
         if (!rc) {
                 KP_INFO("shutting down");
@@ -594,6 +609,7 @@ int kp_proc_main(const kp_proc_def_t *def, int argc, char **argv) {
                 kp_app_destroy(app);
                 return 2;
         }
+        kp_service_arm_exit_guard(proc->svc);
         err = d.init ? d.init(proc, d.opaque) : KP_OK;
         if (err) {
                 fprintf(stderr, "%s: initialization failed: %s\n", def->name,

@@ -214,19 +214,12 @@ static kp_err_t init_transactions(kp_proc_t *proc) {
         kp_backoff_t b;
         kp_backoff_init(&b, 100, 2000, proc->pconf.retry_deadline_ms);
         while ((error = rd_kafka_init_transactions(proc->producer, 60000))) {
-                int retry = rd_kafka_error_is_retriable(error);
-                kp_err_t w =
-                    retry ? kp_backoff_wait(&b, kp_app_running) : KP_ERR_KAFKA;
-                if (w == KP_OK && kp_backoff_log_due(&b))
-                        KP_WARN("init_transactions: %s; retrying (attempt %d)",
-                                rd_kafka_error_string(error), b.attempt);
-                else if (w == KP_ERR_TIMED_OUT)
-                        KP_ERROR(
-                            "init_transactions: %s; giving up after %d "
-                            "attempts in %" PRId64 " ms",
-                            rd_kafka_error_string(error), b.attempt,
-                            kp_backoff_elapsed_ms(&b));
-                else if (w == KP_ERR_KAFKA)
+                kp_err_t w = KP_ERR_KAFKA;
+                if (rd_kafka_error_is_retriable(error))
+                        w = proc_retry_wait(&b, kp_app_running,
+                                            "init_transactions",
+                                            rd_kafka_error_string(error));
+                else
                         KP_ERROR("init_transactions: %s",
                                  rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);

@@ -30,6 +30,7 @@
 #include "kpay/kp_proc.h"
 #include "kpay/kp_service.h"
 #include "kpay/kp_store.h"
+#include "kpay/kp_time.h"
 
 /* Records read from the changelogs are applied in batches of this size. */
 #define KP_PROC_RESTORE_BATCH 10000
@@ -107,6 +108,14 @@ struct kp_proc_s {
 /* The lifecycle, through the service's state machine. */
 void proc_fail(kp_proc_t *proc);
 int proc_failed(const kp_proc_t *proc);
+
+/* After a failed attempt at @p what (failing because of @p why): waits
+ * for the next one (kp_backoff_wait()), logging the retry when due, or
+ * that it gives up at the deadline. @returns KP_OK to retry,
+ * KP_ERR_TIMED_OUT (give up: the instance fails), KP_ERR_STATE when
+ * keep_going() said stop. */
+kp_err_t proc_retry_wait(kp_backoff_t *b, int (*keep_going)(void),
+                         const char *what, const char *why);
 
 /* The watchdog of /healthz: the loop made progress. */
 void proc_progress(kp_proc_t *proc);

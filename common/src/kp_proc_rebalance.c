@@ -83,23 +83,10 @@ static kp_err_t fetch_committed(kp_proc_t *proc,
                                 why = rd_kafka_err2str(parts->elems[i].err);
                 if (!why)
                         return KP_OK;
-                kp_err_t w = kp_backoff_wait(&b, kp_app_running);
-                if (w == KP_ERR_TIMED_OUT) {
-                        KP_ERROR(
-                            "fetching committed offsets: %s; giving up "
-                            "after %d attempts in %" PRId64
-                            " ms; exiting so that a supervisor restarts "
-                            "this instance",
-                            why, b.attempt, kp_backoff_elapsed_ms(&b));
-                        return KP_ERR_TIMED_OUT;
-                }
+                kp_err_t w = proc_retry_wait(&b, kp_app_running,
+                                             "fetching committed offsets", why);
                 if (w)
-                        return KP_ERR_STATE;
-                if (kp_backoff_log_due(&b))
-                        KP_WARN(
-                            "fetching committed offsets: %s; retrying "
-                            "(attempt %d)",
-                            why, b.attempt);
+                        return w == KP_ERR_TIMED_OUT ? w : KP_ERR_STATE;
         }
 }
 

@@ -48,26 +48,13 @@ static kp_err_t changelog_range(kp_proc_t *proc, int store, int32_t partition,
                     10000);
                 if (!err)
                         return KP_OK;
-                kp_err_t w = kp_backoff_wait(&b, kp_app_running);
-                if (w == KP_ERR_TIMED_OUT) {
-                        KP_ERROR(
-                            "end offsets of %s [%d]: %s; giving up after "
-                            "%d attempts in %" PRId64
-                            " ms; exiting so that a supervisor restarts "
-                            "this instance",
-                            proc->changelogs[store], (int)partition,
-                            rd_kafka_err2str(err), b.attempt,
-                            kp_backoff_elapsed_ms(&b));
-                        return KP_ERR_TIMED_OUT;
-                }
+                char what[300];
+                snprintf(what, sizeof(what), "end offsets of %s [%d]",
+                         proc->changelogs[store], (int)partition);
+                kp_err_t w = proc_retry_wait(&b, kp_app_running, what,
+                                             rd_kafka_err2str(err));
                 if (w)
-                        return KP_ERR_STATE;
-                if (kp_backoff_log_due(&b))
-                        KP_WARN(
-                            "end offsets of %s [%d]: %s; retrying "
-                            "(attempt %d)",
-                            proc->changelogs[store], (int)partition,
-                            rd_kafka_err2str(err), b.attempt);
+                        return w == KP_ERR_TIMED_OUT ? w : KP_ERR_STATE;
                 refresh_metadata(proc->restorer, proc->changelogs[store]);
         }
 }

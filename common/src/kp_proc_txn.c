@@ -60,8 +60,9 @@ int txn_open(const kp_proc_t *proc) {
  * transaction timeout) while running, what is left of the shutdown bound
  * on the way out. */
 static int txn_call_timeout(const kp_proc_t *proc) {
-        return proc->stopping ? (int)kp_service_shutdown_left_ms(proc->svc)
-                              : -1;
+        if (proc->stopping || !kp_app_running())
+                return (int)kp_service_shutdown_left_ms(proc->svc);
+        return -1;
 }
 
 /* The pacing of a retried transactional call: a capped exponential
@@ -89,22 +90,10 @@ static int txn_error(kp_proc_t *proc, rd_kafka_error_t *error, const char *what,
                 KP_WARN("%s: %s; aborting the transaction", what,
                         rd_kafka_error_string(error));
         } else if (rd_kafka_error_is_retriable(error)) {
-                if (kp_backoff_wait(b, NULL) == KP_OK) {
-                        if (kp_backoff_log_due(b))
-                                KP_WARN("%s: %s; retrying (attempt %d)", what,
-                                        rd_kafka_error_string(error),
-                                        b->attempt);
-                        retry = 1;
-                } else {
-                        KP_ERROR(
-                            "%s: %s; giving up after %d attempts in "
-                            "%" PRId64
-                            " ms; exiting so that a supervisor "
-                            "restarts this instance",
-                            what, rd_kafka_error_string(error), b->attempt,
-                            kp_backoff_elapsed_ms(b));
+                retry = !proc_retry_wait(b, NULL, what,
+                                         rd_kafka_error_string(error));
+                if (!retry)
                         proc_fail(proc);
-                }
         } else {
                 KP_WARN("%s: %s; aborting the transaction", what,
                         rd_kafka_error_string(error));
@@ -191,8 +180,13 @@ void txn_abort(kp_proc_t *proc) {
         kp_backoff_t b;
         txn_backoff_init(proc, &b);
         for (;;) {
-                rd_kafka_error_t *error = rd_kafka_abort_transaction(
-                    proc->producer, txn_call_timeout(proc));
+                /* -1 would wait as long as the broker is gone: a finite
+                 * wait, retried (an abort that timed out is resumed). */
+                int tmo = txn_call_timeout(proc);
+                if (tmo < 0)
+                        tmo = (int)proc->pconf.transaction_timeout_ms;
+                rd_kafka_error_t *error =
+                    rd_kafka_abort_transaction(proc->producer, tmo);
                 if (!error)
                         break;
                 if (!txn_error(proc, error, "abort_transaction", &b))

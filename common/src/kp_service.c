@@ -199,41 +199,65 @@ int64_t kp_service_shutdown_left_ms(const kp_service_t *svc) {
         return left > 0 ? left : 0;
 }
 
-/* The last resort of the shutdown bound: ends the process if it is still
- * there when the bound is over. */
-static void *shutdown_guard(void *arg) {
-        kp_service_t *svc = arg;
-        int64_t deadline  = atomic_load(&svc->shutdown_deadline_ms), left;
-        while ((left = deadline - kp_mono_ms()) > 0)
+/* The exit guard (kp_service_arm_exit_guard()): process-wide, so that it
+ * never touches a service that may be gone. */
+static _Atomic int64_t guard_timeout_ms; /* 0: not armed */
+static _Atomic int64_t stop_seen_ms;     /* when the guard saw the stop */
+
+/* Waits for the stop (a signal, or a failure), then for the bound, and
+ * ends the process if it is still there. */
+static void *exit_guard(void *arg) {
+        (void)arg;
+        while (kp_app_running())
+                kp_sleep_ms(50);
+        int64_t seen = kp_mono_ms(), expect = 0;
+        if (!atomic_compare_exchange_strong(&stop_seen_ms, &expect, seen))
+                seen = expect;
+        /* It fires a little before the bound (a twentieth, at most 250
+         * ms): ending a process with large mappings takes a moment, and
+         * the process must be gone by the bound. */
+        int64_t timeout = atomic_load(&guard_timeout_ms), left;
+        int64_t early   = timeout / 20 < 250 ? timeout / 20 : 250;
+        while ((left = seen + timeout - early - kp_mono_ms()) > 0)
                 kp_sleep_ms(left < 100 ? left : 100);
         KP_ERROR("exit did not finish within --shutdown-timeout-ms %" PRId64
                  "; exiting with status 1 (what was not committed is "
                  "processed again after the restart)",
-                 svc->sconf.shutdown_timeout_ms);
+                 timeout);
         kp_log_flush(1);
         _exit(1);
         return NULL;
 }
 
-void kp_service_begin_shutdown(kp_service_t *svc, int guard) {
+void kp_service_arm_exit_guard(const kp_service_t *svc) {
         int64_t none = 0;
-        if (!atomic_compare_exchange_strong(
-                &svc->shutdown_deadline_ms, &none,
-                kp_mono_ms() + svc->sconf.shutdown_timeout_ms))
-                return;
-        if (!guard)
+        if (!atomic_compare_exchange_strong(&guard_timeout_ms, &none,
+                                            svc->sconf.shutdown_timeout_ms))
                 return;
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int r = pthread_create(&t, &attr, shutdown_guard, svc);
+        int r = pthread_create(&t, &attr, exit_guard, NULL);
         pthread_attr_destroy(&attr);
         if (r)
                 KP_WARN(
-                    "shutdown guard: %s; the exit is bounded only by "
-                    "its steps",
+                    "exit guard: %s; the exit is bounded only by its "
+                    "steps",
                     strerror(r));
+}
+
+void kp_service_begin_shutdown(kp_service_t *svc) {
+        if (atomic_load(&svc->shutdown_deadline_ms))
+                return;
+        /* The bound runs from the stop request when the guard saw it (the
+         * loop may have been inside a blocking call). */
+        int64_t start = atomic_load(&stop_seen_ms);
+        if (!start || kp_app_running())
+                start = kp_mono_ms();
+        int64_t none = 0;
+        atomic_compare_exchange_strong(&svc->shutdown_deadline_ms, &none,
+                                       start + svc->sconf.shutdown_timeout_ms);
 }
 
 /* Delivers what the announcer holds, within what is left of the shutdown
@@ -249,7 +273,7 @@ static void flush_announcer(kp_service_t *svc) {
 }
 
 void kp_service_stop(kp_service_t *svc) {
-        kp_service_begin_shutdown(svc, 0);
+        kp_service_begin_shutdown(svc);
         kp_svc_state_t st = kp_service_state(svc);
         if (st != KP_SVC_FAILED)
                 kp_service_set_state(svc, KP_SVC_STOPPING);
@@ -507,7 +531,7 @@ void kp_service_destroy(kp_service_t *svc) {
                 /* A FAILED (or STARTING) record must reach the topic: it is
                  * what readers see of this instance until it returns;
                  * within the shutdown bound. */
-                kp_service_begin_shutdown(svc, 0);
+                kp_service_begin_shutdown(svc);
                 flush_announcer(svc);
                 rd_kafka_destroy(svc->announcer);
         }
@@ -594,9 +618,10 @@ int kp_service_main(const kp_service_def_t *def, int argc, char **argv) {
                 fprintf(stderr, "%s: %s\n", def->name, errstr);
         if (!err) {
                 KP_INFO("started: HTTP on %s", kp_service_endpoint(svc));
+                kp_service_arm_exit_guard(svc);
                 kp_service_set_state(svc, KP_SVC_RUNNING);
                 service_loop(svc, def);
-                kp_service_begin_shutdown(svc, 1);
+                kp_service_begin_shutdown(svc);
                 kp_service_stop(svc);
                 rc = 0;
         }

@@ -169,14 +169,22 @@ void kp_service_poll(kp_service_t *svc);
 void kp_service_stop(kp_service_t *svc);
 
 /**
- * @brief Starts the shutdown clock: from now, every step of the exit
- *        shares --shutdown-timeout-ms (kp_service_shutdown_left_ms()).
- *        With @p guard, a thread also ends the process with status 1 if it
- *        is still running when the bound is over (a step blocked inside a
- *        library): a daemon exits within the bound whatever happens.
- *        Only the first call counts. @locality the main thread
+ * @brief Starts the shutdown clock: from the stop request (as the exit
+ *        guard saw it) or from now, every step of the exit shares
+ *        --shutdown-timeout-ms (kp_service_shutdown_left_ms()). Only the
+ *        first call counts. @locality the main thread
  */
-void kp_service_begin_shutdown(kp_service_t *svc, int guard);
+void kp_service_begin_shutdown(kp_service_t *svc);
+
+/**
+ * @brief Arms the exit guard of the process (once): a thread that, from the
+ *        moment kp_app_running() turns 0 (SIGTERM/SIGINT, kp_app_stop()),
+ *        ends the process with status 1 if it is still running after
+ *        --shutdown-timeout-ms, even when the main thread is blocked
+ *        inside a library call. The daemon skeletons arm it.
+ *        @locality the main thread
+ */
+void kp_service_arm_exit_guard(const kp_service_t *svc);
 
 /**
  * @brief Milliseconds left of the shutdown bound: the whole bound before
