@@ -213,6 +213,14 @@ int it_exited(pid_t pid) {
         return 1;
 }
 
+int it_exit_status(pid_t pid) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) != pid)
+                return -1;
+        child_forget(pid);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 void it_reap_all(void) {
         for (int i = 0; i < IT_MAX_CHILDREN; i++) {
                 if (children[i] <= 0)
