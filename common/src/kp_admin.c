@@ -221,12 +221,11 @@ static kp_err_t describe_cleanup(rd_kafka_t *rk, rd_kafka_queue_t *q,
                         /* A topic just created (or a broker just
                          * restarted) may not be known to the configs yet:
                          * the caller retries that one. */
-                        if (err == KP_OK &&
-                            rd_kafka_ConfigResource_error(rrs[i]) ==
-                                RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-                                err = KP_ERR_NOT_FOUND;
-                        else
+                        if (rd_kafka_ConfigResource_error(rrs[i]) !=
+                            RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
                                 err = KP_ERR_KAFKA;
+                        else if (err != KP_ERR_KAFKA)
+                                err = KP_ERR_NOT_FOUND;
                         continue;
                 }
                 size_t ecnt;

@@ -31,7 +31,8 @@ static const kp_conf_opt_t service_opts[] = {
     {"stall-timeout-ms", 0, KP_CONF_INT, SCONF(stall_timeout_ms), "60000", 0,
      86400000, NULL,
      "/healthz answers 503 \"stalled\" when records are waiting and the "
-     "processing loop made no progress for this long (0: never)."},
+     "processing loop made no progress for this long (0: never); keep it "
+     "well above statistics.interval.ms (5 s), the age of the lag it sees."},
     {NULL},
 };
 
