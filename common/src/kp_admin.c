@@ -339,8 +339,11 @@ kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
 
         /* Check every topic, including those just created: a concurrent
          * creator may have made them differently. Newly created topics can
-         * take a moment to appear in metadata. */
-        for (int attempt = 0;; attempt++) {
+         * take a moment to appear in metadata (longer on a busy broker):
+         * look again with a backoff, up to the timeout. */
+        kp_backoff_t mb;
+        kp_backoff_init(&mb, 100, 1000, timeout_ms);
+        for (;;) {
                 rerr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
                 if (rerr) {
                         snprintf(errstr, errstr_size, "cannot list topics: %s",
@@ -352,11 +355,11 @@ kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
                 for (size_t i = 0; i < plan->cnt; i++)
                         if (md_partitions(md, plan->reqs[i].name) < 0)
                                 absent++;
-                if (!absent || attempt >= 50)
+                if (!absent || kp_backoff_wait(&mb, NULL))
                         break;
                 rd_kafka_metadata_destroy(md);
                 md = NULL;
-                rd_kafka_poll(rk, 100);
+                rd_kafka_poll(rk, 0);
         }
 
         for (size_t i = 0; i < plan->cnt; i++)
