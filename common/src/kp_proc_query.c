@@ -265,7 +265,9 @@ static void h_store_scan(kp_proc_t *proc, int s, const kp_http_req_t *req,
         }
         pthread_rwlock_unlock(&proc->tasks_lock);
         if (!err) {
-                qsort(acc.items, acc.cnt, sizeof(*acc.items), item_cmp);
+                /* qsort() must not get the NULL of an empty page. */
+                if (acc.cnt)
+                        qsort(acc.items, acc.cnt, sizeof(*acc.items), item_cmp);
                 json_t *items = json_array();
                 size_t n = acc.cnt < (size_t)limit ? acc.cnt : (size_t)limit;
                 for (size_t i = 0; i < n; i++) {
