@@ -619,7 +619,7 @@ static void fini(kp_service_t *svc, void *opaque) {
         if (a->producer) {
                 kp_service_add_client(svc, "producer", NULL);
                 rd_kafka_flush(a->producer,
-                               (int)kp_service_shutdown_timeout_ms(svc));
+                               (int)kp_service_shutdown_left_ms(svc));
                 rd_kafka_destroy(a->producer);
         }
         kp_discovery_destroy(a->disc);

@@ -2,6 +2,14 @@
 # The CTest fixture of the integration tests: a fresh single-node broker on
 # the port and data directory that tests/CMakeLists.txt passes in the
 # environment (KPAY_KAFKA_PORT, KPAY_KAFKA_DATA).
+#
+#   start  wipe the data and start a fresh broker (the fixture's setup)
+#   stop   stop the broker (the fixture's cleanup)
+#   down   stop the broker during a test, keeping its data
+#   up     start it again on the same data and wait until it answers
+#
+# down/up are what it_broker_stop()/it_broker_start() (tests/integration/
+# it_util.h) run to take the broker away from the processes under test.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${KPAY_KAFKA_DATA:?set by the CTest fixture}"
@@ -13,11 +21,14 @@ start)
   rm -rf "$KPAY_KAFKA_DATA"
   exec "$root/kpay" kafka start
   ;;
-stop)
+stop|down)
   exec "$root/kpay" kafka stop
   ;;
+up)
+  exec "$root/kpay" kafka start
+  ;;
 *)
-  echo "usage: $0 start|stop" >&2
+  echo "usage: $0 start|stop|down|up" >&2
   exit 2
   ;;
 esac

@@ -5,6 +5,7 @@
 
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
+#include "kpay/kp_time.h"
 #include "kpay/kp_topics.h"
 
 void kp_topic_plan_add(kp_topic_plan_t *plan, const char *name, int partitions,
@@ -217,7 +218,14 @@ static kp_err_t describe_cleanup(rd_kafka_t *rk, rd_kafka_queue_t *q,
                         snprintf(errstr, errstr_size,
                                  "cannot describe topic %s: %s", name,
                                  rd_kafka_ConfigResource_error_string(rrs[i]));
-                        err = KP_ERR_KAFKA;
+                        /* A topic just created (or a broker just
+                         * restarted) may not be known to the configs yet:
+                         * the caller retries that one. */
+                        if (rd_kafka_ConfigResource_error(rrs[i]) !=
+                            RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+                                err = KP_ERR_KAFKA;
+                        else if (err != KP_ERR_KAFKA)
+                                err = KP_ERR_NOT_FOUND;
                         continue;
                 }
                 size_t ecnt;
@@ -331,8 +339,11 @@ kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
 
         /* Check every topic, including those just created: a concurrent
          * creator may have made them differently. Newly created topics can
-         * take a moment to appear in metadata. */
-        for (int attempt = 0;; attempt++) {
+         * take a moment to appear in metadata (longer on a busy broker):
+         * look again with a backoff, up to the timeout. */
+        kp_backoff_t mb;
+        kp_backoff_init(&mb, 100, 1000, timeout_ms);
+        for (;;) {
                 rerr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
                 if (rerr) {
                         snprintf(errstr, errstr_size, "cannot list topics: %s",
@@ -344,17 +355,23 @@ kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
                 for (size_t i = 0; i < plan->cnt; i++)
                         if (md_partitions(md, plan->reqs[i].name) < 0)
                                 absent++;
-                if (!absent || attempt >= 50)
+                if (!absent || kp_backoff_wait(&mb, NULL))
                         break;
                 rd_kafka_metadata_destroy(md);
                 md = NULL;
-                rd_kafka_poll(rk, 100);
+                rd_kafka_poll(rk, 0);
         }
 
         for (size_t i = 0; i < plan->cnt; i++)
                 names[i] = plan->reqs[i].name;
-        if ((err = describe_cleanup(rk, q, names, plan->cnt, policies,
-                                    timeout_ms, errstr, errstr_size)))
+        kp_backoff_t b;
+        kp_backoff_init(&b, 100, 1000, timeout_ms);
+        while ((err = describe_cleanup(rk, q, names, plan->cnt, policies,
+                                       timeout_ms, errstr, errstr_size)) ==
+                   KP_ERR_NOT_FOUND &&
+               kp_backoff_wait(&b, NULL) == KP_OK)
+                ;
+        if (err)
                 goto done;
 
         err = verify_layout(plan, md, policies, missing, report, errstr,

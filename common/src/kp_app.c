@@ -1,6 +1,7 @@
 /* kp_app.c: common options, logging and signals for every kpay binary. */
 #include "kpay/kp_app.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,19 +54,23 @@ struct kp_app_s {
         kp_app_conf_t common;
 };
 
-static volatile sig_atomic_t app_stop;
+/* Set by the signal handler, read by the main loop and by the exit guard's
+ * thread (kp_service.h): a lock-free atomic, which C11 allows in a signal
+ * handler and which is race-free across threads (a volatile sig_atomic_t
+ * is only the former). */
+static atomic_int app_stop;
 
 static void on_signal(int sig) {
         (void)sig;
-        app_stop = 1;
+        atomic_store(&app_stop, 1);
 }
 
 int kp_app_running(void) {
-        return !app_stop;
+        return !atomic_load(&app_stop);
 }
 
 void kp_app_stop(void) {
-        app_stop = 1;
+        atomic_store(&app_stop, 1);
 }
 
 kp_app_t *kp_app_new(const kp_app_def_t *def, int argc, char **argv,
@@ -147,6 +152,8 @@ const char *kp_app_name(const kp_app_t *app) {
 void kp_app_destroy(kp_app_t *app) {
         if (!app)
                 return;
+        /* The last counts of suppressed repeated lines (kp_log.h). */
+        kp_log_flush(1);
         /* The instance id may have been defaulted after loading; the conf
          * frees whatever string the field then holds. */
         kp_conf_destroy(app->conf);

@@ -665,10 +665,13 @@ static int fol_left(int64_t deadline_ms, int cap) {
         return left < cap ? (int)left : cap;
 }
 
-/* Pauses after a failed request before the next try (100 ms, or less when
- * the deadline is nearer). Waits on the condition, so stop ends it early. */
-static void fol_backoff(kp_follower_t *f, int64_t deadline_ms) {
-        int64_t until = kp_mono_ms() + 100;
+/* Pauses after a failed request before the next try: *@p wait_ms (100 ms
+ * at first, doubled after each failure up to 1 s), never past the
+ * deadline. Waits on the condition, so stop ends it early. */
+static void fol_backoff(kp_follower_t *f, int64_t deadline_ms,
+                        int64_t *wait_ms) {
+        int64_t until = kp_mono_ms() + *wait_ms;
+        *wait_ms      = *wait_ms < 500 ? *wait_ms * 2 : 1000;
         if (deadline_ms >= 0 && deadline_ms < until)
                 until = deadline_ms;
         pthread_mutex_lock(&f->lock);
@@ -682,6 +685,7 @@ static void fol_backoff(kp_follower_t *f, int64_t deadline_ms) {
 static int64_t *fol_end_offsets(kp_follower_t *f, int32_t cnt,
                                 int64_t deadline_ms) {
         int64_t *end = kp_calloc((size_t)cnt, sizeof(*end));
+        int64_t wait = 100;
         for (int32_t p = 0; p < cnt; p++) {
                 for (;;) {
                         int64_t lo, hi;
@@ -701,7 +705,7 @@ static int64_t *fol_end_offsets(kp_follower_t *f, int32_t cnt,
                         KP_DEBUG("%s: end offset of %s [%" PRId32 "]: %s",
                                  f->log_name, f->topic, p,
                                  rd_kafka_err2str(err));
-                        fol_backoff(f, deadline_ms);
+                        fol_backoff(f, deadline_ms, &wait);
                 }
         }
         return end;
@@ -729,6 +733,7 @@ kp_err_t kp_follower_sync(kp_follower_t *f, int timeout_ms) {
 
         /* The end offsets at call time. Requests that fail (no broker yet)
          * are retried until the deadline. */
+        int64_t wait = 100;
         for (;;) {
                 int left = fol_left(deadline, 5000);
                 if (left <= 0)
@@ -744,7 +749,7 @@ kp_err_t kp_follower_sync(kp_follower_t *f, int timeout_ms) {
                 }
                 if (cnt > 0)
                         break;
-                fol_backoff(f, deadline);
+                fol_backoff(f, deadline, &wait);
         }
         int64_t *end = fol_end_offsets(f, cnt, deadline);
         if (!end)

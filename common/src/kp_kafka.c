@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kpay/kp_app.h"
 #include "kpay/kp_conf.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_time.h"
@@ -134,6 +135,8 @@ json_t *kp_kafka_conf_json(rd_kafka_t *rk) {
 
 kp_err_t kp_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms) {
         int64_t deadline = kp_mono_ms() + timeout_ms;
+        kp_backoff_t b;
+        kp_backoff_init(&b, 100, 1000, timeout_ms);
         for (;;) {
                 const struct rd_kafka_metadata *md = NULL;
                 int64_t left                       = deadline - kp_mono_ms();
@@ -148,6 +151,8 @@ kp_err_t kp_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms) {
                                 return KP_OK;
                 }
                 KP_DEBUG("waiting for the cluster: %s", rd_kafka_err2str(err));
-                kp_sleep_ms(100);
+                /* A stop request ends the wait (the caller sees it). */
+                if (kp_backoff_wait(&b, kp_app_running))
+                        return KP_ERR_TIMED_OUT;
         }
 }

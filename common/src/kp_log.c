@@ -1,13 +1,17 @@
-/* kp_log.c: logfmt lines on stderr. */
+/* kp_log.c: logfmt lines on stderr, repeated lines rate-limited. */
 #include "kpay/kp_log.h"
 
+#include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "kpay/kp_time.h"
 
 volatile int kp_log_level_current = KP_LOG_INFO;
 static const char *log_service    = "kpay";
@@ -68,17 +72,11 @@ static size_t append_quoted(char *buf, size_t of, size_t size, const char *s) {
         return of;
 }
 
-void kp_log_write(kp_log_level_t level, const char *fmt, ...) {
-        char msg[2048];
+/* Writes one logfmt line with message @p msg. */
+static void emit(kp_log_level_t level, const char *msg) {
         char line[4608];
-        va_list ap;
         struct timespec ts;
         struct tm tm;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
         int n     = snprintf(line, sizeof(line),
@@ -95,6 +93,150 @@ void kp_log_write(kp_log_level_t level, const char *fmt, ...) {
         /* One write per line so that lines from threads never interleave. */
         ssize_t r = write(STDERR_FILENO, line, of);
         (void)r;
+}
+
+/* ------------------------------------------------------------------------
+ * The repeat limit: one slot per distinct (level, message) seen lately. */
+
+#define REPEAT_SLOTS 64
+/* The summary line quotes this much of the suppressed message. */
+#define REPEAT_QUOTE 200
+
+typedef struct repeat_s {
+        uint64_t hash; /* of level and message; 0: free slot */
+        kp_log_level_t level;
+        int64_t window_start, last_ms;
+        int64_t written, suppressed; /* in the current window */
+        char msg[REPEAT_QUOTE + 1];
+} repeat_t;
+
+static pthread_mutex_t repeat_lock = PTHREAD_MUTEX_INITIALIZER;
+static repeat_t repeats[REPEAT_SLOTS];
+static int repeat_burst              = 5;
+static int64_t repeat_window_ms      = 10000;
+static int64_t (*repeat_clock)(void) = kp_mono_ms;
+
+char *kp_log_fmt_count(char *buf, size_t size, int64_t n) {
+        char digits[32];
+        int len   = snprintf(digits, sizeof(digits), "%" PRId64, n);
+        size_t of = 0;
+        for (int i = 0; i < len && of + 1 < size; i++) {
+                buf[of++] = digits[i];
+                int left  = len - i - 1;
+                if (left > 0 && left % 3 == 0 && digits[i] != '-' &&
+                    of + 1 < size)
+                        buf[of++] = ',';
+        }
+        if (size)
+                buf[of < size ? of : size - 1] = '\0';
+        return buf;
+}
+
+/* Writes slot @p r's suppressed count, if any, and clears it.
+ * @locality with repeat_lock */
+static void repeat_report(repeat_t *r) {
+        if (!r->suppressed)
+                return;
+        char count[32], msg[REPEAT_QUOTE + 96];
+        snprintf(msg, sizeof(msg), "... %s identical lines suppressed: %s",
+                 kp_log_fmt_count(count, sizeof(count), r->suppressed), r->msg);
+        r->suppressed = 0;
+        emit(r->level, msg);
+}
+
+/* Reports every window that is over (all when @p all) at @p now.
+ * @locality with repeat_lock */
+static void repeat_sweep(int64_t now, int all) {
+        for (int i = 0; i < REPEAT_SLOTS; i++) {
+                repeat_t *r = &repeats[i];
+                if (r->hash && r->suppressed &&
+                    (all || now - r->window_start >= repeat_window_ms))
+                        repeat_report(r);
+        }
+}
+
+static uint64_t repeat_hash(kp_log_level_t level, const char *msg) {
+        uint64_t h = 1469598103934665603ull ^ (uint64_t)level;
+        for (const unsigned char *p = (const unsigned char *)msg; *p; p++)
+                h = (h ^ *p) * 1099511628211ull;
+        return h ? h : 1;
+}
+
+/* @returns 1 when the line is to be written, 0 when it is suppressed.
+ * @locality with repeat_lock */
+static int repeat_admit(kp_log_level_t level, const char *msg, int64_t now) {
+        uint64_t h  = repeat_hash(level, msg);
+        repeat_t *r = NULL, *lru = &repeats[0];
+        for (int i = 0; i < REPEAT_SLOTS && !r; i++) {
+                if (repeats[i].hash == h && repeats[i].level == level &&
+                    !strncmp(repeats[i].msg, msg, REPEAT_QUOTE))
+                        r = &repeats[i];
+                else if (!repeats[i].hash ||
+                         (lru->hash && repeats[i].last_ms < lru->last_ms))
+                        lru = &repeats[i];
+        }
+        if (!r) {
+                /* A new line: take a free slot, or the least recently used
+                 * (its count is written first). */
+                r = lru;
+                repeat_report(r);
+                r->hash         = h;
+                r->level        = level;
+                r->window_start = now;
+                r->written      = 0;
+                size_t len      = strnlen(msg, REPEAT_QUOTE);
+                memcpy(r->msg, msg, len);
+                r->msg[len] = '\0';
+        } else if (now - r->window_start >= repeat_window_ms) {
+                repeat_report(r);
+                r->window_start = now;
+                r->written      = 0;
+        }
+        r->last_ms = now;
+        if (r->written < repeat_burst) {
+                r->written++;
+                return 1;
+        }
+        r->suppressed++;
+        return 0;
+}
+
+void kp_log_set_repeat_limit(int burst, int64_t window_ms) {
+        pthread_mutex_lock(&repeat_lock);
+        repeat_sweep(0, 1);
+        memset(repeats, 0, sizeof(repeats));
+        repeat_burst     = burst;
+        repeat_window_ms = window_ms > 0 ? window_ms : 1;
+        pthread_mutex_unlock(&repeat_lock);
+}
+
+void kp_log_set_clock(int64_t (*now_ms)(void)) {
+        pthread_mutex_lock(&repeat_lock);
+        repeat_clock = now_ms ? now_ms : kp_mono_ms;
+        pthread_mutex_unlock(&repeat_lock);
+}
+
+void kp_log_flush(int all) {
+        pthread_mutex_lock(&repeat_lock);
+        repeat_sweep(repeat_clock(), all);
+        pthread_mutex_unlock(&repeat_lock);
+}
+
+void kp_log_write(kp_log_level_t level, const char *fmt, ...) {
+        char msg[2048];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+
+        pthread_mutex_lock(&repeat_lock);
+        int64_t now = repeat_clock();
+        repeat_sweep(now, 0);
+        int write_it = repeat_burst <= 0 || repeat_admit(level, msg, now);
+        if (write_it)
+                emit(level, msg);
+        pthread_mutex_unlock(&repeat_lock);
 }
 
 void kp_log_rdkafka_cb(const struct rd_kafka_s *rk, int level, const char *fac,

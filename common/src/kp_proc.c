@@ -34,6 +34,11 @@ static const kp_conf_opt_t proc_opts[] = {
      0, NULL,
      "Use --instance-id as group.instance.id, so a restart within the "
      "session timeout moves no partition."},
+    {"retry-deadline-ms", 0, KP_CONF_INT, PCONF(retry_deadline_ms), "120000",
+     1000, 86400000, NULL,
+     "How long a failing Kafka call (end offsets, committed offsets, "
+     "transactions, a stalled restore) is retried, with a capped exponential "
+     "backoff, before the instance exits 1 for a supervisor to restart it."},
     {NULL},
 };
 
@@ -50,6 +55,23 @@ void proc_fail(kp_proc_t *proc) {
 
 int proc_failed(const kp_proc_t *proc) {
         return kp_service_state(proc->svc) == KP_SVC_FAILED;
+}
+
+kp_err_t proc_retry_wait(kp_backoff_t *b, int (*keep_going)(void),
+                         const char *what, const char *why) {
+        kp_err_t w = kp_backoff_wait(b, keep_going);
+        if (w == KP_ERR_TIMED_OUT)
+                KP_ERROR("%s: %s; giving up after %d attempts in %" PRId64
+                         " ms; exiting so that a supervisor restarts this "
+                         "instance",
+                         what, why, b->attempt, kp_backoff_elapsed_ms(b));
+        else if (!w && kp_backoff_log_due(b))
+                KP_WARN("%s: %s; retrying (attempt %d)", what, why, b->attempt);
+        return w;
+}
+
+void proc_progress(kp_proc_t *proc) {
+        kp_service_progress(proc->svc);
 }
 
 /* ------------------------------------------------------------------------
@@ -91,6 +113,9 @@ static void process_one(kp_proc_t *proc, rd_kafka_message_t *m) {
             .proc = proc, .task = t, .rec = &rec, .now_ms = kp_wall_ms()};
         kp_counter_add(proc->m_in, 1);
         flow_admit(proc, in, kp_mono_ms());
+        /* The record in hand is work waiting until process() returns: a
+         * process() that never does shows as a stall on /healthz. */
+        kp_service_set_waiting(proc->svc, proc->lag > 0 ? proc->lag : 1);
         kp_err_t err = proc->def.process(&ctx, &rec, proc->def.opaque);
         if (err == KP_ERR_STORE || err == KP_ERR_FATAL) {
                 KP_ERROR("processing %s [%d] @%" PRId64
@@ -106,6 +131,7 @@ static void process_one(kp_proc_t *proc, rd_kafka_message_t *m) {
         }
         t->in_next[in] = m->offset + 1;
         proc->txn_records++;
+        proc_progress(proc);
 }
 
 static void punctuate_all(kp_proc_t *proc) {
@@ -175,6 +201,11 @@ static void loop_timers(kp_proc_t *proc, int64_t now) {
         if (proc->def.tick)
                 proc->def.tick(proc, now, proc->def.opaque);
         flow_apply(proc, now);
+        /* An input paused on purpose (control plane, rate limit) is not a
+         * stall, whatever waits behind it. */
+        for (int i = 0; i < proc->input_cnt; i++)
+                if (proc->flow[i].paused)
+                        proc_progress(proc);
         if (proc->assignment_changed) {
                 kp_service_announce(proc->svc);
                 update_store_gauges(proc);
@@ -210,11 +241,55 @@ static void loop(kp_proc_t *proc) {
         }
 }
 
-/* Leaves in order: a clean stop commits the open transaction, publishes
- * the tombstone and leaves the group (its revoke closes the stores); a
- * failure commits nothing, not even through that revoke. */
+/* Leaves the group within what is left of the shutdown bound: the close
+ * runs in the background while this thread serves its queue (the revoke
+ * callback commits and closes the stores); with the broker gone it would
+ * otherwise wait for the group coordinator. */
+static void close_consumer(kp_proc_t *proc) {
+        rd_kafka_queue_t *q = rd_kafka_queue_new(proc->consumer);
+        rd_kafka_error_t *error =
+            rd_kafka_consumer_close_queue(proc->consumer, q);
+        if (error) {
+                if (!proc_failed(proc))
+                        KP_WARN("closing the consumer: %s",
+                                rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        } else {
+                while (!rd_kafka_consumer_closed(proc->consumer)) {
+                        int64_t left = kp_service_shutdown_left_ms(proc->svc);
+                        if (left <= 0) {
+                                KP_WARN(
+                                    "leaving the group did not finish "
+                                    "within --shutdown-timeout-ms; the "
+                                    "broker ends the membership");
+                                break;
+                        }
+                        rd_kafka_event_t *ev = rd_kafka_queue_poll(
+                            q, (int)(left < 100 ? left : 100));
+                        if (!ev)
+                                continue;
+                        /* The revoke arrives as an event on this queue. */
+                        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+                                proc_rebalance_cb(
+                                    proc->consumer, rd_kafka_event_error(ev),
+                                    rd_kafka_event_topic_partition_list(ev),
+                                    proc);
+                        rd_kafka_event_destroy(ev);
+                }
+        }
+        rd_kafka_queue_destroy(q);
+}
+
+/* Leaves in order, within --shutdown-timeout-ms (kp_service.h): a clean
+ * stop commits the open transaction, publishes the tombstone and leaves
+ * the group (its revoke closes the stores); a failure commits nothing,
+ * not even through that revoke. */
 static int shutdown_proc(kp_proc_t *proc) {
         int rc = proc_failed(proc) ? 1 : 0;
+        /* A failure stops the process too: the exit guard then bounds it. */
+        kp_app_stop();
+        kp_service_begin_shutdown(proc->svc);
+        proc->stopping = 1;
         if (!rc) {
                 KP_INFO("shutting down");
                 if (txn_commit(proc) == KP_ERR_FATAL)
@@ -226,9 +301,7 @@ static int shutdown_proc(kp_proc_t *proc) {
                 else
                         drop_uncommitted(proc);
         }
-        rd_kafka_resp_err_t cerr = rd_kafka_consumer_close(proc->consumer);
-        if (cerr && !proc_failed(proc))
-                KP_WARN("closing the consumer: %s", rd_kafka_err2str(cerr));
+        close_consumer(proc);
         if (txn_open(proc))
                 drop_uncommitted(proc);
         close_tasks(proc, NULL);
@@ -455,7 +528,9 @@ kp_metrics_t *kp_proc_metrics(kp_proc_t *proc) {
         return proc->metrics;
 }
 
-/* Destroys a client after taking it off /v1/config. */
+/* Destroys a client after taking it off /v1/config. The group consumer
+ * was closed (or given up on) by shutdown_proc(): its destroy must not
+ * try again. */
 static void destroy_client(kp_proc_t *proc, const char *role, rd_kafka_t *rk,
                            int close) {
         if (!rk)
@@ -463,7 +538,8 @@ static void destroy_client(kp_proc_t *proc, const char *role, rd_kafka_t *rk,
         kp_service_add_client(proc->svc, role, NULL);
         if (close)
                 rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
+        rd_kafka_destroy_flags(
+            rk, close ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }
 
 void kp_proc_destroy(kp_proc_t *proc) {
@@ -533,6 +609,7 @@ int kp_proc_main(const kp_proc_def_t *def, int argc, char **argv) {
                 kp_app_destroy(app);
                 return 2;
         }
+        kp_service_arm_exit_guard(proc->svc);
         err = d.init ? d.init(proc, d.opaque) : KP_OK;
         if (err) {
                 fprintf(stderr, "%s: initialization failed: %s\n", def->name,

@@ -12,6 +12,7 @@
 #include "kpay/kp_kafka.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
+#include "kpay/kp_time.h"
 
 /* Creates a client of @p type from @p props; lists it on /v1/config. */
 static rd_kafka_t *new_client(kp_proc_t *proc, rd_kafka_type_t type,
@@ -210,13 +211,19 @@ static kp_err_t ensure_changelogs(kp_proc_t *proc) {
 
 static kp_err_t init_transactions(kp_proc_t *proc) {
         rd_kafka_error_t *error;
+        kp_backoff_t b;
+        kp_backoff_init(&b, 100, 2000, proc->pconf.retry_deadline_ms);
         while ((error = rd_kafka_init_transactions(proc->producer, 60000))) {
-                int retry = rd_kafka_error_is_retriable(error);
-                KP_ERROR("init_transactions: %s%s",
-                         rd_kafka_error_string(error),
-                         retry ? "; retrying" : "");
+                kp_err_t w = KP_ERR_KAFKA;
+                if (rd_kafka_error_is_retriable(error))
+                        w = proc_retry_wait(&b, kp_app_running,
+                                            "init_transactions",
+                                            rd_kafka_error_string(error));
+                else
+                        KP_ERROR("init_transactions: %s",
+                                 rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
-                if (!retry || !kp_app_running())
+                if (w)
                         return KP_ERR_KAFKA;
         }
         return KP_OK;

@@ -30,6 +30,7 @@
 #include "kpay/kp_proc.h"
 #include "kpay/kp_service.h"
 #include "kpay/kp_store.h"
+#include "kpay/kp_time.h"
 
 /* Records read from the changelogs are applied in batches of this size. */
 #define KP_PROC_RESTORE_BATCH 10000
@@ -87,6 +88,8 @@ struct kp_proc_s {
         int32_t *info_parts; /* [partition_cnt], for InstanceInfo */
 
         kp_txn_state_t txn;
+        int stopping; /* on the way out: calls get the shutdown bound */
+        int64_t lag;  /* input records waiting, from the last statistics */
         int64_t txn_started_ms;
         int64_t txn_records;
         int assignment_changed;
@@ -105,6 +108,17 @@ struct kp_proc_s {
 /* The lifecycle, through the service's state machine. */
 void proc_fail(kp_proc_t *proc);
 int proc_failed(const kp_proc_t *proc);
+
+/* After a failed attempt at @p what (failing because of @p why): waits
+ * for the next one (kp_backoff_wait()), logging the retry when due, or
+ * that it gives up at the deadline. @returns KP_OK to retry,
+ * KP_ERR_TIMED_OUT (give up: the instance fails), KP_ERR_STATE when
+ * keep_going() said stop. */
+kp_err_t proc_retry_wait(kp_backoff_t *b, int (*keep_going)(void),
+                         const char *what, const char *why);
+
+/* The watchdog of /healthz: the loop made progress. */
+void proc_progress(kp_proc_t *proc);
 
 /* kp_proc_clients.c */
 kp_err_t proc_clients_start(kp_proc_t *proc);

@@ -160,43 +160,114 @@ static int scan_collect(const void *key, size_t klen, const void *val,
         return acc->cnt - acc->from >= acc->limit;
 }
 
+/* The scan's order: by key (bytewise), then by partition, so that a key
+ * held by several partitions (a per-partition total) is one run of items
+ * that a page boundary can split without losing any. */
 static int item_cmp(const void *a, const void *b) {
         const scan_item_t *x = a, *y = b;
         size_t n = x->klen < y->klen ? x->klen : y->klen;
         int c    = memcmp(x->key, y->key, n);
         if (c)
                 return c;
-        return x->klen < y->klen ? -1 : x->klen > y->klen;
+        if (x->klen != y->klen)
+                return x->klen < y->klen ? -1 : 1;
+        return x->partition < y->partition ? -1 : x->partition > y->partition;
+}
+
+/* The scan cursor "<partition>:<key>" (what "next" holds): the position
+ * after that item. @returns 0, or -1 when @p cursor is not one. */
+static int parse_cursor(const char *cursor, int32_t partition_cnt,
+                        int32_t *partp, const char **keyp) {
+        const char *colon = strchr(cursor, ':');
+        int64_t p;
+        char num[16];
+        size_t nlen = colon ? (size_t)(colon - cursor) : 0;
+        if (!colon || nlen == 0 || nlen >= sizeof(num))
+                return -1;
+        memcpy(num, cursor, nlen);
+        num[nlen] = '\0';
+        for (size_t i = 0; i < nlen; i++)
+                if (num[i] < '0' || num[i] > '9')
+                        return -1;
+        if (kp_parse_int64(num, &p) || p < 0 || p >= partition_cnt)
+                return -1;
+        *partp = (int32_t)p;
+        *keyp  = colon + 1;
+        return 0;
+}
+
+static json_t *cursor_json(const scan_item_t *it) {
+        json_t *k = key_json(it->key, it->klen);
+        json_t *c =
+            json_sprintf("%d:%s", (int)it->partition, json_string_value(k));
+        json_decref(k);
+        return c;
+}
+
+/* Collects from partition @p p of store @p s the first items after the
+ * cursor (@p after_p, @p after): keys greater than it, and the cursor's
+ * key itself on the partitions after the cursor's. */
+static kp_err_t scan_partition(kp_proc_t *proc, int s, int32_t p,
+                               const char *after, int32_t after_p,
+                               scan_acc_t *acc) {
+        task_t *t      = proc->tasks[p];
+        acc->partition = p;
+        acc->from      = acc->cnt;
+        size_t alen    = after ? strlen(after) : 0;
+        if (after && p > after_p) {
+                void *val = NULL;
+                size_t vlen;
+                kp_err_t err = kp_store_get_committed(t->stores[s], after, alen,
+                                                      &val, &vlen);
+                if (err == KP_OK) {
+                        int full = scan_collect(after, alen, val, vlen, acc);
+                        kp_free(val);
+                        if (full)
+                                return KP_OK;
+                } else if (err != KP_ERR_NOT_FOUND) {
+                        return err;
+                }
+        }
+        return kp_store_scan_committed(t->stores[s], after, alen, scan_collect,
+                                       acc);
 }
 
 static void h_store_scan(kp_proc_t *proc, int s, const kp_http_req_t *req,
                          kp_http_resp_t *resp) {
-        const char *after = kp_http_req_query(req, "after");
-        const char *lim   = kp_http_req_query(req, "limit");
-        int64_t limit     = 100;
+        const char *cursor = kp_http_req_query(req, "after");
+        const char *lim    = kp_http_req_query(req, "limit");
+        int64_t limit      = 100;
         if (lim && (kp_parse_int64(lim, &limit) || limit < 1 || limit > 1000)) {
                 kp_http_resp_error(resp, 400, "bad_request",
                                    "limit must be an integer from 1 to 1000");
                 return;
         }
-        /* Each partition contributes at most `limit` keys after `after`;
-         * the merged first `limit` are the page. */
-        scan_acc_t acc = {.limit = (size_t)limit};
-        kp_err_t err   = KP_OK;
+        /* Each partition contributes at most `limit` items after the
+         * cursor; the merged first `limit` are the page. */
+        scan_acc_t acc    = {.limit = (size_t)limit};
+        kp_err_t err      = KP_OK;
+        const char *after = NULL;
+        int32_t after_p   = -1;
         pthread_rwlock_rdlock(&proc->tasks_lock);
+        if (cursor && *cursor &&
+            parse_cursor(cursor, proc->partition_cnt, &after_p, &after)) {
+                pthread_rwlock_unlock(&proc->tasks_lock);
+                kp_http_resp_error(
+                    resp, 400, "bad_request",
+                    "after must be a cursor \"<partition>:<key>\" "
+                    "as returned in \"next\"");
+                return;
+        }
         for (int32_t p = 0; p < proc->partition_cnt && !err; p++) {
                 task_t *t = proc->tasks[p];
-                if (!t || !t->ready)
-                        continue;
-                acc.partition = p;
-                acc.from      = acc.cnt;
-                err           = kp_store_scan_committed(t->stores[s], after,
-                                              after ? strlen(after) : 0,
-                                                        scan_collect, &acc);
+                if (t && t->ready)
+                        err = scan_partition(proc, s, p, after, after_p, &acc);
         }
         pthread_rwlock_unlock(&proc->tasks_lock);
         if (!err) {
-                qsort(acc.items, acc.cnt, sizeof(*acc.items), item_cmp);
+                /* qsort() must not get the NULL of an empty page. */
+                if (acc.cnt)
+                        qsort(acc.items, acc.cnt, sizeof(*acc.items), item_cmp);
                 json_t *items = json_array();
                 size_t n = acc.cnt < (size_t)limit ? acc.cnt : (size_t)limit;
                 for (size_t i = 0; i < n; i++) {
@@ -210,10 +281,9 @@ static void h_store_scan(kp_proc_t *proc, int s, const kp_http_req_t *req,
                         set_value(o, acc.items[i].val, acc.items[i].vlen);
                         json_array_append_new(items, o);
                 }
-                json_t *next =
-                    acc.cnt > (size_t)limit
-                        ? key_json(acc.items[n - 1].key, acc.items[n - 1].klen)
-                        : json_null();
+                json_t *next = acc.cnt > (size_t)limit
+                                   ? cursor_json(&acc.items[n - 1])
+                                   : json_null();
                 kp_http_resp_json(
                     resp, 200,
                     json_pack("{s:s, s:o, s:o}", "store", proc->store_names[s],
@@ -271,6 +341,7 @@ int proc_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
         json_t *topics = json_object_get(root, "topics");
         const char *tname;
         json_t *topic;
+        int64_t waiting = 0; /* for the watchdog of /healthz */
         json_object_foreach(topics, tname, topic) {
                 const char *pname;
                 json_t *part;
@@ -293,9 +364,12 @@ int proc_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
                                              "input partition.",
                                              labels),
                             (double)json_integer_value(lag));
+                        waiting += json_integer_value(lag);
                 }
         }
         json_decref(root);
+        proc->lag = waiting;
+        kp_service_set_waiting(proc->svc, waiting);
         return 0;
 }
 

@@ -72,7 +72,9 @@ static void update_partition_gauge(kp_proc_t *proc) {
  * pending: wait for it, never fall back to the start. */
 static kp_err_t fetch_committed(kp_proc_t *proc,
                                 rd_kafka_topic_partition_list_t *parts) {
-        for (int attempt = 0;; attempt++) {
+        kp_backoff_t b;
+        kp_backoff_init(&b, 200, 2000, proc->pconf.retry_deadline_ms);
+        for (;;) {
                 rd_kafka_resp_err_t err =
                     rd_kafka_committed(proc->consumer, parts, 10000);
                 const char *why = err ? rd_kafka_err2str(err) : NULL;
@@ -81,12 +83,10 @@ static kp_err_t fetch_committed(kp_proc_t *proc,
                                 why = rd_kafka_err2str(parts->elems[i].err);
                 if (!why)
                         return KP_OK;
-                if (attempt % 10 == 0)
-                        KP_WARN("fetching committed offsets: %s; retrying",
-                                why);
-                if (!kp_app_running())
-                        return KP_ERR_STATE;
-                kp_sleep_ms(200);
+                kp_err_t w = proc_retry_wait(&b, kp_app_running,
+                                             "fetching committed offsets", why);
+                if (w)
+                        return w == KP_ERR_TIMED_OUT ? w : KP_ERR_STATE;
         }
 }
 

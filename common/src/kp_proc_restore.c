@@ -15,29 +15,47 @@ static void store_path(const kp_proc_t *proc, int store, int32_t partition,
                  proc->store_names[store], (int)partition);
 }
 
-/* The changelog's offsets [lo, hi), retried with a backoff (a broker that
- * is restarting answers "unknown partition" at once, for a while).
- * @returns KP_OK, or KP_ERR_STATE when the instance is stopping. */
+/* Asks the cluster for @p topic's metadata again: librdkafka answers a
+ * watermark query from its metadata cache, and after a broker restart a
+ * stale entry can say "unknown partition" until it expires (minutes); a
+ * metadata request for the topic replaces it. */
+static void refresh_metadata(rd_kafka_t *rk, const char *topic) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        if (!rkt)
+                return;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+        if (!err)
+                rd_kafka_metadata_destroy(md);
+        else
+                KP_DEBUG("metadata of %s: %s", topic, rd_kafka_err2str(err));
+        rd_kafka_topic_destroy(rkt);
+}
+
+/* The changelog's offsets [lo, hi), retried with a capped exponential
+ * backoff up to --retry-deadline-ms (a broker that is restarting answers
+ * at once, with an error, for a while), refreshing the topic's metadata
+ * after each failure. @returns KP_OK, KP_ERR_STATE when the instance is
+ * stopping, or KP_ERR_TIMED_OUT at the deadline (the instance then exits
+ * 1 and its restart starts from fresh clients). */
 static kp_err_t changelog_range(kp_proc_t *proc, int store, int32_t partition,
                                 int64_t *lo, int64_t *hi) {
-        rd_kafka_resp_err_t err;
-        int64_t backoff = 100;
-        for (int attempt = 0;; attempt++) {
-                err = rd_kafka_query_watermark_offsets(
+        kp_backoff_t b;
+        kp_backoff_init(&b, 100, 2000, proc->pconf.retry_deadline_ms);
+        for (;;) {
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
                     proc->restorer, proc->changelogs[store], partition, lo, hi,
                     10000);
                 if (!err)
                         return KP_OK;
-                if (attempt < 3 || attempt % 20 == 0)
-                        KP_WARN(
-                            "end offsets of %s [%d]: %s; retrying (attempt "
-                            "%d)",
-                            proc->changelogs[store], (int)partition,
-                            rd_kafka_err2str(err), attempt + 1);
-                if (!kp_app_running())
-                        return KP_ERR_STATE;
-                kp_sleep_ms(backoff);
-                backoff = backoff < 2000 ? backoff * 2 : 2000;
+                char what[300];
+                snprintf(what, sizeof(what), "end offsets of %s [%d]",
+                         proc->changelogs[store], (int)partition);
+                kp_err_t w = proc_retry_wait(&b, kp_app_running, what,
+                                             rd_kafka_err2str(err));
+                if (w)
+                        return w == KP_ERR_TIMED_OUT ? w : KP_ERR_STATE;
+                refresh_metadata(proc->restorer, proc->changelogs[store]);
         }
 }
 
@@ -195,6 +213,8 @@ kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt) {
                 remaining += rs[i].end - rs[i].last;
         }
         kp_gauge_set(proc->m_restore_remaining, (double)remaining);
+        kp_service_set_waiting(proc->svc, remaining);
+        proc_progress(proc);
         rd_kafka_resp_err_t err = rd_kafka_assign(proc->restorer, list);
         if (err) {
                 KP_ERROR("assigning changelogs: %s", rd_kafka_err2str(err));
@@ -205,9 +225,26 @@ kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt) {
         int left        = rcnt;
         int64_t t0 = kp_mono_ms(), next_log = t0 + 5000;
         int64_t base = (int64_t)kp_counter_get(proc->m_restored);
+        /* A restore that replays nothing for --retry-deadline-ms (the
+         * broker gone, a fetch that never succeeds) fails the instance. */
+        int64_t progress_ms = t0, last_remaining = remaining;
         while (left > 0 && result == KP_OK) {
                 if (!kp_app_running()) {
                         result = KP_ERR_STATE;
+                        break;
+                }
+                int64_t now = kp_mono_ms();
+                if (remaining != last_remaining) {
+                        last_remaining = remaining;
+                        progress_ms    = now;
+                        proc_progress(proc);
+                } else if (now - progress_ms > proc->pconf.retry_deadline_ms) {
+                        KP_ERROR("restore: no progress for %" PRId64
+                                 " ms with %" PRId64
+                                 " records to go; exiting so that a "
+                                 "supervisor restarts this instance",
+                                 now - progress_ms, remaining);
+                        result = KP_ERR_TIMED_OUT;
                         break;
                 }
                 rd_kafka_message_t *m =
@@ -220,6 +257,7 @@ kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt) {
                         result = restore_check_ends(proc, rs, rcnt, list, &left,
                                                     &remaining);
                 kp_gauge_set(proc->m_restore_remaining, (double)remaining);
+                kp_service_set_waiting(proc->svc, remaining);
                 if (kp_mono_ms() > next_log) {
                         KP_INFO(
                             "restoring: %" PRId64 " records so far, %" PRId64
@@ -237,6 +275,7 @@ kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt) {
         }
         rd_kafka_topic_partition_list_destroy(list);
         kp_gauge_set(proc->m_restore_remaining, 0);
+        kp_service_set_waiting(proc->svc, 0);
         if (result == KP_OK)
                 KP_INFO("restored %" PRId64 " changelog records in %" PRId64
                         " ms",

@@ -56,11 +56,29 @@ int txn_open(const kp_proc_t *proc) {
         return proc->txn != KP_TXN_IDLE;
 }
 
+/* The timeout of one blocking transactional call: -1 (the rest of the
+ * transaction timeout) while running, what is left of the shutdown bound
+ * on the way out. */
+static int txn_call_timeout(const kp_proc_t *proc) {
+        if (proc->stopping || !kp_app_running())
+                return (int)kp_service_shutdown_left_ms(proc->svc);
+        return -1;
+}
+
+/* The pacing of a retried transactional call: a capped exponential
+ * backoff, until --retry-deadline-ms (or the end of the shutdown bound). */
+static void txn_backoff_init(const kp_proc_t *proc, kp_backoff_t *b) {
+        kp_backoff_init(b, 50, 1000,
+                        proc->stopping ? kp_service_shutdown_left_ms(proc->svc)
+                                       : proc->pconf.retry_deadline_ms);
+}
+
 /* Handles an error from a transactional API call: returns 1 to retry the
- * call, 0 when the transaction must be aborted; a fatal error fails the
- * instance. Consumes @p error. */
-static int txn_error(kp_proc_t *proc, rd_kafka_error_t *error,
-                     const char *what) {
+ * call (after the backoff @p b), 0 when the transaction must be aborted; a
+ * fatal error, or a retriable one past the deadline, fails the instance.
+ * Consumes @p error. */
+static int txn_error(kp_proc_t *proc, rd_kafka_error_t *error, const char *what,
+                     kp_backoff_t *b) {
         int retry = 0;
         if (rd_kafka_error_is_fatal(error)) {
                 KP_ERROR(
@@ -72,8 +90,10 @@ static int txn_error(kp_proc_t *proc, rd_kafka_error_t *error,
                 KP_WARN("%s: %s; aborting the transaction", what,
                         rd_kafka_error_string(error));
         } else if (rd_kafka_error_is_retriable(error)) {
-                KP_WARN("%s: %s; retrying", what, rd_kafka_error_string(error));
-                retry = 1;
+                retry = !proc_retry_wait(b, NULL, what,
+                                         rd_kafka_error_string(error));
+                if (!retry)
+                        proc_fail(proc);
         } else {
                 KP_WARN("%s: %s; aborting the transaction", what,
                         rd_kafka_error_string(error));
@@ -89,7 +109,9 @@ kp_err_t txn_begin(kp_proc_t *proc) {
                 return KP_ERR_FATAL;
         rd_kafka_error_t *error = rd_kafka_begin_transaction(proc->producer);
         if (error) {
-                txn_error(proc, error, "begin_transaction");
+                kp_backoff_t b;
+                kp_backoff_init(&b, 1, 1, 0);
+                txn_error(proc, error, "begin_transaction", &b);
                 proc_fail(proc); /* begin only fails on misuse. */
                 return KP_ERR_FATAL;
         }
@@ -155,12 +177,19 @@ void drop_uncommitted(kp_proc_t *proc) {
 void txn_abort(kp_proc_t *proc) {
         if (!txn_open(proc))
                 return;
+        kp_backoff_t b;
+        txn_backoff_init(proc, &b);
         for (;;) {
+                /* -1 would wait as long as the broker is gone: a finite
+                 * wait, retried (an abort that timed out is resumed). */
+                int tmo = txn_call_timeout(proc);
+                if (tmo < 0)
+                        tmo = (int)proc->pconf.transaction_timeout_ms;
                 rd_kafka_error_t *error =
-                    rd_kafka_abort_transaction(proc->producer, -1);
+                    rd_kafka_abort_transaction(proc->producer, tmo);
                 if (!error)
                         break;
-                if (!txn_error(proc, error, "abort_transaction"))
+                if (!txn_error(proc, error, "abort_transaction", &b))
                         break;
         }
         txn_set_state(proc, KP_TXN_IDLE);
@@ -229,15 +258,17 @@ static int send_offsets(kp_proc_t *proc) {
                 }
         }
         int ok = 1;
+        kp_backoff_t b;
+        txn_backoff_init(proc, &b);
         while (offsets->cnt && ok) {
                 rd_kafka_consumer_group_metadata_t *cgmd =
                     rd_kafka_consumer_group_metadata(proc->consumer);
                 rd_kafka_error_t *error = rd_kafka_send_offsets_to_transaction(
-                    proc->producer, offsets, cgmd, -1);
+                    proc->producer, offsets, cgmd, txn_call_timeout(proc));
                 rd_kafka_consumer_group_metadata_destroy(cgmd);
                 if (!error)
                         break;
-                if (!txn_error(proc, error, "send_offsets_to_transaction"))
+                if (!txn_error(proc, error, "send_offsets_to_transaction", &b))
                         ok = 0;
         }
         rd_kafka_topic_partition_list_destroy(offsets);
@@ -293,12 +324,14 @@ kp_err_t txn_commit(kp_proc_t *proc) {
         }
         int64_t t0 = kp_mono_ms();
         int ok     = send_offsets(proc);
+        kp_backoff_t b;
+        txn_backoff_init(proc, &b);
         while (ok) {
-                rd_kafka_error_t *error =
-                    rd_kafka_commit_transaction(proc->producer, -1);
+                rd_kafka_error_t *error = rd_kafka_commit_transaction(
+                    proc->producer, txn_call_timeout(proc));
                 if (!error)
                         break;
-                if (!txn_error(proc, error, "commit_transaction"))
+                if (!txn_error(proc, error, "commit_transaction", &b))
                         ok = 0;
         }
         if (!ok) {

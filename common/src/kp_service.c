@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kpay/kp_kafka.h"
 #include "kpay/kp_log.h"
@@ -24,8 +25,14 @@ static const kp_conf_opt_t service_opts[] = {
      "HTTP worker threads."},
     {"shutdown-timeout-ms", 0, KP_CONF_INT, SCONF(shutdown_timeout_ms), "10000",
      100, 600000, NULL,
-     "How long a daemon waits on exit for its InstanceInfo (the tombstone, "
-     "or the FAILED record) to reach Kafka."},
+     "Bound of the exit after SIGTERM/SIGINT or a failure: the last commit, "
+     "the InstanceInfo tombstone (or FAILED record) and leaving the group "
+     "share it, and a process still running at its end exits 1."},
+    {"stall-timeout-ms", 0, KP_CONF_INT, SCONF(stall_timeout_ms), "60000", 0,
+     86400000, NULL,
+     "/healthz answers 503 \"stalled\" when records are waiting and the "
+     "processing loop made no progress for this long (0: never); keep it "
+     "well above statistics.interval.ms (5 s), the age of the lag it sees."},
     {NULL},
 };
 
@@ -56,7 +63,10 @@ struct kp_service_s {
         pthread_mutex_t status_lock; /* status, set from any thread */
         char *status; /* the daemon's "status" object (JSON) or NULL */
 
-        _Atomic int state; /* kp_svc_state_t; read by HTTP threads */
+        _Atomic int state;           /* kp_svc_state_t; read by HTTP threads */
+        _Atomic int64_t progress_ms; /* the watchdog's: last progress */
+        _Atomic int64_t waiting;     /* records waiting, as last seen */
+        _Atomic int64_t shutdown_deadline_ms; /* 0 until the shutdown */
         kp_metrics_t *metrics;
         kp_gauge_t *m_state[KP_SVC__CNT];
 
@@ -173,16 +183,98 @@ void kp_service_poll(kp_service_t *svc) {
                 kp_service_announce(svc);
 }
 
-/* Delivers what the announcer holds, within the shutdown bound. */
+/* The steps of the exit keep this much of the bound (a fifth, at most a
+ * second) for what follows the slow ones: destroying the clients, closing
+ * the stores. The guard waits for the whole bound. */
+static int64_t shutdown_reserve_ms(const kp_service_t *svc) {
+        int64_t r = svc->sconf.shutdown_timeout_ms / 5;
+        return r < 1000 ? r : 1000;
+}
+
+int64_t kp_service_shutdown_left_ms(const kp_service_t *svc) {
+        int64_t deadline = atomic_load(&svc->shutdown_deadline_ms);
+        if (!deadline)
+                return svc->sconf.shutdown_timeout_ms -
+                       shutdown_reserve_ms(svc);
+        int64_t left = deadline - shutdown_reserve_ms(svc) - kp_mono_ms();
+        return left > 0 ? left : 0;
+}
+
+/* The exit guard (kp_service_arm_exit_guard()): process-wide, so that it
+ * never touches a service that may be gone. */
+static _Atomic int64_t guard_timeout_ms; /* 0: not armed */
+static _Atomic int64_t stop_seen_ms;     /* when the guard saw the stop */
+
+/* Waits for the stop (a signal, or a failure), then for the bound, and
+ * ends the process if it is still there. */
+static void *exit_guard(void *arg) {
+        (void)arg;
+        while (kp_app_running())
+                kp_sleep_ms(50);
+        int64_t seen = kp_mono_ms(), expect = 0;
+        if (!atomic_compare_exchange_strong(&stop_seen_ms, &expect, seen))
+                seen = expect;
+        /* It fires a little before the bound (a twentieth, at most 250
+         * ms): ending a process with large mappings takes a moment, and
+         * the process must be gone by the bound. */
+        int64_t timeout = atomic_load(&guard_timeout_ms), left;
+        int64_t early   = timeout / 20 < 250 ? timeout / 20 : 250;
+        while ((left = seen + timeout - early - kp_mono_ms()) > 0)
+                kp_sleep_ms(left < 100 ? left : 100);
+        KP_ERROR("exit did not finish within --shutdown-timeout-ms %" PRId64
+                 "; exiting with status 1 (what was not committed is "
+                 "processed again after the restart)",
+                 timeout);
+        kp_log_flush(1);
+        _exit(1);
+        return NULL;
+}
+
+void kp_service_arm_exit_guard(const kp_service_t *svc) {
+        int64_t none = 0;
+        if (!atomic_compare_exchange_strong(&guard_timeout_ms, &none,
+                                            svc->sconf.shutdown_timeout_ms))
+                return;
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int r = pthread_create(&t, &attr, exit_guard, NULL);
+        pthread_attr_destroy(&attr);
+        if (r)
+                KP_WARN(
+                    "exit guard: %s; the exit is bounded only by its "
+                    "steps",
+                    strerror(r));
+}
+
+void kp_service_begin_shutdown(kp_service_t *svc) {
+        if (atomic_load(&svc->shutdown_deadline_ms))
+                return;
+        /* The bound runs from the stop request when the guard saw it (the
+         * loop may have been inside a blocking call). */
+        int64_t start = atomic_load(&stop_seen_ms);
+        if (!start || kp_app_running())
+                start = kp_mono_ms();
+        int64_t none = 0;
+        atomic_compare_exchange_strong(&svc->shutdown_deadline_ms, &none,
+                                       start + svc->sconf.shutdown_timeout_ms);
+}
+
+/* Delivers what the announcer holds, within what is left of the shutdown
+ * bound. */
 static void flush_announcer(kp_service_t *svc) {
-        rd_kafka_resp_err_t err =
-            rd_kafka_flush(svc->announcer, (int)svc->sconf.shutdown_timeout_ms);
+        if (!rd_kafka_outq_len(svc->announcer))
+                return;
+        rd_kafka_resp_err_t err = rd_kafka_flush(
+            svc->announcer, (int)kp_service_shutdown_left_ms(svc));
         if (err)
                 KP_WARN("flushing InstanceInfo on exit: %s",
                         rd_kafka_err2str(err));
 }
 
 void kp_service_stop(kp_service_t *svc) {
+        kp_service_begin_shutdown(svc);
         kp_svc_state_t st = kp_service_state(svc);
         if (st != KP_SVC_FAILED)
                 kp_service_set_state(svc, KP_SVC_STOPPING);
@@ -196,16 +288,44 @@ void kp_service_stop(kp_service_t *svc) {
 /* ------------------------------------------------------------------------
  * HTTP: health, readiness, metrics, configuration. */
 
+void kp_service_progress(kp_service_t *svc) {
+        atomic_store(&svc->progress_ms, kp_mono_ms());
+}
+
+void kp_service_set_waiting(kp_service_t *svc, int64_t records) {
+        atomic_store(&svc->waiting, records > 0 ? records : 0);
+}
+
+/* GET /healthz: 200 while the process runs, unless records are waiting
+ * and the processing loop has made no progress for --stall-timeout-ms
+ * (a wedged loop that still answers HTTP): 503 "stalled", with why. */
 static void h_healthz(const kp_http_req_t *req, const char *rest,
                       kp_http_resp_t *resp, void *opaque) {
         kp_service_t *svc = opaque;
         (void)req;
         (void)rest;
-        kp_http_resp_json(
-            resp, 200,
-            json_pack("{s:s, s:s, s:s, s:s}", "status", "ok", "service",
-                      svc->service, "instance", svc->conf->instance_id, "state",
-                      kp_svc_state2str(kp_service_state(svc))));
+        const char *state = kp_svc_state2str(kp_service_state(svc));
+        int64_t waiting   = atomic_load(&svc->waiting);
+        int64_t idle      = kp_mono_ms() - atomic_load(&svc->progress_ms);
+        if (svc->sconf.stall_timeout_ms > 0 && waiting > 0 &&
+            idle > svc->sconf.stall_timeout_ms) {
+                char reason[160];
+                snprintf(reason, sizeof(reason),
+                         "no progress for %" PRId64 " ms while %" PRId64
+                         " records wait (--stall-timeout-ms %" PRId64 ")",
+                         idle, waiting, svc->sconf.stall_timeout_ms);
+                kp_http_resp_json(
+                    resp, 503,
+                    json_pack("{s:s, s:s, s:s, s:s, s:s}", "status", "stalled",
+                              "reason", reason, "service", svc->service,
+                              "instance", svc->conf->instance_id, "state",
+                              state));
+                return;
+        }
+        kp_http_resp_json(resp, 200,
+                          json_pack("{s:s, s:s, s:s, s:s}", "status", "ok",
+                                    "service", svc->service, "instance",
+                                    svc->conf->instance_id, "state", state));
 }
 
 static void h_readyz(const kp_http_req_t *req, const char *rest,
@@ -315,6 +435,7 @@ kp_service_t *kp_service_new(kp_app_t *app, const kp_service_conf_t *sconf,
         if (c->advertise && *c->advertise)
                 svc->endpoint = kp_strdup(c->advertise);
         atomic_store(&svc->state, KP_SVC_STARTING);
+        atomic_store(&svc->progress_ms, kp_mono_ms());
         int r;
         if ((r = pthread_mutex_init(&svc->clients_lock, NULL)) ||
             (r = pthread_mutex_init(&svc->status_lock, NULL))) {
@@ -409,7 +530,9 @@ void kp_service_destroy(kp_service_t *svc) {
         kp_service_halt_http(svc);
         if (svc->announcer) {
                 /* A FAILED (or STARTING) record must reach the topic: it is
-                 * what readers see of this instance until it returns. */
+                 * what readers see of this instance until it returns;
+                 * within the shutdown bound. */
+                kp_service_begin_shutdown(svc);
                 flush_announcer(svc);
                 rd_kafka_destroy(svc->announcer);
         }
@@ -496,8 +619,10 @@ int kp_service_main(const kp_service_def_t *def, int argc, char **argv) {
                 fprintf(stderr, "%s: %s\n", def->name, errstr);
         if (!err) {
                 KP_INFO("started: HTTP on %s", kp_service_endpoint(svc));
+                kp_service_arm_exit_guard(svc);
                 kp_service_set_state(svc, KP_SVC_RUNNING);
                 service_loop(svc, def);
+                kp_service_begin_shutdown(svc);
                 kp_service_stop(svc);
                 rc = 0;
         }

@@ -96,6 +96,72 @@ rd_kafka_t *it_client(rd_kafka_type_t type, const char *const *props) {
         return rk;
 }
 
+/* Runs scripts/test-kafka.sh @p cmd with the fixture's environment
+ * (tests/CMakeLists.txt passes its parts as KPAY_TEST_KAFKA_*). */
+static void broker_ctl(const char *cmd) {
+        const char *ctl   = getenv("KPAY_TEST_KAFKA_CTL");
+        const char *data  = getenv("KPAY_TEST_KAFKA_DATA");
+        const char *heap  = getenv("KPAY_TEST_KAFKA_HEAP");
+        const char *colon = strrchr(it_bootstrap(), ':');
+        if (!ctl || !data || !heap || !colon)
+                fail_msg(
+                    "KPAY_TEST_KAFKA_CTL/_DATA/_HEAP are not set: run "
+                    "this test through ctest");
+        int port = atoi(colon + 1);
+        char script[1200];
+        snprintf(script, sizeof(script),
+                 "KPAY_KAFKA_PORT=%d KPAY_KAFKA_CONTROLLER_PORT=%d "
+                 "KPAY_KAFKA_DATA='%s' KPAY_KAFKA_HEAP='%s' '%s' %s",
+                 port, port + 1, data, heap, ctl, cmd);
+        char *argv[] = {"/bin/sh", "-c", script, NULL};
+        char *out    = NULL;
+        /* kpay kafka stop waits up to 60 s for a clean stop, start up to
+         * 120 s for the broker to answer. */
+        int rc = it_run(argv, 240000, &out);
+        if (rc != 0) {
+                fprintf(stderr, "%s", out ? out : "");
+                free(out);
+                fail_msg("test-kafka.sh %s exited %d", cmd, rc);
+        }
+        free(out);
+}
+
+void it_broker_stop(void) {
+        broker_ctl("down");
+}
+
+/* 1 when every partition of every topic has a leader: a broker that has
+ * just started answers metadata requests before it leads what it loaded. */
+static int broker_leads_all(rd_kafka_t *rk) {
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(rk, 1, NULL, &md, 5000))
+                return 0;
+        int ok = md->broker_cnt > 0;
+        for (int t = 0; ok && t < md->topic_cnt; t++) {
+                ok = !md->topics[t].err;
+                for (int p = 0; ok && p < md->topics[t].partition_cnt; p++)
+                        ok = !md->topics[t].partitions[p].err &&
+                             md->topics[t].partitions[p].leader >= 0;
+        }
+        rd_kafka_metadata_destroy(md);
+        return ok;
+}
+
+void it_broker_start(void) {
+        broker_ctl("up");
+        rd_kafka_t *rk   = it_client(RD_KAFKA_PRODUCER, NULL);
+        int64_t deadline = it_now_ms() + 120000;
+        while (!broker_leads_all(rk)) {
+                if (it_now_ms() > deadline)
+                        fail_msg(
+                            "the restarted broker leads not every "
+                            "partition within 120 s");
+                struct timespec ts = {0, 100 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        rd_kafka_destroy(rk);
+}
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -145,6 +211,14 @@ int it_exited(pid_t pid) {
                 return 0;
         child_forget(pid);
         return 1;
+}
+
+int it_exit_status(pid_t pid) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) != pid)
+                return -1;
+        child_forget(pid);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 void it_reap_all(void) {
@@ -302,9 +376,19 @@ size_t it_read_all(const char *topic, const char *isolation, it_rec_t **recsp) {
         int64_t *end = calloc(parts > 0 ? (size_t)parts : 1, sizeof(*end));
         for (int p = 0; p < parts; p++) {
                 int64_t lo;
-                if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &end[p],
-                                                     30000))
-                        fail_msg("watermarks of %s [%d]", topic, p);
+                /* Right after a broker restart (it_broker_start()) a
+                 * partition may briefly answer "not leader": ask again. */
+                rd_kafka_resp_err_t werr;
+                int64_t until = it_now_ms() + 60000;
+                while ((werr = rd_kafka_query_watermark_offsets(
+                            rk, topic, p, &lo, &end[p], 30000)) &&
+                       it_now_ms() < until) {
+                        struct timespec ts = {0, 200 * 1000 * 1000};
+                        nanosleep(&ts, NULL);
+                }
+                if (werr)
+                        fail_msg("watermarks of %s [%d]: %s", topic, p,
+                                 rd_kafka_err2str(werr));
                 rd_kafka_topic_partition_list_add(list, topic, p)->offset =
                     RD_KAFKA_OFFSET_BEGINNING;
         }
@@ -595,6 +679,51 @@ json_t *it_get_json(const char *endpoint, const char *path, int want_status) {
         return j;
 }
 
+/* Percent-encodes @p s for a query string. */
+static void url_encode(char *buf, size_t size, const char *s) {
+        static const char hex[] = "0123456789ABCDEF";
+        size_t of               = 0;
+        for (; *s && of + 4 < size; s++) {
+                unsigned char c = (unsigned char)*s;
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                    c == '.' || c == '~') {
+                        buf[of++] = (char)c;
+                } else {
+                        buf[of++] = '%';
+                        buf[of++] = hex[c >> 4];
+                        buf[of++] = hex[c & 15];
+                }
+        }
+        buf[of] = '\0';
+}
+
+json_t *it_store_scan(const char *endpoint, const char *store, int limit) {
+        json_t *all = json_array();
+        char path[1400], cursor[1100];
+        snprintf(path, sizeof(path), "/v1/stores/%s?limit=%d", store, limit);
+        for (int page = 0; page < 100000; page++) {
+                json_t *j     = it_get_json(endpoint, path, 200);
+                json_t *items = json_object_get(j, "items"), *it;
+                size_t i;
+                if (json_array_size(items) > (size_t)limit)
+                        fail_msg("GET %s: %zu items, limit %d", path,
+                                 json_array_size(items), limit);
+                json_array_foreach(items, i, it) json_array_append(all, it);
+                json_t *next = json_object_get(j, "next");
+                if (!json_is_string(next)) {
+                        json_decref(j);
+                        return all;
+                }
+                url_encode(cursor, sizeof(cursor), json_string_value(next));
+                snprintf(path, sizeof(path), "/v1/stores/%s?limit=%d&after=%s",
+                         store, limit, cursor);
+                json_decref(j);
+        }
+        fail_msg("the scan of %s on %s did not end", store, endpoint);
+        return NULL;
+}
+
 int64_t it_key_value(const char *endpoint, int k) {
         char path[128];
         snprintf(path, sizeof(path), "/v1/stores/sums/keys/k%d", k);
@@ -820,31 +949,7 @@ int it_admin_topics(const char *prefix, int partitions) {
  */
 
 json_t *it_store_items(const char *endpoint, const char *store) {
-        json_t *all     = json_array();
-        char after[300] = "";
-        for (;;) {
-                char path[600];
-                if (after[0])
-                        snprintf(path, sizeof(path),
-                                 "/v1/stores/%s?limit=1000&after=%s", store,
-                                 after);
-                else
-                        snprintf(path, sizeof(path), "/v1/stores/%s?limit=1000",
-                                 store);
-                json_t *j     = it_get_json(endpoint, path, 200);
-                json_t *items = json_object_get(j, "items");
-                size_t i;
-                json_t *it;
-                json_array_foreach(items, i, it) {
-                        json_array_append(all, it);
-                        snprintf(after, sizeof(after), "%s",
-                                 json_string_value(json_object_get(it, "key")));
-                }
-                int more = !json_is_null(json_object_get(j, "next"));
-                json_decref(j);
-                if (!more)
-                        return all;
-        }
+        return it_store_scan(endpoint, store, 1000);
 }
 
 void it_money_add(kp_money_t *sum, const json_t *obj, const char *what) {

@@ -33,6 +33,19 @@ rd_kafka_t *it_client(rd_kafka_type_t type, const char *const *props);
 
 #include <sys/types.h>
 
+/**
+ * Stops the fixture's broker (scripts/test-kafka.sh down, data kept): every
+ * client of it then sees all broker connections down. Waits until the
+ * broker process is gone; fails the test on error. A test that stops the
+ * broker must start it again (it_broker_start()) before it ends, also when
+ * it fails: the other tests of the run share the broker.
+ */
+void it_broker_stop(void);
+
+/** Starts the fixture's broker again on the same data (test-kafka.sh up)
+ *  and waits until it answers; fails the test on error. */
+void it_broker_start(void);
+
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 int it_free_port(void);
 
@@ -45,6 +58,10 @@ pid_t it_spawn(char *const argv[], const char *logpath);
 
 /** 1 (and reaped) if child @p pid has exited, else 0. */
 int it_exited(pid_t pid);
+
+/** The exit status of child @p pid if it has exited (reaped; 128+signal
+ *  when killed), or -1 while it runs. Does not wait. */
+int it_exit_status(pid_t pid);
 
 /** Kills (SIGKILL) and reaps every child of it_spawn() still running; also
  *  run at exit, so a failed test leaves no process behind. */
@@ -168,6 +185,11 @@ void it_check_exactly_once(it_env_t *e, int keys, int values);
  *  @p want_status. json_decref() the result. */
 json_t *it_get_json(const char *endpoint, const char *path, int want_status);
 
+/** Every item ({"key","partition","value"}) of @p store on the instance
+ *  at @p endpoint: the paginated scan GET /v1/stores/{store}, @p limit a
+ *  page, following each page's "next" cursor. json_decref() it. */
+json_t *it_store_scan(const char *endpoint, const char *store, int limit);
+
 /** The value of key k<k> in store "sums" (must exist). */
 int64_t it_key_value(const char *endpoint, int k);
 
@@ -253,8 +275,8 @@ int it_admin_topics(const char *prefix, int partitions);
  * Stores and money (test_pipeline, test_control, test_money).
  */
 
-/** Every item {key, value} of store @p store on one instance, following
- *  every page of GET /v1/stores/{store}; fails the test on an error.
+/** Every item {key, partition, value} of store @p store on one instance:
+ *  it_store_scan() with pages of 1000; fails the test on an error.
  *  json_decref() the array. */
 json_t *it_store_items(const char *endpoint, const char *store);
 

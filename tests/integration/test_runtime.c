@@ -141,40 +141,23 @@ static void remove_dir(const char *dir) {
 
 /* Every key and value of store "sums" through the paginated scan. */
 static json_t *scan_all(const char *endpoint, int page) {
-        json_t *all     = json_object();
-        char after[256] = "";
-        for (int guard = 0; guard < 10000; guard++) {
-                char path[400];
-                if (after[0])
-                        snprintf(path, sizeof(path),
-                                 "/v1/stores/sums?limit=%d&after=%s", page,
-                                 after);
-                else
-                        snprintf(path, sizeof(path), "/v1/stores/sums?limit=%d",
-                                 page);
-                json_t *j     = it_get_json(endpoint, path, 200);
-                json_t *items = json_object_get(j, "items");
-                assert_true(json_array_size(items) <= (size_t)page);
-                size_t i;
-                json_t *it;
-                json_array_foreach(items, i, it) {
-                        const char *k =
-                            json_string_value(json_object_get(it, "key"));
-                        assert_non_null(k);
-                        /* Keys come in order, each once. */
-                        if (after[0])
-                                assert_true(strcmp(k, after) > 0);
-                        assert_null(json_object_get(all, k));
-                        json_object_set(all, k, json_object_get(it, "value"));
-                        snprintf(after, sizeof(after), "%s", k);
-                }
-                int more = !json_is_null(json_object_get(j, "next"));
-                json_decref(j);
-                if (!more)
-                        return all;
+        json_t *items    = it_store_scan(endpoint, "sums", page);
+        json_t *all      = json_object(), *it;
+        const char *prev = NULL;
+        size_t i;
+        json_array_foreach(items, i, it) {
+                const char *k = json_string_value(json_object_get(it, "key"));
+                assert_non_null(k);
+                /* Keys come in order, each once (each key of "sums" lives on
+                 * one partition). */
+                if (prev)
+                        assert_true(strcmp(k, prev) > 0);
+                assert_null(json_object_get(all, k));
+                json_object_set(all, k, json_object_get(it, "value"));
+                prev = k;
         }
-        fail_msg("scan did not end");
-        return NULL;
+        json_decref(items);
+        return all;
 }
 
 static void test_restore_and_http(void **state) {
@@ -670,6 +653,105 @@ static void test_flow_control(void **state) {
         it_env_cleanup(&e);
 }
 
+/* Issue 13, defect 8: the store scan's cursor identifies (partition, key).
+ * kpay-confirmed keeps its totals under key "all" on every partition; with
+ * 12 partitions and pages of 5, a key-only cursor ("next": "all") skipped
+ * partitions 5-11 of "all". Every page is followed through "next". */
+static void test_store_scan_cursor(void **state) {
+        (void)state;
+        enum { PARTS = 12 };
+        char prefix[64], root[256], complete[256];
+        it_unique_prefix(prefix, sizeof(prefix), "scan");
+        snprintf(root, sizeof(root), "/tmp/kpay-it-scan-XXXXXX");
+        assert_non_null(mkdtemp(root));
+        assert_int_equal(it_admin_topics(prefix, PARTS), 0);
+        it_daemon_t d;
+        it_daemon_init(&d, "KPAY_CONFIRMED_BIN", root, "confirmed-1");
+        const char *extra[] = {"--state-dir", d.state, "--partitions", "12",
+                               NULL};
+        it_daemon_spawn(&d, prefix, extra);
+        it_daemon_wait_ready(&d, 120000);
+
+        /* One COMPLETE outcome on each partition: "all" on each. */
+        kp_topic_name(complete, sizeof(complete), prefix, KP_TOPIC_COMPLETE);
+        rd_kafka_t *rk = it_producer();
+        for (int p = 0; p < PARTS; p++) {
+                char id[32], val[300];
+                snprintf(id, sizeof(id), "scan-%d", p);
+                snprintf(val, sizeof(val),
+                         "{\"v\":1,\"id\":\"%s\",\"from\":\"a\","
+                         "\"to\":\"b\",\"amount\":100,\"currency\":"
+                         "\"USD\",\"state\":\"COMPLETE\"}",
+                         id);
+                it_produce(rk, complete, p, id, val);
+        }
+        it_producer_close(rk);
+        it_inst_t view = {.pid = d.pid};
+        snprintf(view.endpoint, sizeof(view.endpoint), "%s", d.endpoint);
+        snprintf(view.log, sizeof(view.log), "%s", d.log);
+        it_wait_metric(&view, "kpay_records_in_total", PARTS, 120000);
+        /* The stores are read after the commit: wait until the last key is
+         * visible before paging. */
+        int64_t deadline = it_now_ms() + 60000;
+        json_t *items;
+        int seen[PARTS];
+        for (;;) {
+                memset(seen, 0, sizeof(seen));
+                items = it_store_scan(d.endpoint, "totals", 5);
+                size_t i;
+                json_t *it;
+                int all = 0;
+                json_array_foreach(items, i, it) {
+                        const char *k =
+                            json_string_value(json_object_get(it, "key"));
+                        json_int_t p = json_integer_value(
+                            json_object_get(it, "partition"));
+                        assert_non_null(k);
+                        assert_true(p >= 0 && p < PARTS);
+                        if (!strcmp(k, "all")) {
+                                /* Each (key, partition) once. */
+                                assert_int_equal(seen[p], 0);
+                                seen[p] = 1;
+                                all++;
+                        }
+                }
+                json_decref(items);
+                if (all == PARTS)
+                        break;
+                if (it_now_ms() > deadline)
+                        fail_msg(
+                            "the scan returned \"all\" on %d of %d "
+                            "partitions",
+                            all, PARTS);
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        /* A bare key is not a cursor: a clear error, not a wrong page. */
+        char *body = NULL;
+        assert_int_equal(
+            it_http_get(d.endpoint, "/v1/stores/totals?after=all&limit=5",
+                        &body),
+            400);
+        assert_non_null(strstr(body, "cursor"));
+        free(body);
+        /* A page ends inside the run of "all": the cursor names the item. */
+        json_t *page =
+            it_get_json(d.endpoint, "/v1/stores/totals?limit=5", 200);
+        assert_string_equal(json_string_value(json_object_get(page, "next")),
+                            "4:all");
+        json_decref(page);
+        page          = it_get_json(d.endpoint,
+                                    "/v1/stores/totals?limit=5&after=4%3Aall", 200);
+        json_t *first = json_array_get(json_object_get(page, "items"), 0);
+        assert_string_equal(json_string_value(json_object_get(first, "key")),
+                            "all");
+        assert_int_equal(
+            json_integer_value(json_object_get(first, "partition")), 5);
+        json_decref(page);
+        it_daemon_t *all[] = {&d};
+        it_daemons_teardown(all, 1, root);
+}
+
 int main(void) {
         /* KPAY_IT_FILTER=test_name runs one test (while developing). */
         if (getenv("KPAY_IT_FILTER"))
@@ -681,6 +763,7 @@ int main(void) {
             cmocka_unit_test(test_rebalance_and_discovery),
             cmocka_unit_test(test_lifecycle_and_config),
             cmocka_unit_test(test_flow_control),
+            cmocka_unit_test(test_store_scan_cursor),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

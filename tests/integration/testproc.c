@@ -7,7 +7,10 @@
  * wall-clock punctuator. Records whose value is not an integer are
  * dead-lettered by the runtime (process() returns KP_ERR_PARSE).
  * Each output carries the header testproc-pid (this process's id), so that
- * tests can tell apart two processes with the same --instance-id. */
+ * tests can tell apart two processes with the same --instance-id.
+ * With --hang-value V, a record whose value is V blocks process() until the
+ * process is asked to stop: a wedged processing loop, for the watchdog of
+ * /healthz. */
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,10 +23,12 @@
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_proc.h"
+#include "kpay/kp_time.h"
 #include "kpay/kp_topics.h"
 
 typedef struct testproc_conf_s {
         int64_t punctuate_ms;
+        char *hang_value;
 } testproc_conf_t;
 
 static testproc_conf_t tconf;
@@ -36,6 +41,9 @@ static testproc_conf_t tconf;
 static const kp_conf_opt_t testproc_opts[] = {
     {"punctuate-ms", 0, KP_CONF_INT, offsetof(testproc_conf_t, punctuate_ms),
      "0", 0, 3600000, NULL, "Emit a tick per partition this often (0: off)."},
+    {"hang-value", 0, KP_CONF_STR, offsetof(testproc_conf_t, hang_value), NULL,
+     0, 0, "STR",
+     "A record with this value blocks processing until SIGTERM (tests)."},
     {NULL},
 };
 
@@ -47,6 +55,14 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
         if (!rec->key || rec->key_len == 0 || rec->key_len >= sizeof(key) ||
             !rec->value || rec->value_len == 0)
                 return KP_ERR_PARSE;
+        if (tconf.hang_value && rec->value_len == strlen(tconf.hang_value) &&
+            !memcmp(rec->value, tconf.hang_value, rec->value_len)) {
+                KP_WARN("hanging on %.*s until stopped", (int)rec->value_len,
+                        (const char *)rec->value);
+                while (kp_app_running())
+                        kp_sleep_ms(50);
+                return KP_ERR_PARSE;
+        }
         while (tlen < rec->value_len && ((const char *)rec->value)[tlen] != '|')
                 tlen++;
         if (tlen == 0 || tlen >= sizeof(text))

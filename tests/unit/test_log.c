@@ -74,10 +74,93 @@ static void test_levels(void **state) {
         assert_string_equal(kp_log_level_name((kp_log_level_t)99), "unknown");
 }
 
+/* The repeat limit's clock, moved by the tests. */
+static int64_t fake_now;
+static int64_t fake_clock(void) {
+        return fake_now;
+}
+
+static size_t count_of(const char *hay, const char *needle) {
+        size_t n = 0;
+        for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+static void log_storm(void) {
+        kp_log_set_clock(fake_clock);
+        kp_log_set_repeat_limit(5, 10000);
+        fake_now = 1000;
+        /* 1,239 identical lines in one window, one other line between. */
+        for (int i = 0; i < 1239; i++) {
+                KP_WARN("end offsets of t [0]: Local: Unknown partition");
+                if (i == 100)
+                        KP_WARN("another line");
+        }
+        /* The same text at another level is another line. */
+        KP_ERROR("end offsets of t [0]: Local: Unknown partition");
+        /* The window ends: the count comes out with the next line. */
+        fake_now += 10000;
+        KP_INFO("later");
+        /* A new window: written again, up to the burst. */
+        KP_WARN("end offsets of t [0]: Local: Unknown partition");
+        for (int i = 0; i < 7; i++)
+                KP_WARN("end offsets of t [0]: Local: Unknown partition");
+        /* Flushed on exit even when no later line comes. */
+        kp_log_flush(1);
+        kp_log_set_repeat_limit(5, 10000);
+        kp_log_set_clock(NULL);
+}
+
+static void test_repeat_limit(void **state) {
+        (void)state;
+        char *out = capture(log_storm);
+        /* 5 written in the first window, 5 in the second (which had 8). */
+        assert_int_equal(count_of(out,
+                                  "level=warn service=kpay-test "
+                                  "msg=\"end offsets"),
+                         10);
+        assert_int_equal(count_of(out,
+                                  "level=error service=kpay-test "
+                                  "msg=\"end offsets"),
+                         1);
+        assert_int_equal(count_of(out, "msg=\"another line\""), 1);
+        assert_non_null(
+            strstr(out,
+                   "level=warn service=kpay-test msg=\"... 1,234 "
+                   "identical lines suppressed: end offsets of t [0]: "
+                   "Local: Unknown partition\"\n"));
+        assert_non_null(strstr(out,
+                               "msg=\"... 3 identical lines "
+                               "suppressed: end offsets"));
+        /* The first window's count precedes the line that ended it. */
+        const char *sum   = strstr(out, "... 1,234 identical");
+        const char *later = strstr(out, "msg=\"later\"");
+        assert_non_null(later);
+        assert_true(sum < later);
+        assert_int_equal(count_of(out, "identical lines suppressed"), 2);
+        free(out);
+}
+
+static void test_fmt_count(void **state) {
+        (void)state;
+        char buf[32];
+        assert_string_equal(kp_log_fmt_count(buf, sizeof(buf), 0), "0");
+        assert_string_equal(kp_log_fmt_count(buf, sizeof(buf), 999), "999");
+        assert_string_equal(kp_log_fmt_count(buf, sizeof(buf), 1234), "1,234");
+        assert_string_equal(kp_log_fmt_count(buf, sizeof(buf), 1234567),
+                            "1,234,567");
+        assert_string_equal(kp_log_fmt_count(buf, sizeof(buf), -1234),
+                            "-1,234");
+        assert_string_equal(kp_log_fmt_count(buf, 4, 1234567), "1,2");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_line_format),
             cmocka_unit_test(test_levels),
+            cmocka_unit_test(test_repeat_limit),
+            cmocka_unit_test(test_fmt_count),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

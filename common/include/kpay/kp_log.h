@@ -6,9 +6,20 @@
  *   ts=2026-11-24T06:30:00.123Z level=info service=kpay-account msg="..."
  * The KP_LOG macro checks the level before evaluating its arguments, and
  * librdkafka's own log lines are routed in through kp_log_rdkafka_cb().
+ *
+ * Repeated lines are rate-limited: of the lines with the same level and
+ * the same message, at most a burst (5) is written per window (10 s); the
+ * rest are counted, and the count is written once the window is over, as
+ *   msg="... 1,234 identical lines suppressed: <the message>"
+ * (on the next line written, or by kp_log_flush()). A retry loop that
+ * fails the same way forever thus writes a few lines per window, not
+ * thousands per second.
  */
 #ifndef KPAY_KP_LOG_H
 #define KPAY_KP_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "kpay/kp_err.h"
 
@@ -60,6 +71,32 @@ void kp_log_write(kp_log_level_t level, const char *fmt, ...)
 #define KP_WARN(...)  KP_LOG(KP_LOG_WARN, __VA_ARGS__)
 #define KP_INFO(...)  KP_LOG(KP_LOG_INFO, __VA_ARGS__)
 #define KP_DEBUG(...) KP_LOG(KP_LOG_DEBUG, __VA_ARGS__)
+
+/**
+ * @brief Sets the repeat limit: at most @p burst identical lines per
+ *        @p window_ms (burst 0: no limit). @locality any thread
+ */
+void kp_log_set_repeat_limit(int burst, int64_t window_ms);
+
+/**
+ * @brief Writes the pending "identical lines suppressed" counts of every
+ *        window that is over (all of them when @p all), as log lines.
+ *        kp_log_write() does this itself; call it on exit with @p all.
+ *        @locality any thread
+ */
+void kp_log_flush(int all);
+
+/**
+ * @brief Replaces the clock of the repeat limit (milliseconds, monotonic);
+ *        NULL restores the real one. For tests. @locality main thread
+ */
+void kp_log_set_clock(int64_t (*now_ms)(void));
+
+/**
+ * @brief Formats @p n with a comma between thousands ("1,234,567") into
+ *        @p buf. @returns buf. @locality any thread
+ */
+char *kp_log_fmt_count(char *buf, size_t size, int64_t n);
 
 struct rd_kafka_s;
 /**

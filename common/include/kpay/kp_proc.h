@@ -122,6 +122,7 @@ typedef struct kp_proc_conf_s {
         int64_t write_buffer_mb;
         int64_t transaction_timeout_ms;
         int static_membership;
+        int64_t retry_deadline_ms;
 } kp_proc_conf_t;
 
 /** @brief The option table of kp_proc_conf_t. */

@@ -64,6 +64,7 @@ typedef struct kp_service_conf_s {
         int64_t heartbeat_ms;
         int64_t http_threads;
         int64_t shutdown_timeout_ms;
+        int64_t stall_timeout_ms;
 } kp_service_conf_t;
 
 /** @brief The option table of kp_service_conf_t. */
@@ -161,10 +162,52 @@ void kp_service_poll(kp_service_t *svc);
 
 /**
  * @brief Clean exit: STOPPING, the InstanceInfo tombstone, flushed within
- *        --shutdown-timeout-ms; nothing is announced after it.
- * @locality the main / processing thread
+ *        what is left of the shutdown bound; nothing is announced after
+ *        it. Begins the shutdown (kp_service_begin_shutdown()) if that was
+ *        not done. @locality the main / processing thread
  */
 void kp_service_stop(kp_service_t *svc);
+
+/**
+ * @brief Starts the shutdown clock: from the stop request (as the exit
+ *        guard saw it) or from now, every step of the exit shares
+ *        --shutdown-timeout-ms (kp_service_shutdown_left_ms()). Only the
+ *        first call counts. @locality the main thread
+ */
+void kp_service_begin_shutdown(kp_service_t *svc);
+
+/**
+ * @brief Arms the exit guard of the process (once): a thread that, from the
+ *        moment kp_app_running() turns 0 (SIGTERM/SIGINT, kp_app_stop()),
+ *        ends the process with status 1 if it is still running after
+ *        --shutdown-timeout-ms, even when the main thread is blocked
+ *        inside a library call. The daemon skeletons arm it.
+ *        @locality the main thread
+ */
+void kp_service_arm_exit_guard(const kp_service_t *svc);
+
+/**
+ * @brief Milliseconds left of the shutdown bound: the whole bound before
+ *        kp_service_begin_shutdown(), then what remains (0 when over).
+ *        Pass it as the timeout of each blocking call on the way out.
+ *        @locality any thread
+ */
+int64_t kp_service_shutdown_left_ms(const kp_service_t *svc);
+
+/**
+ * @brief The progress watchdog of /healthz: the processing loop reports
+ *        progress (records processed or restored, or an input paused on
+ *        purpose). @locality any thread
+ */
+void kp_service_progress(kp_service_t *svc);
+
+/**
+ * @brief How many records are waiting for the processing loop, as last
+ *        seen (consumer lag, records left to restore); 0 when none.
+ *        /healthz answers 503 "stalled" when records are waiting and no
+ *        progress was reported for --stall-timeout-ms. @locality any thread
+ */
+void kp_service_set_waiting(kp_service_t *svc, int64_t records);
 
 /**
  * @brief Stops the HTTP server, waiting for running handlers: nothing
