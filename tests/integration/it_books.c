@@ -1,0 +1,184 @@
+/* The books of a running pipeline (it_books.h). */
+#include "it_books.h"
+
+#include <ctype.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "it_util.h"
+
+static int64_t add_checked(int64_t a, int64_t b, const char *what) {
+        int64_t r;
+        if (__builtin_add_overflow(a, b, &r))
+                fail_msg("%s: the sum overflows int64", what);
+        return r;
+}
+
+int64_t it_books_amount(const json_t *value, const char *field,
+                        const char *currency) {
+        json_t *f = json_object_get(value, field);
+        if (json_is_integer(f))
+                return json_integer_value(f);
+        if (json_is_object(f)) {
+                json_t *c = json_object_get(f, currency);
+                if (!c)
+                        return 0;
+                if (json_is_integer(c))
+                        return json_integer_value(c);
+        }
+        char *dump = json_dumps(value, JSON_COMPACT);
+        fail_msg("%s is neither an integer nor currency -> integer in %s",
+                 field, dump ? dump : "?");
+        return 0; /* not reached */
+}
+
+/* Percent-encodes @p s for a query string. */
+static void url_encode(char *buf, size_t size, const char *s) {
+        size_t o = 0;
+        for (; *s && o + 4 < size; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (isalnum(c) || c == '-' || c == '_' || c == '.')
+                        buf[o++] = (char)c;
+                else
+                        o += (size_t)snprintf(buf + o, size - o, "%%%02X", c);
+        }
+        buf[o] = '\0';
+}
+
+json_t *it_books_store_items(const char *endpoint, const char *store) {
+        json_t *all     = json_array();
+        char after[600] = "";
+        for (int page = 0;; page++) {
+                char path[900];
+                if (page > 100000)
+                        fail_msg("%s on %s: the scan never ends", store,
+                                 endpoint);
+                snprintf(path, sizeof(path), "/v1/stores/%s?limit=1000%s%s",
+                         store, after[0] ? "&after=" : "", after);
+                json_t *j = it_get_json(endpoint, path, 200);
+                size_t i;
+                json_t *it;
+                json_array_foreach(json_object_get(j, "items"), i, it)
+                    json_array_append(all, it);
+                json_t *next = json_object_get(j, "next");
+                if (!json_is_string(next)) {
+                        json_decref(j);
+                        return all;
+                }
+                url_encode(after, sizeof(after), json_string_value(next));
+                json_decref(j);
+        }
+}
+
+void it_books_outcomes(const char *topic, const char *id_prefix,
+                       const char *currency, it_outcomes_t *o) {
+        memset(o, 0, sizeof(*o));
+        json_t *seen = json_object(); /* id -> count */
+        it_rec_t *recs;
+        size_t cnt  = it_read_all(topic, "read_committed", &recs);
+        size_t plen = id_prefix ? strlen(id_prefix) : 0;
+        for (size_t i = 0; i < cnt; i++) {
+                json_error_t jerr;
+                json_t *p =
+                    recs[i].value ? json_loads(recs[i].value, 0, &jerr) : NULL;
+                if (!p)
+                        fail_msg("outcome at %s [%d] @%lld is not JSON: %s",
+                                 topic, (int)recs[i].partition,
+                                 (long long)recs[i].offset,
+                                 recs[i].value ? recs[i].value : "(null)");
+                const char *id = json_string_value(json_object_get(p, "id"));
+                const char *st = json_string_value(json_object_get(p, "state"));
+                const char *cur =
+                    json_string_value(json_object_get(p, "currency"));
+                json_t *amt = json_object_get(p, "amount");
+                if (!id || !st || !json_is_integer(amt))
+                        fail_msg("outcome without id, state or amount: %s",
+                                 recs[i].value);
+                if (id_prefix && strncmp(id, id_prefix, plen)) {
+                        json_decref(p);
+                        continue;
+                }
+                if (cur && strcmp(cur, currency))
+                        fail_msg("outcome %s in %s, not %s", id, cur, currency);
+                json_t *n  = json_object_get(seen, id);
+                int64_t nn = n ? json_integer_value(n) + 1 : 1;
+                json_object_set_new(seen, id, json_integer(nn));
+                if (nn == 2) {
+                        if (!o->multiple)
+                                snprintf(o->first_multiple,
+                                         sizeof(o->first_multiple), "%s", id);
+                        o->multiple++;
+                }
+                o->total++;
+                if (!strcmp(st, "COMPLETE")) {
+                        o->complete++;
+                        o->complete_amount =
+                            add_checked(o->complete_amount,
+                                        json_integer_value(amt), "COMPLETE");
+                } else if (!strcmp(st, "REJECTED")) {
+                        o->rejected++;
+                        o->rejected_amount =
+                            add_checked(o->rejected_amount,
+                                        json_integer_value(amt), "REJECTED");
+                } else {
+                        fail_msg("outcome %s has state %s", id, st);
+                }
+                json_decref(p);
+        }
+        o->ids = json_object_size(seen);
+        json_decref(seen);
+        it_free_recs(recs, cnt);
+}
+
+json_t *it_books_balances(const char *const *endpoints, size_t cnt,
+                          const char *currency) {
+        json_t *merged = json_object();
+        for (size_t e = 0; e < cnt; e++) {
+                json_t *items = it_books_store_items(endpoints[e], "balances");
+                size_t i;
+                json_t *it;
+                json_array_foreach(items, i, it) {
+                        const char *k =
+                            json_string_value(json_object_get(it, "key"));
+                        if (!k)
+                                fail_msg("a balance without a key");
+                        if (json_object_get(merged, k))
+                                fail_msg("account %s is served twice", k);
+                        int64_t b = it_books_amount(
+                            json_object_get(it, "value"), "balance", currency);
+                        json_object_set_new(merged, k, json_integer(b));
+                }
+                json_decref(items);
+        }
+        return merged;
+}
+
+int64_t it_books_store_sum(const char *const *endpoints, size_t cnt,
+                           const char *store, const char *key_prefix,
+                           const char *field, const char *currency) {
+        int64_t sum = 0;
+        size_t plen = key_prefix ? strlen(key_prefix) : 0;
+        for (size_t e = 0; e < cnt; e++) {
+                json_t *items = it_books_store_items(endpoints[e], store);
+                size_t i;
+                json_t *it;
+                json_array_foreach(items, i, it) {
+                        const char *k =
+                            json_string_value(json_object_get(it, "key"));
+                        if (!k || (key_prefix && strncmp(k, key_prefix, plen)))
+                                continue;
+                        sum = add_checked(
+                            sum,
+                            it_books_amount(json_object_get(it, "value"), field,
+                                            currency),
+                            field);
+                }
+                json_decref(items);
+        }
+        return sum;
+}
