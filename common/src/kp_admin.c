@@ -5,6 +5,7 @@
 
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
+#include "kpay/kp_time.h"
 #include "kpay/kp_topics.h"
 
 void kp_topic_plan_add(kp_topic_plan_t *plan, const char *name, int partitions,
@@ -171,7 +172,10 @@ done:
         return err;
 }
 
-/* Fetches cleanup.policy of each named topic into @p policies (kp_strdup'd). */
+/* Fetches cleanup.policy of each named topic into @p policies (kp_strdup'd).
+ * @returns KP_ERR_NOT_FOUND when the broker that answered does not know a
+ * topic (yet: in a cluster, a topic just created reaches each broker's
+ * metadata a moment later), KP_ERR_KAFKA for any other error. */
 static kp_err_t describe_cleanup(rd_kafka_t *rk, rd_kafka_queue_t *q,
                                  const char **names, size_t cnt,
                                  char **policies, int timeout_ms, char *errstr,
@@ -213,11 +217,17 @@ static kp_err_t describe_cleanup(rd_kafka_t *rk, rd_kafka_queue_t *q,
                                 break;
                 if (idx == cnt)
                         continue;
-                if (rd_kafka_ConfigResource_error(rrs[i])) {
+                rd_kafka_resp_err_t rerr =
+                    rd_kafka_ConfigResource_error(rrs[i]);
+                if (rerr) {
                         snprintf(errstr, errstr_size,
                                  "cannot describe topic %s: %s", name,
                                  rd_kafka_ConfigResource_error_string(rrs[i]));
-                        err = KP_ERR_KAFKA;
+                        if (err != KP_ERR_KAFKA)
+                                err =
+                                    rerr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+                                        ? KP_ERR_NOT_FOUND
+                                        : KP_ERR_KAFKA;
                         continue;
                 }
                 size_t ecnt;
@@ -353,8 +363,20 @@ kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
 
         for (size_t i = 0; i < plan->cnt; i++)
                 names[i] = plan->reqs[i].name;
-        if ((err = describe_cleanup(rk, q, names, plan->cnt, policies,
-                                    timeout_ms, errstr, errstr_size)))
+        /* The broker that answers the description may not know a topic
+         * that the metadata above showed yet (another broker of a
+         * cluster): ask again, with a growing pause, until timeout_ms. */
+        int64_t deadline = kp_mono_ms() + timeout_ms;
+        for (int pause_ms = 50;;
+             pause_ms     = pause_ms < 1000 ? pause_ms * 2 : 1000) {
+                err = describe_cleanup(rk, q, names, plan->cnt, policies,
+                                       timeout_ms, errstr, errstr_size);
+                if (err != KP_ERR_NOT_FOUND ||
+                    kp_mono_ms() + pause_ms > deadline)
+                        break;
+                rd_kafka_poll(rk, pause_ms);
+        }
+        if (err)
                 goto done;
 
         err = verify_layout(plan, md, policies, missing, report, errstr,

@@ -147,6 +147,15 @@ int it_exited(pid_t pid) {
         return 1;
 }
 
+int it_try_wait(pid_t pid, int *rcp) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) != pid)
+                return 0;
+        child_forget(pid);
+        *rcp = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return 1;
+}
+
 void it_reap_all(void) {
         for (int i = 0; i < IT_MAX_CHILDREN; i++) {
                 if (children[i] <= 0)

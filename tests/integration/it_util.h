@@ -46,6 +46,10 @@ pid_t it_spawn(char *const argv[], const char *logpath);
 /** 1 (and reaped) if child @p pid has exited, else 0. */
 int it_exited(pid_t pid);
 
+/** 1 (and reaped, its exit status, or 128+ signal, in *rcp) if child
+ *  @p pid has exited, else 0. */
+int it_try_wait(pid_t pid, int *rcp);
+
 /** Kills (SIGKILL) and reaps every child of it_spawn() still running; also
  *  run at exit, so a failed test leaves no process behind. */
 void it_reap_all(void);

@@ -1,0 +1,20 @@
+/* What every fuzz target shares: a check that aborts (libFuzzer then
+ * saves the input as a crash) with the broken property. */
+#ifndef KPAY_FUZZ_H
+#define KPAY_FUZZ_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define FUZZ_CHECK(cond, ...)                                                  \
+        do {                                                                   \
+                if (!(cond)) {                                                 \
+                        fprintf(stderr, "%s:%d: %s: ", __FILE__, __LINE__,     \
+                                #cond);                                        \
+                        fprintf(stderr, __VA_ARGS__);                          \
+                        fputc('\n', stderr);                                   \
+                        abort();                                               \
+                }                                                              \
+        } while (0)
+
+#endif
