@@ -204,7 +204,7 @@ static int setup(void **state) {
         cfg.accounts     = env_int("KPAY_CHAOS_ACCOUNTS", 40, 2);
         cfg.wait_s       = env_int("KPAY_CHAOS_WAIT_S", 420, 10);
         cfg.max_pause_ms = env_int("KPAY_CHAOS_PAUSE_MS", 3000, 600);
-        cfg.fund         = 40000;
+        cfg.fund         = 100000;
         const char *s    = getenv("KPAY_CHAOS_SEED");
         if (s && *s)
                 cfg.seed = strtoull(s, NULL, 10);
