@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "kpay/kp_log.h"
+
 #define FUZZ_CHECK(cond, ...)                                                  \
         do {                                                                   \
                 if (!(cond)) {                                                 \
@@ -16,5 +18,15 @@
                         abort();                                               \
                 }                                                              \
         } while (0)
+
+/* LLVMFuzzerInitialize() of a target that needs nothing but quiet: the
+ * runtime's log lines would drown libFuzzer's. */
+#define FUZZ_QUIET_INIT                                                        \
+        int LLVMFuzzerInitialize(int *argc, char ***argv) {                    \
+                (void)argc;                                                    \
+                (void)argv;                                                    \
+                kp_log_set_level(KP_LOG_FATAL);                                \
+                return 0;                                                      \
+        }
 
 #endif

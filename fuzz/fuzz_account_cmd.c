@@ -10,12 +10,7 @@
 #include "kpay/kp_mem.h"
 #include "kpay/kp_payment.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-        (void)argc;
-        (void)argv;
-        kp_log_set_level(KP_LOG_FATAL);
-        return 0;
-}
+FUZZ_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         kp_account_cmd_t cmd, again;
