@@ -2,6 +2,7 @@
 #include "it_books.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,21 +20,46 @@ static int64_t add_checked(int64_t a, int64_t b, const char *what) {
         return r;
 }
 
+/* An amount as JSON: an integer, or a decimal string (amounts that may
+ * exceed 2^53 are written as strings). Fails the test for anything else
+ * or for a value outside int64 (no test sum comes near it). */
+static int64_t amount_value(const json_t *v, const char *what) {
+        if (json_is_integer(v))
+                return json_integer_value(v);
+        const char *s = json_string_value(v);
+        if (s && *s) {
+                char *end;
+                errno       = 0;
+                long long n = strtoll(s, &end, 10);
+                if (!*end && errno != ERANGE)
+                        return n;
+        }
+        char *dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        fail_msg("%s: %s is not an int64 amount", what, dump ? dump : "?");
+        return 0; /* not reached */
+}
+
 int64_t it_books_amount(const json_t *value, const char *field,
                         const char *currency) {
+        /* One currency per deployment: "balance": 12. */
         json_t *f = json_object_get(value, field);
-        if (json_is_integer(f))
-                return json_integer_value(f);
+        if (f && !json_is_object(f))
+                return amount_value(f, field);
+        /* Per currency (decision D1): "balances": {"USD": "12"}; also
+         * accepted under the singular name. */
+        if (!f) {
+                char plural[128];
+                snprintf(plural, sizeof(plural), "%ss", field);
+                f = json_object_get(value, plural);
+        }
         if (json_is_object(f)) {
                 json_t *c = json_object_get(f, currency);
-                if (!c)
-                        return 0;
-                if (json_is_integer(c))
-                        return json_integer_value(c);
+                return c ? amount_value(c, field) : 0;
         }
+        /* Absent is an error too: a renamed field must not read as 0. */
         char *dump = json_dumps(value, JSON_COMPACT);
-        fail_msg("%s is neither an integer nor currency -> integer in %s",
-                 field, dump ? dump : "?");
+        fail_msg("%s is neither an amount nor currency -> amount in %s", field,
+                 dump ? dump : "?");
         return 0; /* not reached */
 }
 

@@ -12,10 +12,11 @@
 #include <stdint.h>
 
 /**
- * The amount of @p currency in field @p field of a store value: the field
- * is either an integer (one currency per deployment: the amount is in
- * @p currency) or an object currency -> integer (absent: 0). Fails the
- * test for anything else.
+ * The amount of @p currency in field @p field of a store value: either
+ * @p field is an amount (one currency per deployment: the amount is in
+ * @p currency), or @p field or its plural (`balance` -> `balances`,
+ * decision D1) is an object currency -> amount (absent: 0). An amount is
+ * a JSON integer or a decimal string. Fails the test for anything else.
  */
 int64_t it_books_amount(const json_t *value, const char *field,
                         const char *currency);
