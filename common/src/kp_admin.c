@@ -341,8 +341,11 @@ kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
 
         /* Check every topic, including those just created: a concurrent
          * creator may have made them differently. Newly created topics can
-         * take a moment to appear in metadata. */
-        for (int attempt = 0;; attempt++) {
+         * take a moment to appear in metadata (seconds on a busy machine),
+         * and longer to reach every broker of a cluster: both are waited
+         * for until timeout_ms. */
+        int64_t deadline = kp_mono_ms() + timeout_ms;
+        for (;;) {
                 rerr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
                 if (rerr) {
                         snprintf(errstr, errstr_size, "cannot list topics: %s",
@@ -354,7 +357,7 @@ kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
                 for (size_t i = 0; i < plan->cnt; i++)
                         if (md_partitions(md, plan->reqs[i].name) < 0)
                                 absent++;
-                if (!absent || attempt >= 50)
+                if (!absent || kp_mono_ms() >= deadline)
                         break;
                 rd_kafka_metadata_destroy(md);
                 md = NULL;
@@ -365,8 +368,7 @@ kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
                 names[i] = plan->reqs[i].name;
         /* The broker that answers the description may not know a topic
          * that the metadata above showed yet (another broker of a
-         * cluster): ask again, with a growing pause, until timeout_ms. */
-        int64_t deadline = kp_mono_ms() + timeout_ms;
+         * cluster): ask again, with a growing pause. */
         for (int pause_ms = 50;;
              pause_ms     = pause_ms < 1000 ? pause_ms * 2 : 1000) {
                 err = describe_cleanup(rk, q, names, plan->cnt, policies,
