@@ -147,13 +147,12 @@ int it_exited(pid_t pid) {
         return 1;
 }
 
-int it_try_wait(pid_t pid, int *rcp) {
+int it_exit_status(pid_t pid) {
         int status;
         if (waitpid(pid, &status, WNOHANG) != pid)
-                return 0;
+                return -1;
         child_forget(pid);
-        *rcp = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        return 1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 void it_reap_all(void) {

@@ -46,9 +46,9 @@ pid_t it_spawn(char *const argv[], const char *logpath);
 /** 1 (and reaped) if child @p pid has exited, else 0. */
 int it_exited(pid_t pid);
 
-/** 1 (and reaped, its exit status, or 128+ signal, in *rcp) if child
- *  @p pid has exited, else 0. */
-int it_try_wait(pid_t pid, int *rcp);
+/** The exit status of child @p pid if it has exited (reaped; 128+signal
+ *  when killed), or -1 while it runs. Does not wait. */
+int it_exit_status(pid_t pid);
 
 /** Kills (SIGKILL) and reaps every child of it_spawn() still running; also
  *  run at exit, so a failed test leaves no process behind. */
