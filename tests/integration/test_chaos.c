@@ -441,6 +441,13 @@ static void test_books_hold_under_chaos(void **state) {
                 " broken and %" PRId64 " duplicate records sent\n",
                 o.total, o.ids, expected, o.complete, o.rejected, invalid,
                 dups);
+        char *reasons =
+            json_dumps(json_object_get(json_object_get(sum, "outcomes"),
+                                       "rejected_by_reason"),
+                       JSON_COMPACT);
+        fprintf(stderr, "chaos: rejected by reason (kpay-gen): %s\n",
+                reasons ? reasons : "?");
+        free(reasons);
         if (o.multiple)
                 fail_msg(
                     "%zu payments have several outcomes, e.g. %s (seed "
