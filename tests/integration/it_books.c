@@ -1,7 +1,6 @@
 /* The books of a running pipeline (it_books.h). */
 #include "it_books.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -61,44 +60,6 @@ int64_t it_books_amount(const json_t *value, const char *field,
         fail_msg("%s is neither an amount nor currency -> amount in %s", field,
                  dump ? dump : "?");
         return 0; /* not reached */
-}
-
-/* Percent-encodes @p s for a query string. */
-static void url_encode(char *buf, size_t size, const char *s) {
-        size_t o = 0;
-        for (; *s && o + 4 < size; s++) {
-                unsigned char c = (unsigned char)*s;
-                if (isalnum(c) || c == '-' || c == '_' || c == '.')
-                        buf[o++] = (char)c;
-                else
-                        o += (size_t)snprintf(buf + o, size - o, "%%%02X", c);
-        }
-        buf[o] = '\0';
-}
-
-json_t *it_books_store_items(const char *endpoint, const char *store) {
-        json_t *all     = json_array();
-        char after[600] = "";
-        for (int page = 0;; page++) {
-                char path[900];
-                if (page > 100000)
-                        fail_msg("%s on %s: the scan never ends", store,
-                                 endpoint);
-                snprintf(path, sizeof(path), "/v1/stores/%s?limit=1000%s%s",
-                         store, after[0] ? "&after=" : "", after);
-                json_t *j = it_get_json(endpoint, path, 200);
-                size_t i;
-                json_t *it;
-                json_array_foreach(json_object_get(j, "items"), i, it)
-                    json_array_append(all, it);
-                json_t *next = json_object_get(j, "next");
-                if (!json_is_string(next)) {
-                        json_decref(j);
-                        return all;
-                }
-                url_encode(after, sizeof(after), json_string_value(next));
-                json_decref(j);
-        }
 }
 
 void it_books_outcomes(const char *topic, const char *id_prefix,
@@ -165,7 +126,7 @@ json_t *it_books_balances(const char *const *endpoints, size_t cnt,
                           const char *currency) {
         json_t *merged = json_object();
         for (size_t e = 0; e < cnt; e++) {
-                json_t *items = it_books_store_items(endpoints[e], "balances");
+                json_t *items = it_store_items(endpoints[e], "balances");
                 size_t i;
                 json_t *it;
                 json_array_foreach(items, i, it) {
@@ -190,7 +151,7 @@ int64_t it_books_store_sum(const char *const *endpoints, size_t cnt,
         int64_t sum = 0;
         size_t plen = key_prefix ? strlen(key_prefix) : 0;
         for (size_t e = 0; e < cnt; e++) {
-                json_t *items = it_books_store_items(endpoints[e], store);
+                json_t *items = it_store_items(endpoints[e], store);
                 size_t i;
                 json_t *it;
                 json_array_foreach(items, i, it) {

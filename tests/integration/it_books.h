@@ -3,7 +3,7 @@
  * confirmed totals, each through the daemons' HTTP store API. The checks of
  * docs/pipeline.md ("Invariants") are written once, here, so that a change
  * of the stores' JSON (per-currency amounts, say) is adapted in one place:
- * it_books_amount(). */
+ * it_books_amount(). Stores are read with it_store_items() (it_util.h). */
 #ifndef KPAY_IT_BOOKS_H
 #define KPAY_IT_BOOKS_H
 
@@ -20,10 +20,6 @@
  */
 int64_t it_books_amount(const json_t *value, const char *field,
                         const char *currency);
-
-/** Every item ({"key","partition","value"}) of @p store on the instance at
- *  @p endpoint, following the scan's `next` cursor through every page. */
-json_t *it_books_store_items(const char *endpoint, const char *store);
 
 /** The outcomes on kpay.payments.complete of the payments whose id starts
  *  with a prefix. */
