@@ -172,7 +172,10 @@ done:
         return err;
 }
 
-/* Fetches cleanup.policy of each named topic into @p policies (kp_strdup'd). */
+/* Fetches cleanup.policy of each named topic into @p policies (kp_strdup'd).
+ * @returns KP_ERR_NOT_FOUND when the broker that answered does not know a
+ * topic (yet: in a cluster, a topic just created reaches each broker's
+ * metadata a moment later), KP_ERR_KAFKA for any other error. */
 static kp_err_t describe_cleanup(rd_kafka_t *rk, rd_kafka_queue_t *q,
                                  const char **names, size_t cnt,
                                  char **policies, int timeout_ms, char *errstr,
@@ -214,15 +217,16 @@ static kp_err_t describe_cleanup(rd_kafka_t *rk, rd_kafka_queue_t *q,
                                 break;
                 if (idx == cnt)
                         continue;
-                if (rd_kafka_ConfigResource_error(rrs[i])) {
+                rd_kafka_resp_err_t rerr =
+                    rd_kafka_ConfigResource_error(rrs[i]);
+                if (rerr) {
                         snprintf(errstr, errstr_size,
                                  "cannot describe topic %s: %s", name,
                                  rd_kafka_ConfigResource_error_string(rrs[i]));
                         /* A topic just created (or a broker just
                          * restarted) may not be known to the configs yet:
                          * the caller retries that one. */
-                        if (rd_kafka_ConfigResource_error(rrs[i]) !=
-                            RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+                        if (rerr != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
                                 err = KP_ERR_KAFKA;
                         else if (err != KP_ERR_KAFKA)
                                 err = KP_ERR_NOT_FOUND;
