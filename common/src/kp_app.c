@@ -48,7 +48,7 @@ static const kp_conf_opt_t processor_opts[] = {
      "Longest a transaction stays open (ms): under load it grows until "
      "then or --commit-max-records."},
     {"commit-min-interval-ms", 0, KP_CONF_INT, APP_OPT(commit_min_interval_ms),
-     "10", 0, 600000, NULL,
+     "20", 0, 600000, NULL,
      "Commit as soon as the input has nothing more ready and this long "
      "(ms) has passed since the last commit."},
     {NULL},
