@@ -272,13 +272,14 @@ static void loop(kp_proc_t *proc) {
                 }
                 rd_kafka_message_t *m =
                     rd_kafka_consumer_poll(proc->consumer, (int)wait);
+                int drained = !m; /* nothing was ready within the wait */
                 if (m)
                         serve_message(proc, m);
                 if (proc_failed(proc))
                         break;
                 rd_kafka_poll(proc->producer, 0);
                 now = kp_mono_ms();
-                loop_timers(proc, now, m == NULL);
+                loop_timers(proc, now, drained);
                 if (now >= next_gauges) {
                         update_store_gauges(proc);
                         next_gauges = now + 5000;
