@@ -750,6 +750,7 @@ static void test_store_scan_cursor(void **state) {
         json_decref(page);
         it_daemon_t *all[] = {&d};
         it_daemons_teardown(all, 1, root);
+}
 
 /* Adaptive commits (docs/runtime.md, "Exactly once"): with a cap of ten
  * minutes, records are committed as soon as the input is drained; with a
