@@ -3,6 +3,10 @@
 #
 #   bench/e2e.sh [--payments N] [--accounts N] [--moderate-rate R]
 #                [--moderate-seconds S] [--commit-interval-ms MS]
+#                [--commit-min-interval-ms MS] [--runs "NAME..."]
+#
+# --runs picks some of full-1-account, full-2-accounts and moderate (all
+# three by default).
 #
 # On a dedicated broker (127.0.0.1:29092, fresh data) it measures, in one
 # run: the broker's raw produce+consume rate for records of a payment's
@@ -10,7 +14,9 @@
 # with one account processor and again with two; latency at a moderate rate;
 # the peak RSS of every daemon. It writes build/bench-e2e/result.json and
 # build/bench-e2e/e2e.png (throughput and latency over time).
-# KPAY_BENCH_BIN=dir runs the daemons from another build (to compare).
+# KPAY_BENCH_BIN=dir runs the daemons from another build (to compare);
+# KPAY_BENCH_KAFKA_PORT and KPAY_BENCH_HTTP_BASE_PORT move it off the
+# default ports (29092, 18101...).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 payments=200000
@@ -18,6 +24,8 @@ accounts=10000
 moderate_rate=2000
 moderate_seconds=30
 commit_ms=100
+commit_min_ms=
+runs="full-1-account full-2-accounts moderate"
 while [ $# -gt 0 ]; do
   case "$1" in
   --payments) payments=$2; shift 2 ;;
@@ -25,7 +33,9 @@ while [ $# -gt 0 ]; do
   --moderate-rate) moderate_rate=$2; shift 2 ;;
   --moderate-seconds) moderate_seconds=$2; shift 2 ;;
   --commit-interval-ms) commit_ms=$2; shift 2 ;;
-  *) echo "usage: $0 [--payments N] [--accounts N] [--moderate-rate R] [--moderate-seconds S] [--commit-interval-ms MS]" >&2; exit 2 ;;
+  --commit-min-interval-ms) commit_min_ms=$2; shift 2 ;;
+  --runs) runs=$2; shift 2 ;;
+  *) echo "usage: $0 [--payments N] [--accounts N] [--moderate-rate R] [--moderate-seconds S] [--commit-interval-ms MS] [--commit-min-interval-ms MS] [--runs \"full-1-account full-2-accounts moderate\"]" >&2; exit 2 ;;
   esac
 done
 
@@ -61,13 +71,20 @@ echo "bench: raw produce+consume rate" >&2
   --records 500000 --value-size 250 >"$out/raw.json"
 raw=$(sed -n 's/.*"raw_records_per_s":\([0-9]*\).*/\1/p' "$out/raw.json")
 
-port=18100
+port=${KPAY_BENCH_HTTP_BASE_PORT:-18100}
+# Only given to the daemons when asked: a build older than adaptive
+# commits has no such option.
+commit_args=(--commit-interval-ms "$commit_ms")
+[ -z "$commit_min_ms" ] || commit_args+=(--commit-min-interval-ms "$commit_min_ms")
+# The librdkafka the daemons run with.
+rdkafka=$("$bin/kpay-inflight" --version | sed -n 's/.*(librdkafka \(.*\))$/\1/p')
+echo "bench: daemons from $bin, librdkafka ${rdkafka:-unknown}" >&2
 start_daemon() { # name prefix instance
   local name=$1 prefix=$2 id=$3
   port=$((port + 1))
   "$bin/kpay-$name" -b "$bootstrap" --topic-prefix "$prefix" --instance-id "$id" \
     --state-dir "$out/state-$prefix/$name-$id" --listen "127.0.0.1:$port" \
-    --commit-interval-ms "$commit_ms" --log-level warn \
+    "${commit_args[@]}" --log-level warn \
     >>"$out/$prefix-$name-$id.log" 2>&1 &
   pids+=($!)
   echo "$! $name-$id $port" >>"$out/$prefix.daemons"
@@ -168,15 +185,22 @@ run() { # label account-instances gen-args...
   printf '%s' "$cpu" >"$out/$label.cpu.json"
 }
 
-run full-1-account 1 --count "$payments" --rate 0
-run full-2-accounts 2 --count "$payments" --rate 0
-run moderate 1 --rate "$moderate_rate" --duration "$moderate_seconds"
+for l in $runs; do
+  case "$l" in
+  full-1-account) run full-1-account 1 --count "$payments" --rate 0 ;;
+  full-2-accounts) run full-2-accounts 2 --count "$payments" --rate 0 ;;
+  moderate) run moderate 1 --rate "$moderate_rate" --duration "$moderate_seconds" ;;
+  *) echo "bench: unknown run $l" >&2; exit 2 ;;
+  esac
+done
 
 # The summary.
 {
   printf '{"raw":%s,' "$(cat "$out/raw.json")"
-  printf '"commit_interval_ms":%s,"accounts":%s,' "$commit_ms" "$accounts"
-  for l in full-1-account full-2-accounts moderate; do
+  printf '"commit_interval_ms":%s,"commit_min_interval_ms":"%s","accounts":%s,' \
+    "$commit_ms" "${commit_min_ms:-default}" "$accounts"
+  printf '"librdkafka":"%s",' "$rdkafka"
+  for l in $runs; do
     printf '"%s":{"gen":%s,"peak_rss_kb":%s,"cpu_s":%s,"daemon_records_out":%s},' \
       "$l" "$(cat "$out/$l.json")" "$(cat "$out/$l.rss.json")" \
       "$(cat "$out/$l.cpu.json")" "$(cat "$out/$l.records_out")"
@@ -199,7 +223,7 @@ series() { # latency-file: "second completed p99" per second of the run
     { v[++n] = $2 }
     END { flush() }'
 }
-for l in full-1-account moderate; do
+for l in $runs; do
   series "$out/$l.latency" >"$out/$l.series"
 done
 # End-to-end throughput of the stream: payments with an outcome divided by
@@ -208,13 +232,13 @@ e2e_rate() {
   awk 'NR == 1 || $1 - $2 < lo { lo = $1 - $2 } $1 > hi { hi = $1 }
        END { if (hi > lo) printf "%.0f", NR * 1000 / (hi - lo); else print 0 }' "$1"
 }
-for l in full-1-account full-2-accounts moderate; do
+for l in $runs; do
   echo "bench: $l: $(e2e_rate "$out/$l.latency") payments/s end to end" >&2
 done
 # Payments/s x records written per payment (the gen's payment plus what the
 # daemons wrote for it) / raw records/s: how close to the broker's limit.
 {
-  for l in full-1-account full-2-accounts moderate; do
+  for l in $runs; do
     rate=$(e2e_rate "$out/$l.latency")
     sent=$(sed -n 's/.*"sent":\([0-9]*\).*/\1/p' "$out/$l.json")
     recs=$(cat "$out/$l.records_out")
@@ -225,7 +249,8 @@ done
 } >"$out/rates.jsonl"
 cat "$out/result.json" "$out/rates.jsonl"
 
-if command -v gnuplot >/dev/null 2>&1; then
+if command -v gnuplot >/dev/null 2>&1 && [ -s "$out/full-1-account.series" ] &&
+  [ -s "$out/moderate.series" ]; then
   gnuplot <<GP
 set terminal png size 1200,800
 set output "$out/e2e.png"

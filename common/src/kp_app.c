@@ -44,7 +44,13 @@ static const kp_conf_opt_t processor_opts[] = {
     {"replication-factor", 0, KP_CONF_INT, APP_OPT(replication_factor), "1", 1,
      16, NULL, "Replication factor of the topics this processor creates."},
     {"commit-interval-ms", 0, KP_CONF_INT, APP_OPT(commit_interval_ms), "100",
-     1, 600000, NULL, "Transaction commit interval in milliseconds."},
+     1, 600000, NULL,
+     "Longest a transaction stays open (ms): under load it grows until "
+     "then or --commit-max-records."},
+    {"commit-min-interval-ms", 0, KP_CONF_INT, APP_OPT(commit_min_interval_ms),
+     "20", 0, 600000, NULL,
+     "Commit as soon as the input has nothing more ready and this long "
+     "(ms) has passed since the last commit."},
     {NULL},
 };
 

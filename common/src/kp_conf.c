@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "kpay/kp_mem.h"
 
 #ifndef KPAY_VERSION
@@ -291,7 +293,9 @@ static kp_err_t load_env(kp_conf_t *conf, char *errstr, size_t errstr_size) {
 }
 
 static void version(const kp_conf_t *conf) {
-        printf("%s %s\n", conf->prog, kp_version_str);
+        /* The librdkafka the binary runs with (docs/development.md). */
+        printf("%s %s (librdkafka %s)\n", conf->prog, kp_version_str,
+               rd_kafka_version_str());
 }
 
 /* Applies every table's defaults. */

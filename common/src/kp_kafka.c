@@ -36,6 +36,13 @@ rd_kafka_conf_t *kp_kafka_conf_new(const kp_app_conf_t *c,
                                             errstr, errstr_size)))
                 goto fail;
         rd_kafka_conf_set_log_cb(conf, kp_log_rdkafka_cb);
+        /* A default of every client (-X overrides it below): a small
+         * request (a commit, an offset fetch, a heartbeat) goes out at
+         * once instead of waiting for the previous one's ACK. librdkafka
+         * 2.0.2 leaves Nagle on; later versions agree. */
+        if (kp_kafka_conf_set(conf, "socket.nagle.disable", "true", errstr,
+                              errstr_size))
+                goto fail;
         if (c) {
                 for (size_t i = 0; i < c->kafka.cnt; i++)
                         if (kp_kafka_conf_set(conf, c->kafka.keys[i],

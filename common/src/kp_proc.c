@@ -75,6 +75,45 @@ void proc_progress(kp_proc_t *proc) {
 }
 
 /* ------------------------------------------------------------------------
+ * The commit decision (docs/runtime.md, "Exactly once"). */
+
+int kp_commit_due(const kp_commit_policy_t *policy, const kp_commit_state_t *st,
+                  int drained, int64_t now_ms) {
+        if (st->records >= policy->max_records ||
+            now_ms - st->txn_started_ms >= policy->max_interval_ms)
+                return 1;
+        return drained &&
+               now_ms - st->last_commit_ms >= policy->min_interval_ms;
+}
+
+int64_t kp_commit_wait_ms(const kp_commit_policy_t *policy,
+                          const kp_commit_state_t *st, int64_t now_ms) {
+        if (kp_commit_due(policy, st, 1, now_ms))
+                return 0;
+        int64_t cap  = st->txn_started_ms + policy->max_interval_ms - now_ms;
+        int64_t ripe = st->last_commit_ms + policy->min_interval_ms - now_ms;
+        return ripe < cap ? ripe : cap;
+}
+
+static kp_commit_policy_t commit_policy(const kp_proc_t *proc) {
+        kp_commit_policy_t policy = {
+            .min_interval_ms = proc->conf->commit_min_interval_ms,
+            .max_interval_ms = proc->conf->commit_interval_ms,
+            .max_records     = proc->pconf.commit_max_records,
+        };
+        return policy;
+}
+
+static kp_commit_state_t commit_state(const kp_proc_t *proc) {
+        kp_commit_state_t st = {
+            .txn_started_ms = proc->txn_started_ms,
+            .last_commit_ms = proc->last_commit_ms,
+            .records        = proc->txn_records,
+        };
+        return st;
+}
+
+/* ------------------------------------------------------------------------
  * The loop. */
 
 static void process_one(kp_proc_t *proc, rd_kafka_message_t *m) {
@@ -186,14 +225,19 @@ static void serve_message(kp_proc_t *proc, rd_kafka_message_t *m) {
         rd_kafka_message_destroy(m);
 }
 
-/* The timed work of one loop iteration: commit when due, punctuate, flow
- * control, heartbeat and gauges. */
-static void loop_timers(kp_proc_t *proc, int64_t now) {
-        if (txn_open(proc) &&
-            (proc->txn == KP_TXN_MUST_ABORT ||
-             proc->txn_records >= proc->pconf.commit_max_records ||
-             now - proc->txn_started_ms >= proc->conf->commit_interval_ms))
-                txn_commit(proc);
+/* The timed work of one loop iteration: commit when due (@p drained: the
+ * last poll found no record ready), punctuate, flow control, heartbeat and
+ * gauges. */
+static void loop_timers(kp_proc_t *proc, int64_t now, int drained) {
+        if (txn_open(proc)) {
+                kp_commit_policy_t policy = commit_policy(proc);
+                kp_commit_state_t st      = commit_state(proc);
+                if (proc->txn == KP_TXN_MUST_ABORT ||
+                    kp_commit_due(&policy, &st, drained, now)) {
+                        txn_commit(proc);
+                        proc->last_commit_ms = kp_mono_ms();
+                }
+        }
         if (proc->def.punctuate && now >= proc->next_punctuate_ms) {
                 punctuate_all(proc);
                 proc->next_punctuate_ms = now + proc->def.punctuate_interval_ms;
@@ -221,19 +265,21 @@ static void loop(kp_proc_t *proc) {
         while (kp_app_running() && !proc_failed(proc)) {
                 int64_t wait = flow_wait_ms(proc, now);
                 if (txn_open(proc)) {
-                        int64_t due = proc->txn_started_ms +
-                                      proc->conf->commit_interval_ms - now;
-                        wait = due < 0 ? 0 : due < wait ? due : wait;
+                        kp_commit_policy_t policy = commit_policy(proc);
+                        kp_commit_state_t st      = commit_state(proc);
+                        int64_t due = kp_commit_wait_ms(&policy, &st, now);
+                        wait        = due < wait ? due : wait;
                 }
                 rd_kafka_message_t *m =
                     rd_kafka_consumer_poll(proc->consumer, (int)wait);
+                int drained = !m; /* nothing was ready within the wait */
                 if (m)
                         serve_message(proc, m);
                 if (proc_failed(proc))
                         break;
                 rd_kafka_poll(proc->producer, 0);
                 now = kp_mono_ms();
-                loop_timers(proc, now);
+                loop_timers(proc, now, drained);
                 if (now >= next_gauges) {
                         update_store_gauges(proc);
                         next_gauges = now + 5000;

@@ -91,6 +91,7 @@ struct kp_proc_s {
         int stopping; /* on the way out: calls get the shutdown bound */
         int64_t lag;  /* input records waiting, from the last statistics */
         int64_t txn_started_ms;
+        int64_t last_commit_ms; /* when the loop's last commit ended */
         int64_t txn_records;
         int assignment_changed;
         int64_t assign_epoch; /* +1 on every assignment and revocation */

@@ -752,6 +752,59 @@ static void test_store_scan_cursor(void **state) {
         it_daemons_teardown(all, 1, root);
 }
 
+/* Adaptive commits (docs/runtime.md, "Exactly once"): with a cap of ten
+ * minutes, records are committed as soon as the input is drained; with a
+ * minimum interval of ten minutes too, only the record cap commits, at
+ * exactly every --commit-max-records records. No pass condition on
+ * machine speed: the deadlines are far below ten minutes and far above
+ * any commit's time. */
+static void test_adaptive_commits(void **state) {
+        (void)state;
+        it_env_t e;
+        it_env_init(&e, "adapt", 4);
+        const char *drained[] = {"--commit-interval-ms", "600000", NULL};
+        it_inst_t *in         = it_inst_start_v(&e, 0, "A1", drained);
+        it_inst_wait_ready(in, 60000);
+        it_produce_values(&e, 2, 1, 10);
+        it_wait_outputs(&e, 20, 60000);
+        it_produce_values(&e, 2, 11, 15);
+        it_wait_outputs(&e, 30, 60000);
+        assert_true(
+            it_metric(in->endpoint, "kpay_transactions_committed_total") >= 2);
+        it_inst_stop(in);
+        it_check_exactly_once(&e, 2, 15);
+
+        /* The record cap: 12 records, a cap of 5. */
+        const char *capped[] = {"--commit-interval-ms",
+                                "600000",
+                                "--commit-min-interval-ms",
+                                "600000",
+                                "--commit-max-records",
+                                "5",
+                                NULL};
+        in                   = it_inst_start_v(&e, 0, "A2", capped);
+        it_inst_wait_ready(in, 60000);
+        double before =
+            it_metric(in->endpoint, "kpay_transactions_committed_total");
+        it_produce_values(&e, 2, 16, 21);
+        /* The outputs of 10 records (two transactions of 5); the last two
+         * stay uncommitted, since neither cap is reached for them. */
+        it_wait_outputs(&e, 40, 60000);
+        it_rec_t *recs;
+        size_t cnt = it_read_all(e.out, "read_committed", &recs);
+        it_free_recs(recs, cnt);
+        assert_int_equal(cnt, 40);
+        assert_true(
+            it_metric(in->endpoint, "kpay_transactions_committed_total") -
+                before ==
+            2);
+        /* A clean stop commits the rest. */
+        it_inst_stop(in);
+        it_wait_outputs(&e, 42, 60000);
+        it_check_exactly_once(&e, 2, 21);
+        it_env_cleanup(&e);
+}
+
 int main(void) {
         /* KPAY_IT_FILTER=test_name runs one test (while developing). */
         if (getenv("KPAY_IT_FILTER"))
@@ -764,6 +817,7 @@ int main(void) {
             cmocka_unit_test(test_lifecycle_and_config),
             cmocka_unit_test(test_flow_control),
             cmocka_unit_test(test_store_scan_cursor),
+            cmocka_unit_test(test_adaptive_commits),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Unit tests of kp_service (the lifecycle state machine), of the
- * processor's transaction state machine, and of kp_kafka_conf_build()'s
- * require/default semantics. No broker: nothing here connects. */
+ * processor's transaction state machine and commit decision, and of
+ * kp_kafka_conf_build()'s require/default semantics and the defaults of
+ * every client. No broker: nothing here connects. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -189,6 +190,75 @@ static void test_conf_build(void **state) {
         kp_app_destroy(app);
 }
 
+/* Nagle is off on every client unless -X turns it back on. */
+static void test_client_defaults(void **state) {
+        (void)state;
+        char errstr[256];
+        char *plain[]         = {"test", NULL};
+        kp_app_t *app         = new_app(1, plain);
+        rd_kafka_conf_t *conf = kp_kafka_conf_build(
+            kp_app_conf(app), "cid", NULL, errstr, sizeof(errstr));
+        assert_non_null(conf);
+        assert_string_equal(conf_get(conf, "socket.nagle.disable"), "true");
+        rd_kafka_conf_destroy(conf);
+        kp_app_destroy(app);
+
+        char *argv[] = {"test", "-X", "socket.nagle.disable=false", NULL};
+        app          = new_app(3, argv);
+        conf = kp_kafka_conf_build(kp_app_conf(app), "cid", NULL, errstr,
+                                   sizeof(errstr));
+        assert_non_null(conf);
+        assert_string_equal(conf_get(conf, "socket.nagle.disable"), "false");
+        rd_kafka_conf_destroy(conf);
+        kp_app_destroy(app);
+}
+
+/* The commit decision: drained input commits once the minimum interval
+ * has passed since the last commit; under load the transaction grows to
+ * the cap (time or records), whichever comes first. Times are given, not
+ * measured. */
+static void test_commit_policy(void **state) {
+        (void)state;
+        const kp_commit_policy_t p = {
+            .min_interval_ms = 10, .max_interval_ms = 100, .max_records = 50};
+        /* Last commit at 1000, a record arrived at 1003. */
+        kp_commit_state_t st = {
+            .txn_started_ms = 1003, .last_commit_ms = 1000, .records = 1};
+        /* Drained, but too soon after the last commit: wait for 1010. */
+        assert_false(kp_commit_due(&p, &st, 1, 1004));
+        assert_int_equal(kp_commit_wait_ms(&p, &st, 1004), 6);
+        /* Drained and the minimum interval passed: commit. */
+        assert_true(kp_commit_due(&p, &st, 1, 1010));
+        assert_int_equal(kp_commit_wait_ms(&p, &st, 1010), 0);
+        /* Records still coming: no commit before the cap... */
+        assert_false(kp_commit_due(&p, &st, 0, 1010));
+        assert_false(kp_commit_due(&p, &st, 0, 1102));
+        /* ...which is 100 ms after the transaction began. */
+        assert_true(kp_commit_due(&p, &st, 0, 1103));
+        /* A lone record long after the last commit commits at once. */
+        kp_commit_state_t idle = {
+            .txn_started_ms = 5000, .last_commit_ms = 1000, .records = 1};
+        assert_true(kp_commit_due(&p, &idle, 1, 5000));
+        /* The record cap holds whatever the clock says. */
+        kp_commit_state_t full = {
+            .txn_started_ms = 1003, .last_commit_ms = 1000, .records = 50};
+        assert_true(kp_commit_due(&p, &full, 0, 1004));
+        assert_int_equal(kp_commit_wait_ms(&p, &full, 1004), 0);
+        full.records = 49;
+        assert_false(kp_commit_due(&p, &full, 0, 1004));
+        /* The wait never passes the cap, even with a larger minimum. */
+        const kp_commit_policy_t slow = {
+            .min_interval_ms = 500, .max_interval_ms = 100, .max_records = 50};
+        assert_int_equal(kp_commit_wait_ms(&slow, &st, 1004), 99);
+        assert_false(kp_commit_due(&slow, &st, 1, 1102));
+        assert_true(kp_commit_due(&slow, &st, 1, 1103));
+        /* A minimum of 0 commits whenever the input is drained. */
+        const kp_commit_policy_t eager = {
+            .min_interval_ms = 0, .max_interval_ms = 100, .max_records = 50};
+        assert_true(kp_commit_due(&eager, &st, 1, 1003));
+        assert_false(kp_commit_due(&eager, &st, 0, 1003));
+}
+
 static void test_secrets(void **state) {
         (void)state;
         assert_true(kp_kafka_prop_is_secret("sasl.password"));
@@ -207,6 +277,8 @@ int main(void) {
             cmocka_unit_test(test_service_refuses_illegal),
             cmocka_unit_test(test_service_needs_listen),
             cmocka_unit_test(test_conf_build),
+            cmocka_unit_test(test_client_defaults),
+            cmocka_unit_test(test_commit_policy),
             cmocka_unit_test(test_secrets),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

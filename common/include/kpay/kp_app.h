@@ -32,6 +32,7 @@ typedef struct kp_app_conf_s {
         int64_t partitions;
         int64_t replication_factor;
         int64_t commit_interval_ms;
+        int64_t commit_min_interval_ms;
 } kp_app_conf_t;
 
 /** Groups of common options a binary takes (a bit mask). */

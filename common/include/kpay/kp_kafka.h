@@ -14,8 +14,9 @@
 
 /**
  * @brief A librdkafka configuration with bootstrap.servers, client.id, the
- *        log callback routed into kp_log, and then every -X property of
- *        @p c applied (so -X can override anything set here).
+ *        log callback routed into kp_log, the defaults of every kpay client
+ *        (socket.nagle.disable=true), and then every -X property of @p c
+ *        applied (so -X can override anything set here).
  * @param c the common options; may be NULL for defaults.
  * @param bootstrap overrides c->bootstrap_servers when not NULL.
  * @returns a new conf (the caller owns it), or NULL with a one-line reason

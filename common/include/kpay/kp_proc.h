@@ -10,7 +10,9 @@
  * - exactly once: consume -> process -> produce inside Kafka transactions
  *   (one transactional producer per instance, read_committed input, consumed
  *   offsets sent to the transaction with the consumer's group metadata),
- *   committed every --commit-interval-ms or --commit-max-records;
+ *   committed as soon as the input is drained (at most every
+ *   --commit-min-interval-ms), at the latest every --commit-interval-ms or
+ *   --commit-max-records;
  * - state: one RocksDB store per (store, partition) with an overlay that
  *   reaches RocksDB only after the transaction carrying its changelog
  *   records has committed; restored from the compacted changelog on
@@ -275,6 +277,41 @@ const char *kp_txn_state2str(kp_txn_state_t state);
  *        MUST_ABORT -> IDLE (abort). @locality any thread (pure)
  */
 int kp_txn_transition_valid(kp_txn_state_t from, kp_txn_state_t to);
+
+/** What the commit decision looks at (docs/runtime.md, "Exactly once"). */
+typedef struct kp_commit_policy_s {
+        int64_t min_interval_ms; /**< --commit-min-interval-ms */
+        int64_t max_interval_ms; /**< --commit-interval-ms (the cap) */
+        int64_t max_records;     /**< --commit-max-records */
+} kp_commit_policy_t;
+
+/** The open transaction, as the commit decision sees it. */
+typedef struct kp_commit_state_s {
+        int64_t txn_started_ms; /**< monotonic ms the transaction began */
+        int64_t last_commit_ms; /**< monotonic ms the last commit ended */
+        int64_t records;        /**< input records in the transaction */
+} kp_commit_state_t;
+
+/**
+ * @brief 1 if the open transaction must commit now: it holds
+ *        max_records input records, or it began max_interval_ms ago, or
+ *        the input has nothing more ready (@p drained) and the last commit
+ *        ended at least min_interval_ms ago. So a transaction commits as
+ *        soon as the input is drained (a moderate rate commits every few
+ *        ms, not every max_interval_ms) and grows under load up to the cap.
+ * @locality any thread (pure)
+ */
+int kp_commit_due(const kp_commit_policy_t *policy, const kp_commit_state_t *st,
+                  int drained, int64_t now_ms);
+
+/**
+ * @brief How long the loop may wait for input before kp_commit_due() can
+ *        change its answer for a drained input: 0 when it is due already,
+ *        else the ms until the minimum interval has passed or the cap
+ *        comes, whichever is first. @locality any thread (pure)
+ */
+int64_t kp_commit_wait_ms(const kp_commit_policy_t *policy,
+                          const kp_commit_state_t *st, int64_t now_ms);
 
 /* ------------------------------------------------------------------------
  * Inside process() and punctuate().
