@@ -146,7 +146,7 @@ kp_err_t kp_hist_merge(kp_hist_t *dst, const kp_hist_t *src) {
                            src->buckets[j].index < dst->buckets[i].index) {
                         out[n++] = src->buckets[j++];
                 } else {
-                        out[n]       = dst->buckets[i++];
+                        out[n] = dst->buckets[i++];
                         out[n].count += src->buckets[j++].count;
                         n++;
                 }
@@ -225,8 +225,7 @@ json_t *kp_hist_to_json(const kp_hist_t *h) {
         kp_json_set(o, "sum", json_integer(h->sum));
         kp_json_set(o, "min", json_integer(h->min));
         kp_json_set(o, "max", json_integer(h->max));
-        for (size_t i = 0; i < h->nbuckets; i++)
-        {
+        for (size_t i = 0; i < h->nbuckets; i++) {
                 kp_json_append(b, json_integer(h->buckets[i].index));
                 kp_json_append(b, json_integer(h->buckets[i].count));
         }
@@ -293,10 +292,10 @@ kp_err_t kp_hist_from_json(const json_t *j, kp_hist_t *h, char *errstr,
         }
         if (total != n.count)
                 goto bad;
-        if (n.count == 0 ? (n.min || n.max || n.sum)
-                         : (kp_hist_index(n.min) != n.buckets[0].index ||
-                            kp_hist_index(n.max) !=
-                                n.buckets[n.nbuckets - 1].index))
+        if (n.count == 0
+                ? (n.min || n.max || n.sum)
+                : (kp_hist_index(n.min) != n.buckets[0].index ||
+                   kp_hist_index(n.max) != n.buckets[n.nbuckets - 1].index))
                 goto bad;
         kp_hist_clear(h);
         *h = n;
@@ -321,8 +320,9 @@ json_t *kp_hist_summary_json(const kp_hist_t *h) {
         kp_json_set(o, "min", h->count ? json_integer(h->min) : json_null());
         for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
                 kp_json_set(o, qs[i].name,
-                        h->count ? json_integer(kp_hist_quantile(h, qs[i].q))
-                                 : json_null());
+                            h->count
+                                ? json_integer(kp_hist_quantile(h, qs[i].q))
+                                : json_null());
         kp_json_set(o, "max", h->count ? json_integer(h->max) : json_null());
         return o;
 }

@@ -68,7 +68,7 @@ static void test_buckets(void **state) {
 
 static void test_accuracy(void **state) {
         (void)state;
-        static const double qs[] = {0.01, 0.25, 0.5,   0.9,  0.95,
+        static const double qs[] = {0.01, 0.25,  0.5,    0.9, 0.95,
                                     0.99, 0.999, 0.9999, 1.0};
         for (int round = 0; round < 6; round++) {
                 size_t n   = 1 + (size_t)(rnd() % 20000);
@@ -78,8 +78,9 @@ static void test_accuracy(void **state) {
                 int64_t sum = 0;
                 for (size_t i = 0; i < n; i++) {
                         /* Log-uniform over 0 .. 2^(10 + 4*round). */
-                        int bits = 1 + (int)(rnd() % (uint64_t)(10 + 4 * round));
-                        v[i]     = (int64_t)(rnd() >> (64 - bits));
+                        int bits =
+                            1 + (int)(rnd() % (uint64_t)(10 + 4 * round));
+                        v[i] = (int64_t)(rnd() >> (64 - bits));
                         sum += v[i];
                         assert_int_equal(kp_hist_record(&h, v[i]), KP_OK);
                 }

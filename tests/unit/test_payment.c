@@ -154,15 +154,17 @@ static void test_stage_stamps(void **state) {
         size_t len;
         char *out;
         (void)state;
-        parse_ok("{\"v\":1,\"id\":\"p-1\",\"from\":\"a\",\"to\":\"b\","
-                 "\"amount\":5,\"state\":\"COMPLETE\",\"debit_ms\":17,"
-                 "\"credit_ms\":null,\"x\":1}",
-                 &p);
+        parse_ok(
+            "{\"v\":1,\"id\":\"p-1\",\"from\":\"a\",\"to\":\"b\","
+            "\"amount\":5,\"state\":\"COMPLETE\",\"debit_ms\":17,"
+            "\"credit_ms\":null,\"x\":1}",
+            &p);
         assert_int_equal(p.debit_ms, 17);
         assert_int_equal(p.credit_ms, -1);
         out = kp_payment_serialize(&p, &len);
-        assert_non_null(strstr(out, "\"origin_partition\":null,"
-                                    "\"debit_ms\":17,\"x\":1}"));
+        assert_non_null(strstr(out,
+                               "\"origin_partition\":null,"
+                               "\"debit_ms\":17,\"x\":1}"));
         assert_null(strstr(out, "credit_ms"));
         kp_free(out);
         p.credit_ms = 20;

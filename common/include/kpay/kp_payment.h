@@ -161,8 +161,8 @@ typedef struct kp_payment_s {
  * Required: v (integer), id, from, to (strings), amount (JSON integer),
  * state (string). Optional (null or absent): currency (string, default
  * "USD"), reason (string), created_ms, inflight_ms, complete_ms,
- * origin_partition, debit_ms, credit_ms (integers). Strings over 4x their limit are
- * KP_PAY_E_TOO_LONG; shorter overlong strings parse and fail validation.
+ * origin_partition, debit_ms, credit_ms (integers). Strings over 4x their limit
+ * are KP_PAY_E_TOO_LONG; shorter overlong strings parse and fail validation.
  *
  * @param detail receives a one-line explanation naming the field.
  * @returns KP_PAY_E_OK with @p p filled (release with kp_payment_clear()),
