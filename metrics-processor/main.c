@@ -79,6 +79,24 @@ static const kp_conf_opt_t metrics_opts[] = {
     {NULL},
 };
 
+/* Decoded windows of the last records, by (partition, key), each with the
+ * bytes it was stored as: a window read from the store is taken from here
+ * when the stored bytes are the same (so an aborted transaction, a
+ * rebalance or a restore can never hand out a stale one), which spares
+ * decoding it on every record. Processing thread only. */
+#define METRICS_CACHE_SLOTS 64
+
+typedef struct cache_ent_s {
+        int used;
+        int32_t partition;
+        char key[METRICS_KEY_SIZE];
+        size_t klen;
+        char *bytes;
+        size_t len;
+        metrics_window_t w;
+        uint64_t last_use;
+} cache_ent_t;
+
 /* What the callbacks share: the options, the processor (for the queries)
  * and the counters. */
 typedef struct metrics_app_s {
@@ -95,6 +113,9 @@ typedef struct metrics_app_s {
         kp_gauge_t *quantile[5]; /* p50 p95 p99 p999 max of the minute */
         kp_gauge_t *sla_ok[3], *sla_burn[3];
         int64_t next_gauges_ms, next_sla_ms;
+        cache_ent_t cache[METRICS_CACHE_SLOTS];
+        uint64_t cache_clock;
+        kp_counter_t *cache_hits, *cache_misses;
 } metrics_app_t;
 
 static const char *const kind_names[] = {"outcome", "invalid", "dead_letter"};
@@ -113,8 +134,6 @@ static kp_err_t window_decode(const void *buf, size_t len,
         return KP_OK;
 }
 
-KP_CTX_TYPED_GETTER(get_window, metrics_window_t, window_decode)
-
 static kp_err_t slowest_decode(const void *buf, size_t len,
                                metrics_slowest_t *s) {
         char err[256];
@@ -128,51 +147,131 @@ static kp_err_t slowest_decode(const void *buf, size_t len,
 
 KP_CTX_TYPED_GETTER(get_slowest, metrics_slowest_t, slowest_decode)
 
-/* Loads the window of @p size holding @p ev (an empty one when there is
- * none yet: *foundp 0) and counts @p ev in it. */
+static void cache_drop(cache_ent_t *e) {
+        if (!e->used)
+                return;
+        kp_free(e->bytes);
+        metrics_window_clear(&e->w);
+        e->used = 0;
+}
+
+static cache_ent_t *cache_find(metrics_app_t *a, int32_t partition,
+                               const char *key, size_t klen) {
+        for (int i = 0; i < METRICS_CACHE_SLOTS; i++) {
+                cache_ent_t *e = &a->cache[i];
+                if (e->used && e->partition == partition && e->klen == klen &&
+                    !memcmp(e->key, key, klen))
+                        return e;
+        }
+        return NULL;
+}
+
+/* Keeps @p w (moved in) stored as @p bytes (taken) under @p key. */
+static void cache_put(metrics_app_t *a, int32_t partition, const char *key,
+                      size_t klen, metrics_window_t *w, char *bytes,
+                      size_t len) {
+        cache_ent_t *e = cache_find(a, partition, key, klen);
+        if (!e) {
+                e = &a->cache[0];
+                for (int i = 0; i < METRICS_CACHE_SLOTS && e->used; i++)
+                        if (!a->cache[i].used ||
+                            a->cache[i].last_use < e->last_use)
+                                e = &a->cache[i];
+        }
+        cache_drop(e);
+        e->used      = 1;
+        e->partition = partition;
+        memcpy(e->key, key, klen);
+        e->klen     = klen;
+        e->bytes    = bytes;
+        e->len      = len;
+        e->w        = *w;
+        e->last_use = ++a->cache_clock;
+}
+
+/* Reads window @p key (@p size, @p start) of the current partition: from
+ * the cache when the stored bytes match, else decoded; an empty window
+ * when there is none (*foundp 0). */
+static kp_err_t window_load(kp_ctx_t *ctx, metrics_app_t *a, const char *key,
+                            size_t klen, metrics_size_t size, int64_t start,
+                            metrics_window_t *w, int *foundp) {
+        void *val;
+        size_t vlen;
+        kp_err_t err =
+            kp_ctx_get(ctx, METRICS_ST_WINDOWS, key, klen, &val, &vlen);
+        cache_ent_t *e = cache_find(a, kp_ctx_partition(ctx), key, klen);
+        *foundp        = err == KP_OK;
+        if (err == KP_ERR_NOT_FOUND) {
+                if (e)
+                        cache_drop(e);
+                metrics_window_init(w, size, start);
+                return KP_OK;
+        }
+        if (err)
+                return err;
+        if (e && e->len == vlen && !memcmp(e->bytes, val, vlen)) {
+                *w = e->w; /* moved out */
+                kp_free(e->bytes);
+                e->used = 0;
+                kp_counter_add(a->cache_hits, 1);
+        } else {
+                if (e)
+                        cache_drop(e);
+                kp_counter_add(a->cache_misses, 1);
+                err = window_decode(val, vlen, w) ? KP_ERR_STORE : KP_OK;
+        }
+        kp_free(val);
+        return err;
+}
+
+/* Stores window @p w (taken, whatever the outcome) under @p key. */
+static kp_err_t window_save(kp_ctx_t *ctx, metrics_app_t *a, const char *key,
+                            size_t klen, metrics_window_t *w) {
+        size_t vlen;
+        char *val = metrics_window_encode(w, METRICS_JSON_STORE, &vlen);
+        kp_err_t err =
+            kp_ctx_put(ctx, METRICS_ST_WINDOWS, key, klen, val, vlen);
+        if (err) {
+                kp_free(val);
+                metrics_window_clear(w);
+                return err;
+        }
+        cache_put(a, kp_ctx_partition(ctx), key, klen, w, val, vlen);
+        return KP_OK;
+}
+
+/* Loads the window of @p size holding @p ev and counts @p ev in it. */
 static kp_err_t window_count(kp_ctx_t *ctx, metrics_app_t *a,
                              const metrics_event_t *ev, metrics_size_t size,
                              metrics_window_t *w, int *foundp) {
         char key[METRICS_KEY_SIZE];
         int64_t start = metrics_window_start(size, ev->event_ms);
         size_t klen   = metrics_window_key(key, sizeof(key), size, start);
-        kp_err_t err  = get_window(ctx, METRICS_ST_WINDOWS, key, klen, w);
-        if (err == KP_ERR_NOT_FOUND) {
-                metrics_window_init(w, size, start);
-                *foundp = 0;
-        } else if (err) {
+        kp_err_t err  = window_load(ctx, a, key, klen, size, start, w, foundp);
+        if (err)
                 return err;
-        } else {
-                *foundp = 1;
-        }
         err = metrics_window_add(w, ev, kp_ctx_now_ms(ctx), a->conf.grace_ms);
         if (err)
                 metrics_window_clear(w);
         return err;
 }
 
-/* Stores @p w and, when it needs one, its closing key: a new window is due
- * at its end plus the grace period; a final one that a late record just
- * amended (the first since its last emission) is due at once. */
+/* Stores @p w (taken) and, when it needs one, its closing key: a new
+ * window is due at its end plus the grace period; a final one that a late
+ * record just amended (the first since its last emission) is due at once. */
 static kp_err_t window_store(kp_ctx_t *ctx, metrics_app_t *a,
                              metrics_window_t *w, int found) {
         char key[METRICS_KEY_SIZE], ckey[METRICS_KEY_SIZE];
         size_t klen =
             metrics_window_key(key, sizeof(key), w->size, w->start_ms);
-        size_t vlen;
-        char *val = metrics_window_encode(w, METRICS_JSON_STORE, &vlen);
-        kp_err_t err =
-            kp_ctx_put(ctx, METRICS_ST_WINDOWS, key, klen, val, vlen);
-        kp_free(val);
-        if (err)
-                return err;
         int64_t due = -1;
         if (!found)
                 due = metrics_window_end(w) + a->conf.grace_ms;
         else if (w->final && w->rev == w->emitted_rev + 1)
                 due = kp_ctx_now_ms(ctx);
-        if (due < 0)
-                return KP_OK;
+        kp_err_t err = window_save(ctx, a, key, klen, w);
+        if (err || due < 0)
+                return err;
         size_t clen = metrics_close_key(ckey, sizeof(ckey), due, key);
         return kp_ctx_put(ctx, METRICS_ST_WINDOWS, ckey, clen, "1", 1);
 }
@@ -242,7 +341,8 @@ static kp_err_t count_event(kp_ctx_t *ctx, metrics_app_t *a,
                         kp_counter_add(a->late, 1);
                 if (!err)
                         err = window_store(ctx, a, &w[s], found[s]);
-                metrics_window_clear(&w[s]);
+                else
+                        metrics_window_clear(&w[s]);
         }
         if (!err && ev->kind == METRICS_OUTCOME && counted[METRICS_1M])
                 err = slowest_count(ctx, a, ev);
@@ -309,35 +409,36 @@ typedef struct close_run_s {
 /* Emits the window @p wkey is due for, if anything is new. */
 static kp_err_t close_window(close_run_t *r, const char *wkey, size_t wklen) {
         metrics_window_t w;
+        metrics_size_t size;
+        int64_t start;
         char tkey[METRICS_KEY_SIZE];
-        kp_err_t err = get_window(r->ctx, METRICS_ST_WINDOWS, wkey, wklen, &w);
-        if (err == KP_ERR_NOT_FOUND)
-                return KP_OK; /* expired meanwhile */
+        int found;
+        if (metrics_window_key_parse(wkey, wklen, &size, &start))
+                return KP_OK; /* not a window key: the closing key goes */
+        kp_err_t err =
+            window_load(r->ctx, r->a, wkey, wklen, size, start, &w, &found);
         if (err)
                 return err;
         metrics_close_t what =
-            metrics_window_due(&w, r->now, r->a->conf.grace_ms);
-        if (what != METRICS_CLOSE_NOTHING) {
-                metrics_window_emitted(&w, r->now);
-                size_t vlen;
-                char *val =
-                    metrics_window_encode(&w, METRICS_JSON_STORE, &vlen);
-                err = kp_ctx_put(r->ctx, METRICS_ST_WINDOWS, wkey, wklen, val,
-                                 vlen);
-                kp_free(val);
-                if (!err) {
-                        val         = metrics_window_encode(&w, 0, &vlen);
-                        size_t tlen = metrics_topic_key(
-                            tkey, sizeof(tkey), &w, kp_ctx_partition(r->ctx));
-                        err = kp_ctx_emit(r->ctx, KP_TOPIC_METRICS_WINDOWS,
-                                          kp_ctx_partition(r->ctx), tkey, tlen,
-                                          val, vlen, NULL);
-                        kp_free(val);
-                }
-                if (!err)
-                        kp_counter_add(r->a->emitted[what], 1);
+            found ? metrics_window_due(&w, r->now, r->a->conf.grace_ms)
+                  : METRICS_CLOSE_NOTHING; /* expired meanwhile */
+        if (what == METRICS_CLOSE_NOTHING) {
+                metrics_window_clear(&w);
+                return KP_OK;
         }
-        metrics_window_clear(&w);
+        metrics_window_emitted(&w, r->now);
+        size_t vlen;
+        char *val = metrics_window_encode(&w, 0, &vlen);
+        size_t tlen =
+            metrics_topic_key(tkey, sizeof(tkey), &w, kp_ctx_partition(r->ctx));
+        err = window_save(r->ctx, r->a, wkey, wklen, &w);
+        if (!err)
+                err = kp_ctx_emit(r->ctx, KP_TOPIC_METRICS_WINDOWS,
+                                  kp_ctx_partition(r->ctx), tkey, tlen, val,
+                                  vlen, NULL);
+        kp_free(val);
+        if (!err)
+                kp_counter_add(r->a->emitted[what], 1);
         return err;
 }
 
@@ -795,6 +896,16 @@ static void register_metrics(kp_metrics_t *m, metrics_app_t *a) {
         a->emitted[METRICS_CLOSE_AMEND] = kp_metrics_counter(
             m, "kpay_metrics_windows_emitted_total",
             "Windows emitted to kpay.metrics.windows.", "why=\"amended\"");
+        a->cache_hits = kp_metrics_counter(
+            m, "kpay_metrics_window_cache_total",
+            "Windows read while counting: from the cache of decoded windows "
+            "or decoded from the store.",
+            "result=\"hit\"");
+        a->cache_misses = kp_metrics_counter(
+            m, "kpay_metrics_window_cache_total",
+            "Windows read while counting: from the cache of decoded windows "
+            "or decoded from the store.",
+            "result=\"miss\"");
         a->expired_windows = kp_metrics_counter(
             m, "kpay_metrics_windows_expired_total",
             "Windows and slowest lists deleted after their retention.", NULL);
@@ -855,6 +966,13 @@ static kp_err_t init(kp_proc_t *proc, void *opaque) {
         return KP_OK;
 }
 
+static void fini(kp_proc_t *proc, void *opaque) {
+        metrics_app_t *a = opaque;
+        (void)proc;
+        for (int i = 0; i < METRICS_CACHE_SLOTS; i++)
+                cache_drop(&a->cache[i]);
+}
+
 int main(int argc, char **argv) {
         static metrics_app_t a;
         static const kp_conf_section_t sections[] = {{metrics_opts, &mopts},
@@ -873,6 +991,7 @@ int main(int argc, char **argv) {
                        .punctuate_interval_ms = METRICS_PUNCTUATE_MS,
                        .init                  = init,
                        .tick                  = tick,
+                       .fini                  = fini,
                        .opaque                = &a,
         };
         return kp_proc_main(&def, argc, argv);

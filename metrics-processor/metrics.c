@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kpay/kp_buf.h"
 #include "kpay/kp_json.h"
 #include "kpay/kp_mem.h"
 
@@ -109,15 +110,6 @@ static kp_err_t map_merge(metrics_map_t *dst, const metrics_map_t *src) {
                 if ((err = metrics_map_add(dst, src->kv[i].key, src->kv[i].v)))
                         return err;
         return KP_OK;
-}
-
-static json_t *map_to_json(const metrics_map_t *m) {
-        json_t *o = json_object();
-        if (!o)
-                kp_json_dump(NULL); /* aborts: out of memory */
-        for (size_t i = 0; i < m->n; i++)
-                kp_json_set(o, m->kv[i].key, json_integer(m->kv[i].v));
-        return o;
 }
 
 static int map_from_json(const json_t *o, metrics_map_t *m, int positive) {
@@ -478,57 +470,149 @@ static json_t *obj(void) {
         return o;
 }
 
-static json_t *lat_to_json(const kp_hist_t *h) {
-        json_t *o = kp_hist_summary_json(h);
-        kp_json_set(o, "histogram", kp_hist_to_json(h));
-        return o;
+/* The window is written by hand rather than through jansson: kpay-metrics
+ * stores it after every record, and building a tree of a few thousand
+ * nodes each time cost more than the rest of the processing. Readers parse
+ * it with jansson (metrics_window_from_json()). */
+
+static void buf_key(kp_buf_t *b, const char *k) {
+        kp_buf_add(b, "\"", 1);
+        kp_buf_puts(b, k);
+        kp_buf_add(b, "\":", 2);
 }
 
-json_t *metrics_window_to_json(const metrics_window_t *w, int flags) {
-        json_t *o = obj(), *c = obj(), *r = obj(), *inv = obj(), *d = obj();
-        json_t *lat = obj(), *st = obj();
-        kp_json_set(o, "size", json_string(metrics_size2str(w->size)));
-        kp_json_set(o, "start_ms", json_integer(w->start_ms));
-        kp_json_set(o, "end_ms", json_integer(metrics_window_end(w)));
-        kp_json_set(c, "count", json_integer(w->complete_count));
-        kp_json_set(c, "amount", map_to_json(&w->complete_amount));
-        kp_json_set(o, "complete", c);
-        kp_json_set(r, "count", json_integer(w->rejected_count));
-        kp_json_set(r, "amount", map_to_json(&w->rejected_amount));
-        kp_json_set(r, "by_reason", map_to_json(&w->rejected_by_reason));
-        kp_json_set(o, "rejected", r);
-        kp_json_set(inv, "count", json_integer(w->invalid_count));
-        kp_json_set(inv, "by_cause", map_to_json(&w->invalid_by_cause));
-        kp_json_set(o, "invalid", inv);
-        kp_json_set(d, "count", json_integer(w->dlq_count));
-        kp_json_set(d, "by_error", map_to_json(&w->dlq_by_error));
-        kp_json_set(d, "by_service", map_to_json(&w->dlq_by_service));
-        kp_json_set(o, "dead_letters", d);
-        kp_json_set(o, "late", json_integer(w->late));
-        kp_json_set(o, "skewed", json_integer(w->skewed));
-        kp_json_set(o, "active_mask", json_integer(w->active_mask));
-        for (int i = 0; i < METRICS_LAT__CNT; i++)
-                kp_json_set(i >= METRICS_LAT_FIRST_STAGE ? st : lat,
-                            lat_names[i], lat_to_json(&w->lat[i]));
-        kp_json_set(lat, "stages", st);
-        kp_json_set(o, "latency_ms", lat);
-        kp_json_set(o, "final", json_boolean(w->final));
-        kp_json_set(o, "closed_ms",
-                    w->closed_ms ? json_integer(w->closed_ms) : json_null());
-        kp_json_set(o, "partitions", json_integer(w->partitions));
-        if (flags & METRICS_JSON_STORE) {
-                kp_json_set(o, "rev", json_integer(w->rev));
-                kp_json_set(o, "emitted_rev", json_integer(w->emitted_rev));
+static void buf_kint(kp_buf_t *b, const char *k, int64_t v) {
+        buf_key(b, k);
+        kp_buf_int(b, v);
+        kp_buf_add(b, ",", 1);
+}
+
+static void buf_map(kp_buf_t *b, const char *k, const metrics_map_t *m,
+                    const char *after) {
+        buf_key(b, k);
+        kp_buf_add(b, "{", 1);
+        for (size_t i = 0; i < m->n; i++) {
+                if (i)
+                        kp_buf_add(b, ",", 1);
+                kp_buf_json_str(b, m->kv[i].key);
+                kp_buf_add(b, ":", 1);
+                kp_buf_int(b, m->kv[i].v);
         }
-        return o;
+        kp_buf_add(b, "}", 1);
+        kp_buf_puts(b, after);
+}
+
+/* A latency: its summary and its mergeable histogram. */
+static void buf_lat(kp_buf_t *b, const char *k, const kp_hist_t *h) {
+        static const struct {
+                const char *name;
+                double q;
+        } qs[] = {{"p50", 0.5}, {"p95", 0.95}, {"p99", 0.99}, {"p999", 0.999}};
+        buf_key(b, k);
+        kp_buf_add(b, "{", 1);
+        buf_kint(b, "count", h->count);
+        kp_buf_printf(b, "\"mean\":%.17g,", kp_hist_mean(h));
+        for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]) + 2; i++) {
+                const char *name = i == 0   ? "min"
+                                   : i <= 4 ? qs[i - 1].name
+                                            : "max";
+                buf_key(b, name);
+                if (!h->count)
+                        kp_buf_puts(b, "null");
+                else
+                        kp_buf_int(b, i == 0 ? h->min
+                                      : i <= 4
+                                          ? kp_hist_quantile(h, qs[i - 1].q)
+                                          : h->max);
+                kp_buf_add(b, ",", 1);
+        }
+        buf_key(b, "histogram");
+        kp_buf_add(b, "{", 1);
+        buf_kint(b, "count", h->count);
+        buf_kint(b, "sum", h->sum);
+        buf_kint(b, "min", h->min);
+        buf_kint(b, "max", h->max);
+        buf_key(b, "buckets");
+        kp_buf_add(b, "[", 1);
+        for (size_t i = 0; i < h->nbuckets; i++) {
+                if (i)
+                        kp_buf_add(b, ",", 1);
+                kp_buf_int(b, h->buckets[i].index);
+                kp_buf_add(b, ",", 1);
+                kp_buf_int(b, h->buckets[i].count);
+        }
+        kp_buf_add(b, "]}}", 3);
 }
 
 char *metrics_window_encode(const metrics_window_t *w, int flags,
                             size_t *lenp) {
-        char *s = kp_json_dump(metrics_window_to_json(w, flags));
-        if (lenp)
-                *lenp = strlen(s);
-        return s;
+        kp_buf_t b = {0};
+        kp_buf_reserve(&b, 4096);
+        kp_buf_puts(&b, "{\"size\":");
+        kp_buf_json_str(&b, metrics_size2str(w->size));
+        kp_buf_add(&b, ",", 1);
+        buf_kint(&b, "start_ms", w->start_ms);
+        buf_kint(&b, "end_ms", metrics_window_end(w));
+        kp_buf_puts(&b, "\"complete\":{");
+        buf_kint(&b, "count", w->complete_count);
+        buf_map(&b, "amount", &w->complete_amount, "},");
+        kp_buf_puts(&b, "\"rejected\":{");
+        buf_kint(&b, "count", w->rejected_count);
+        buf_map(&b, "amount", &w->rejected_amount, ",");
+        buf_map(&b, "by_reason", &w->rejected_by_reason, "},");
+        kp_buf_puts(&b, "\"invalid\":{");
+        buf_kint(&b, "count", w->invalid_count);
+        buf_map(&b, "by_cause", &w->invalid_by_cause, "},");
+        kp_buf_puts(&b, "\"dead_letters\":{");
+        buf_kint(&b, "count", w->dlq_count);
+        buf_map(&b, "by_error", &w->dlq_by_error, ",");
+        buf_map(&b, "by_service", &w->dlq_by_service, "},");
+        buf_kint(&b, "late", w->late);
+        buf_kint(&b, "skewed", w->skewed);
+        buf_kint(&b, "active_mask", w->active_mask);
+        kp_buf_puts(&b, "\"latency_ms\":{");
+        for (int i = 0; i < METRICS_LAT_FIRST_STAGE; i++) {
+                buf_lat(&b, lat_names[i], &w->lat[i]);
+                kp_buf_add(&b, ",", 1);
+        }
+        kp_buf_puts(&b, "\"stages\":{");
+        for (int i = METRICS_LAT_FIRST_STAGE; i < METRICS_LAT__CNT; i++) {
+                if (i > METRICS_LAT_FIRST_STAGE)
+                        kp_buf_add(&b, ",", 1);
+                buf_lat(&b, lat_names[i], &w->lat[i]);
+        }
+        kp_buf_puts(&b, "}},\"final\":");
+        kp_buf_puts(&b, w->final ? "true," : "false,");
+        buf_key(&b, "closed_ms");
+        if (w->closed_ms)
+                kp_buf_int(&b, w->closed_ms);
+        else
+                kp_buf_puts(&b, "null");
+        kp_buf_add(&b, ",", 1);
+        buf_key(&b, "partitions");
+        kp_buf_int(&b, w->partitions);
+        if (flags & METRICS_JSON_STORE) {
+                kp_buf_add(&b, ",", 1);
+                buf_kint(&b, "rev", w->rev);
+                buf_key(&b, "emitted_rev");
+                kp_buf_int(&b, w->emitted_rev);
+        }
+        kp_buf_add(&b, "}", 1);
+        return kp_buf_take(&b, lenp);
+}
+
+json_t *metrics_window_to_json(const metrics_window_t *w, int flags) {
+        size_t len;
+        json_error_t jerr;
+        char *s   = metrics_window_encode(w, flags, &len);
+        json_t *j = json_loadb(s, len, 0, &jerr);
+        kp_free(s);
+        if (!j) {
+                /* Our own encoder wrote something jansson cannot read. */
+                fprintf(stderr, "kpay-metrics: window JSON: %s\n", jerr.text);
+                abort();
+        }
+        return j;
 }
 
 static kp_err_t bad(char *errstr, size_t size, const char *what) {
