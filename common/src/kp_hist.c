@@ -2,7 +2,6 @@
 #include "kpay/kp_hist.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -233,17 +232,6 @@ json_t *kp_hist_to_json(const kp_hist_t *h) {
         return o;
 }
 
-static kp_err_t kp__bad(char *errstr, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static kp_err_t kp__bad(char *errstr, size_t size, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (errstr && size)
-                vsnprintf(errstr, size, fmt, ap);
-        va_end(ap);
-        return KP_ERR_PARSE;
-}
-
 static int kp__int(const json_t *o, const char *k, int64_t *v) {
         const json_t *x = json_object_get(o, k);
         if (!json_is_integer(x))
@@ -258,21 +246,24 @@ kp_err_t kp_hist_from_json(const json_t *j, kp_hist_t *h, char *errstr,
         int64_t total = 0;
         const json_t *b;
         if (!json_is_object(j))
-                return kp__bad(errstr, errstr_size, "histogram: not an object");
+                return kp_errstr_set(KP_ERR_PARSE, errstr, errstr_size,
+                                     "histogram: not an object");
         kp_hist_init(&n);
         if (!kp__int(j, "count", &n.count) || !kp__int(j, "sum", &n.sum) ||
             !kp__int(j, "min", &n.min) || !kp__int(j, "max", &n.max))
-                return kp__bad(errstr, errstr_size,
-                               "histogram: count, sum, min and max must be "
-                               "integers");
+                return kp_errstr_set(
+                    KP_ERR_PARSE, errstr, errstr_size,
+                    "histogram: count, sum, min and max must be "
+                    "integers");
         b = json_object_get(j, "buckets");
         if (!json_is_array(b) || json_array_size(b) % 2)
-                return kp__bad(errstr, errstr_size,
-                               "histogram: buckets must be an array of "
-                               "index, count pairs");
+                return kp_errstr_set(KP_ERR_PARSE, errstr, errstr_size,
+                                     "histogram: buckets must be an array of "
+                                     "index, count pairs");
         if (n.count < 0 || n.sum < 0 || n.min < 0 || n.min > n.max)
-                return kp__bad(errstr, errstr_size,
-                               "histogram: negative count/sum or min > max");
+                return kp_errstr_set(
+                    KP_ERR_PARSE, errstr, errstr_size,
+                    "histogram: negative count/sum or min > max");
         n.nbuckets = json_array_size(b) / 2;
         n.cap      = n.nbuckets;
         n.buckets  = n.cap ? kp_malloc(n.cap * sizeof(*n.buckets)) : NULL;
@@ -302,9 +293,9 @@ kp_err_t kp_hist_from_json(const json_t *j, kp_hist_t *h, char *errstr,
         return KP_OK;
 bad:
         kp_free(n.buckets);
-        return kp__bad(errstr, errstr_size,
-                       "histogram: buckets not ascending, out of range, "
-                       "empty or inconsistent with count/min/max");
+        return kp_errstr_set(KP_ERR_PARSE, errstr, errstr_size,
+                             "histogram: buckets not ascending, out of range, "
+                             "empty or inconsistent with count/min/max");
 }
 
 json_t *kp_hist_summary_json(const kp_hist_t *h) {

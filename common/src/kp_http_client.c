@@ -1,7 +1,6 @@
 /* kp_http_client.c: a minimal blocking HTTP/1.1 client (kp_http.h). */
 #include <errno.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,22 +9,16 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "kpay/kp_err.h"
 #include "kpay/kp_http.h"
 #include "kpay/kp_mem.h"
 
 /* Answers larger than this are refused. */
 #define KP_HTTP_CLIENT_MAX ((size_t)64 * 1024 * 1024)
 
-static int fail(char *errstr, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *errstr, size_t size, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (errstr && size)
-                vsnprintf(errstr, size, fmt, ap);
-        va_end(ap);
-        return -1;
-}
+/* Fills errstr and returns -1. */
+#define fail(errstr, size, ...)                                                \
+        (kp_errstr_set(KP_ERR_IO, errstr, size, __VA_ARGS__), -1)
 
 int kp_http_split_url(const char *url, char *hostport, size_t hp_size,
                       char *base, size_t base_size) {
