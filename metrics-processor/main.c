@@ -308,6 +308,15 @@ static kp_err_t count_event(kp_ctx_t *ctx, metrics_app_t *a,
         int64_t now  = kp_ctx_now_ms(ctx);
         kp_err_t err = KP_OK;
 
+        /* Older than every window kept: counted now, as invalid. */
+        int kept = 0;
+        for (int s = 0; s < METRICS_SIZE__CNT; s++)
+                kept += !metrics_event_expired(ev, (metrics_size_t)s, now,
+                                               &a->conf);
+        if (!kept) {
+                metrics_event_make_invalid(ev, "too_old");
+                ev->event_ms = now;
+        }
         for (int pass = 0; pass < 2; pass++) {
                 for (int s = 0; s < METRICS_SIZE__CNT; s++) {
                         if (metrics_event_expired(ev, (metrics_size_t)s, now,
@@ -714,16 +723,26 @@ static const int sla_periods[] = {1, 5, 15};
 static kp_err_t sla_verdicts(metrics_app_t *a, int64_t now,
                              metrics_verdict_t v[3], metrics_verdict_t *cur) {
         int64_t minute = metrics_window_start(METRICS_1M, now);
-        metrics_window_t w;
-        int64_t traffic;
-        kp_err_t err = KP_OK;
-        for (int i = 0; !err && i < 3; i++) {
-                err = merged_minutes(a, minute - sla_periods[i] * 60000, minute,
-                                     &w, &traffic);
+        metrics_window_t w, part;
+        int64_t traffic = 0, t;
+        kp_err_t err    = KP_OK;
+        /* Each period adds the minutes before the previous one's, so that
+         * every minute window is read once. */
+        metrics_window_init(&w, METRICS_1M, 0);
+        w.partitions = 0;
+        w.final      = 1;
+        for (int i = 0, done = 0; !err && i < 3; i++) {
+                err = merged_minutes(a, minute - sla_periods[i] * 60000,
+                                     minute - done * 60000, &part, &t);
+                if (!err)
+                        err = metrics_window_merge(&w, &part);
+                metrics_window_clear(&part);
+                traffic += t;
+                done = sla_periods[i];
                 if (!err)
                         metrics_verdict(&w, traffic, &a->obj, &v[i]);
-                metrics_window_clear(&w);
         }
+        metrics_window_clear(&w);
         if (!err && cur) {
                 err = merged_minutes(a, minute, minute + 60000, &w, &traffic);
                 if (!err)

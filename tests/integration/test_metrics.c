@@ -450,6 +450,11 @@ static void test_closing_and_bad_input(void **state) {
         outcome_json(buf, sizeof(buf), "b7", "USD", 5, now, now + 3600 * 1000,
                      NULL);
         it_produce(rk, complete, -1, "b7", buf);
+        /* Older than every window kept (7 days of minutes). */
+        outcome_json(buf, sizeof(buf), "b8", "USD", 5,
+                     now - INT64_C(8) * 86400000 - 5,
+                     now - INT64_C(8) * 86400000, NULL);
+        it_produce(rk, complete, -1, "b8", buf);
         produce_dlq(rk, dlq, "not_json", "inflight");
         produce_dlq(rk, dlq, "not_json", "account");
         produce_dlq(rk, dlq, NULL, NULL);
@@ -495,10 +500,10 @@ static void test_closing_and_bad_input(void **state) {
         for (;;) {
                 r = windows(&metrics, "1m", now - 120000, now + 120000);
                 t = sum_windows(r);
-                if (t.invalid == (int64_t)nbad + 1 && t.dlq == 3)
+                if (t.invalid == (int64_t)nbad + 2 && t.dlq == 3)
                         break;
                 json_decref(r);
-                if (t.invalid > (int64_t)nbad + 1 || t.dlq > 3 ||
+                if (t.invalid > (int64_t)nbad + 2 || t.dlq > 3 ||
                     kp_wall_ms() > deadline)
                         fail_msg("invalid %" PRId64 ", dead letters %" PRId64,
                                  t.invalid, t.dlq);
@@ -537,6 +542,8 @@ static void test_closing_and_bad_input(void **state) {
         }
         assert_int_equal(
             json_integer_value(json_object_get(causes, "future_time")), 1);
+        assert_int_equal(json_integer_value(json_object_get(causes, "too_old")),
+                         1);
         assert_int_equal(json_integer_value(json_object_get(errs, "not_json")),
                          2);
         assert_int_equal(json_integer_value(json_object_get(errs, "unknown")),
