@@ -337,7 +337,8 @@ static kp_err_t count_event(kp_ctx_t *ctx, metrics_app_t *a,
                                 metrics_window_clear(&w[s]);
                 memset(counted, 0, sizeof(counted));
                 metrics_event_make_invalid(ev, "overflow");
-                err = KP_OK;
+                ev->event_ms = now;
+                err          = KP_OK;
         }
         for (int s = 0; s < METRICS_SIZE__CNT; s++) {
                 if (!counted[s]) {
