@@ -331,10 +331,12 @@ void acct_outcome_payment(const kp_payment_t *in, const acct_result_t *res,
         kp_payment_copy(out, in);
         switch (res->outcome) {
         case ACCT_DEBITED:
-                out->state = KP_PAY_CREDIT;
+                out->state    = KP_PAY_CREDIT;
+                out->debit_ms = now_ms; /* the stage stamps (events.md) */
                 break;
         case ACCT_CREDITED:
-                out->state = KP_PAY_COMPLETE;
+                out->state     = KP_PAY_COMPLETE;
+                out->credit_ms = now_ms;
                 break;
         case ACCT_CREDIT_REFUSED:
                 out->state = KP_PAY_REFUND;

@@ -230,8 +230,9 @@ void acct_apply_cmd(const acct_t *cur, const kp_account_cmd_t *cmd,
  * @brief Builds the payment to emit after @p res: a deep copy of @p in
  *        (unknown fields included) with the state the outcome calls for
  *        (CREDIT, REJECTED, COMPLETE, REFUND), the reason of @p res
- *        (cleared for CREDIT and COMPLETE), and complete_ms = @p now_ms for
- *        COMPLETE and REJECTED.
+ *        (cleared for CREDIT and COMPLETE), complete_ms = @p now_ms for
+ *        COMPLETE and REJECTED, and the stage stamps: debit_ms = @p now_ms
+ *        for CREDIT, credit_ms = @p now_ms for COMPLETE.
  * @param out receives the payment; release it with kp_payment_clear().
  * @locality any thread
  */

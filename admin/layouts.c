@@ -5,10 +5,8 @@
 #include "account.h"
 #include "confirmed.h"
 #include "inflight.h"
+#include "metrics.h"
 
 const kp_proc_layout_t *const admin_layouts[] = {
-    &inflight_layout,
-    &account_layout,
-    &confirmed_layout,
-    NULL,
+    &inflight_layout, &account_layout, &confirmed_layout, &metrics_layout, NULL,
 };

@@ -10,6 +10,7 @@
 
 #include "account.h"
 #include "kpay/kp_conf.h"
+#include "kpay/kp_hist.h"
 #include "kpay/kp_mem.h"
 
 /* ------------------------------------------------------------------------
@@ -811,6 +812,35 @@ char *gen_summary_json(const gen_summary_t *s) {
                      kp_money_to_json(&s->books->sums, KP_MONEY_JSON_STRING));
                 jset(root, "books", bk);
         }
+        if (s->server) {
+                const gen_server_t *v = s->server;
+                json_t *o = json_object(), *lat = json_object();
+                if (!o || !lat) {
+                        fprintf(stderr,
+                                "kpay-gen: out of memory building JSON\n");
+                        abort();
+                }
+                jset(o, "url", json_string(v->url ? v->url : ""));
+                jset(o, "fetched", json_boolean(v->fetched));
+                if (!v->fetched) {
+                        jset(o, "error", json_string(v->error));
+                        json_decref(lat);
+                } else {
+                        jset(o, "from_ms", json_integer(v->from_ms));
+                        jset(o, "windows", json_integer(v->windows));
+                        jset(o, "all_final", json_boolean(v->all_final));
+                        jset(o, "complete", json_integer(v->complete));
+                        jset(o, "rejected", json_integer(v->rejected));
+                        jset(o, "invalid", json_integer(v->invalid));
+                        jset(o, "late", json_integer(v->late));
+                        jset(lat, "p50", json_integer(v->p50_ms));
+                        jset(lat, "p95", json_integer(v->p95_ms));
+                        jset(lat, "p99", json_integer(v->p99_ms));
+                        jset(lat, "max", json_integer(v->max_ms));
+                        jset(o, "latency_ms", lat);
+                }
+                jset(root, "server", o);
+        }
         /* 15 significant digits print a value of whole milliseconds (or
          * tenths) as the short decimal it is: 1.234, not 1.23399999. */
         char *dump = json_dumps(
@@ -865,20 +895,95 @@ void gen_summary_print(const gen_summary_t *s, FILE *fp) {
                 " payments, created to "
                 "complete)\n",
                 o->p50_ms, o->p95_ms, o->p99_ms, o->max_ms, o->latency_cnt);
-        if (!s->books)
-                return;
         const gen_books_t *b = s->books;
-        fprintf(fp, "books     %s:",
-                gen_books_balanced(b) ? "balance" : "DO NOT balance");
-        for (size_t i = 0; i < b->sums.cnt; i++) {
-                char buf[KP_I128_DEC_SIZE];
-                kp_i128_format(b->sums.e[i].amount, buf);
-                fprintf(fp, "%s %s %s", i ? "," : "", b->sums.e[i].currency,
-                        buf);
+        if (b) {
+                fprintf(fp, "books     %s:",
+                        gen_books_balanced(b) ? "balance" : "DO NOT balance");
+                for (size_t i = 0; i < b->sums.cnt; i++) {
+                        char buf[KP_I128_DEC_SIZE];
+                        kp_i128_format(b->sums.e[i].amount, buf);
+                        fprintf(fp, "%s %s %s", i ? "," : "",
+                                b->sums.e[i].currency, buf);
+                }
+                fprintf(fp,
+                        "%s (sum of every balance per currency; %" PRId64
+                        " accounts, %" PRId64 " overdrawn, %" PRId64
+                        " unreadable)\n",
+                        b->sums.cnt ? "" : " no balances", b->accounts,
+                        b->overdrawn, b->corrupt);
+        }
+        const gen_server_t *v = s->server;
+        if (!v)
+                return;
+        if (!v->fetched) {
+                fprintf(fp, "server    kpay-metrics at %s: unavailable (%s)\n",
+                        v->url ? v->url : "", v->error);
+                return;
         }
         fprintf(fp,
-                "%s (sum of every balance per currency; %" PRId64
-                " accounts, %" PRId64 " overdrawn, %" PRId64 " unreadable)\n",
-                b->sums.cnt ? "" : " no balances", b->accounts, b->overdrawn,
-                b->corrupt);
+                "server    kpay-metrics at %s: %" PRId64 " COMPLETE, %" PRId64
+                " REJECTED, %" PRId64 " invalid, %" PRId64 " late in %" PRId64
+                " windows since %" PRId64 "%s\n",
+                v->url ? v->url : "", v->complete, v->rejected, v->invalid,
+                v->late, v->windows, v->from_ms,
+                v->all_final ? "" : " (not all final yet)");
+        fprintf(fp,
+                "          p50 %" PRId64 " ms, p95 %" PRId64 " ms, p99 %" PRId64
+                " ms, max %" PRId64 " ms (%" PRId64
+                " outcomes, created to complete)\n",
+                v->p50_ms, v->p95_ms, v->p99_ms, v->max_ms, v->latency_cnt);
+}
+
+kp_err_t gen_server_view(const char *json, size_t len, gen_server_t *v) {
+        json_error_t jerr;
+        kp_hist_t all, one;
+        size_t i;
+        json_t *w;
+        kp_err_t err = KP_OK;
+        json_t *root = json_loadb(json, len, 0, &jerr);
+        json_t *arr  = json_object_get(root, "windows");
+        v->fetched   = 0;
+        if (!json_is_array(arr)) {
+                snprintf(v->error, sizeof(v->error),
+                         "not a /v1/metrics/windows answer");
+                json_decref(root);
+                return KP_ERR_PARSE;
+        }
+        kp_hist_init(&all);
+        v->windows   = 0;
+        v->all_final = 1;
+        v->complete = v->rejected = v->invalid = v->late = 0;
+        json_array_foreach(arr, i, w) {
+                json_t *h = json_object_get(
+                    json_object_get(json_object_get(w, "latency_ms"), "e2e"),
+                    "histogram");
+                kp_hist_init(&one);
+                if (kp_hist_from_json(h, &one, v->error, sizeof(v->error)) ||
+                    kp_hist_merge(&all, &one)) {
+                        kp_hist_clear(&one);
+                        err = KP_ERR_PARSE;
+                        break;
+                }
+                kp_hist_clear(&one);
+                v->windows++;
+                v->all_final &= json_is_true(json_object_get(w, "final"));
+                v->complete += json_integer_value(
+                    json_object_get(json_object_get(w, "complete"), "count"));
+                v->rejected += json_integer_value(
+                    json_object_get(json_object_get(w, "rejected"), "count"));
+                v->invalid += json_integer_value(
+                    json_object_get(json_object_get(w, "invalid"), "count"));
+                v->late += json_integer_value(json_object_get(w, "late"));
+        }
+        json_decref(root);
+        if (!err) {
+                v->fetched     = 1;
+                v->latency_cnt = all.count;
+                v->p50_ms      = all.count ? kp_hist_quantile(&all, 0.5) : 0;
+                v->p95_ms      = all.count ? kp_hist_quantile(&all, 0.95) : 0;
+                v->p99_ms      = all.count ? kp_hist_quantile(&all, 0.99) : 0;
+                v->max_ms      = all.max;
+        }
+        kp_hist_clear(&all);
+        return err;
 }

@@ -312,6 +312,31 @@ void gen_books_add(gen_books_t *b, const char *account, size_t account_len,
  *         regular account is overdrawn, and every value decoded. */
 int gen_books_balanced(const gen_books_t *b);
 
+/** kpay-metrics' view of the run (--metrics URL): its 1 s windows of the
+ *  run's time range, merged. */
+typedef struct gen_server_s {
+        int fetched;      /**< 0: unavailable, see error */
+        char error[256];  /**< why it is unavailable */
+        const char *url;  /**< --metrics */
+        int64_t from_ms;  /**< the windows from this second on */
+        int64_t windows;  /**< windows with records */
+        int all_final;    /**< every window was final */
+        int64_t complete; /**< COMPLETE outcomes counted */
+        int64_t rejected; /**< REJECTED outcomes counted */
+        int64_t invalid;  /**< records counted as invalid */
+        int64_t late;     /**< records counted after their window was due */
+        int64_t latency_cnt;
+        int64_t p50_ms, p95_ms, p99_ms, max_ms; /**< e2e, merged */
+} gen_server_t;
+
+/**
+ * @brief Fills @p v from a /v1/metrics/windows answer (@p json): counts
+ *        summed, the e2e histograms merged (kp_hist) and their percentiles.
+ * @returns KP_OK (v->fetched 1) or KP_ERR_PARSE with a reason in
+ *          v->error.
+ */
+kp_err_t gen_server_view(const char *json, size_t len, gen_server_t *v);
+
 /** The totals of a run. */
 typedef struct gen_summary_s {
         const char *topic;
@@ -331,6 +356,7 @@ typedef struct gen_summary_s {
         gen_outcomes_t outcomes;
         /** After the wait, the books (NULL: not read, e.g. timed out). */
         const gen_books_t *books;
+        const gen_server_t *server; /**< --metrics, or NULL */
 } gen_summary_t;
 
 /**
@@ -349,7 +375,9 @@ int64_t gen_rate_x10(int64_t records, int64_t elapsed_ms);
  *        "multiple_outcomes",
  *        "unexpected", "wait_s", "timed_out"; with books: "books"
  *        {"balanced","accounts","overdrawn","corrupt","sums"{currency:
- *        "minor units"}} (the sums are decimal strings).
+ *        "minor units"}} (the sums are decimal strings); with --metrics,
+ *        "server" {"url","fetched","error"|"from_ms","windows","all_final",
+ *        "complete","rejected","invalid","late","latency_ms"{...}}.
  * @returns a kp_malloc()ed string.
  */
 char *gen_summary_json(const gen_summary_t *s);

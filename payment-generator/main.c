@@ -33,6 +33,7 @@
 #include "kpay/kp_app.h"
 #include "kpay/kp_conf.h"
 #include "kpay/kp_follower.h"
+#include "kpay/kp_http.h"
 #include "kpay/kp_kafka.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
@@ -65,6 +66,7 @@ typedef struct gen_conf_s {
         int json;
         int quiet;
         char *latency_file;
+        char *metrics;
 } gen_conf_t;
 
 #define GOPT(field) offsetof(gen_conf_t, field)
@@ -107,6 +109,10 @@ static const kp_conf_opt_t gen_opts[] = {
     {"latency-file", 0, KP_CONF_STR, GOPT(latency_file), NULL, 0, 0, "FILE",
      "With --wait: write \"complete_ms latency_ms\" for each outcome of this "
      "run's payments (not the funding) to FILE (for plots)."},
+    {"metrics", 0, KP_CONF_STR, GOPT(metrics), NULL, 0, 0, "URL",
+     "With --wait: also print kpay-metrics' view of the run (its 1 s "
+     "windows since the stream began, e.g. http://127.0.0.1:8085) beside "
+     "this tool's own."},
     {"quiet", 'q', KP_CONF_BOOL, GOPT(quiet), "false", 0, 0, NULL,
      "No progress line."},
     {NULL},
@@ -150,8 +156,9 @@ typedef struct gen_run_s {
         int64_t progress_ns; /* when the last line was written */
         int progress_open;   /* a \r line is on the terminal */
         int64_t stream_start_ns, stream_end_ns, stream_total;
-        int64_t stream_acked_base; /* acked before the stream began */
-        int64_t stream_done_ns;    /* when its last record was acked */
+        int64_t stream_start_wall_ms; /* for --metrics */
+        int64_t stream_acked_base;    /* acked before the stream began */
+        int64_t stream_done_ns;       /* when its last record was acked */
         int64_t wait_deadline_ns;
 } gen_run_t;
 
@@ -563,10 +570,11 @@ static int run_stream(gen_run_t *r) {
         kp_payment_t p;
         size_t len;
 
-        r->phase             = PHASE_STREAM;
-        r->stream_total      = gc->duration ? -1 : gc->count;
-        r->stream_start_ns   = kp_mono_ns();
-        r->stream_acked_base = r->acked;
+        r->phase                = PHASE_STREAM;
+        r->stream_total         = gc->duration ? -1 : gc->count;
+        r->stream_start_ns      = kp_mono_ns();
+        r->stream_start_wall_ms = kp_wall_ms();
+        r->stream_acked_base    = r->acked;
         r->stream_end_ns =
             gc->duration ? r->stream_start_ns + gc->duration * 1000000000 : 0;
         for (uint64_t k = 0;; k++) {
@@ -681,6 +689,20 @@ static int check_args(const gen_conf_t *gc, gen_run_t *r, char **prefixp,
                 fprintf(stderr, PROG ": %s\n", errstr);
                 return -1;
         }
+        if (gc->metrics) {
+                char hp[256], base[256];
+                if (!gc->wait) {
+                        fprintf(stderr, PROG ": --metrics needs --wait\n");
+                        return -1;
+                }
+                if (kp_http_split_url(gc->metrics, hp, sizeof(hp), base,
+                                      sizeof(base))) {
+                        fprintf(stderr,
+                                PROG ": --metrics %s: not http://HOST:PORT\n",
+                                gc->metrics);
+                        return -1;
+                }
+        }
         if (gc->id_prefix)
                 *prefixp = kp_strdup(gc->id_prefix);
         else
@@ -750,6 +772,57 @@ static int read_books(gen_run_t *r, gen_books_t *b, char *errstr,
         }
         kp_follower_destroy(f);
         return rc;
+}
+
+/* How long --metrics waits for kpay-metrics' windows of the run to be
+ * final after the outcomes arrived (its grace period is 2 s by default). */
+#define GEN_SERVER_WAIT_MS 15000
+
+/* kpay-metrics' view of the run (--metrics): its 1 s windows since the
+ * stream began, asked again until they count at least the @p outcomes this
+ * tool saw (kpay-metrics may lag behind) and every one is final, or the
+ * wait is over. */
+static void fetch_server(gen_run_t *r, int64_t outcomes, gen_server_t *v) {
+        char hostport[256], base[256], path[600], errstr[256];
+        memset(v, 0, sizeof(*v));
+        v->url     = r->gc->metrics;
+        v->from_ms = r->stream_start_wall_ms - r->stream_start_wall_ms % 1000;
+        if (kp_http_split_url(v->url, hostport, sizeof(hostport), base,
+                              sizeof(base))) {
+                snprintf(v->error, sizeof(v->error), "not http://HOST:PORT");
+                return;
+        }
+        int64_t deadline = kp_mono_ms() + GEN_SERVER_WAIT_MS;
+        for (;;) {
+                char *body = NULL;
+                size_t len = 0;
+                snprintf(path, sizeof(path),
+                         "%s/v1/metrics/windows?size=1s&from=%" PRId64
+                         "&to=%" PRId64,
+                         base, v->from_ms, kp_wall_ms() + 1000);
+                int st =
+                    kp_http_request("GET", hostport, path, NULL, NULL, 5000,
+                                    &body, &len, errstr, sizeof(errstr));
+                if (st != 200) {
+                        if (st < 0)
+                                snprintf(v->error, sizeof(v->error), "%s",
+                                         errstr);
+                        else
+                                snprintf(v->error, sizeof(v->error),
+                                         "HTTP %d: %.200s", st,
+                                         body ? body : "");
+                        kp_free(body);
+                        return;
+                }
+                kp_err_t err = gen_server_view(body, len, v);
+                kp_free(body);
+                if (err ||
+                    (v->all_final &&
+                     v->complete + v->rejected + v->invalid >= outcomes) ||
+                    kp_mono_ms() > deadline || !kp_app_running())
+                        return;
+                kp_sleep_ms(250);
+        }
 }
 
 /* The run after the arguments are checked. @returns the exit status. */
@@ -835,6 +908,11 @@ static int run(gen_run_t *r) {
                     (r->stream_done_ns - r->stream_start_ns) / 1000000;
         if (waited)
                 gen_tracker_outcomes(r->tracker, &s.outcomes);
+        gen_server_t server;
+        if (waited && r->gc->metrics) {
+                fetch_server(r, s.outcomes.latency_cnt, &server);
+                s.server = &server;
+        }
         if (r->gc->json) {
                 char *json = gen_summary_json(&s);
                 printf("%s\n", json);

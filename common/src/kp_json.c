@@ -91,3 +91,17 @@ char *kp_json_dump(json_t *v) {
         free(s);
         return out;
 }
+
+void kp_json_set(json_t *obj, const char *key, json_t *val) {
+        if (!val || json_object_set_new(obj, key, val) == -1) {
+                KP_FATAL("out of memory building JSON");
+                abort();
+        }
+}
+
+void kp_json_append(json_t *arr, json_t *val) {
+        if (!val || json_array_append_new(arr, val) == -1) {
+                KP_FATAL("out of memory building JSON");
+                abort();
+        }
+}

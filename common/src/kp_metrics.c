@@ -1,6 +1,8 @@
 /* kp_metrics.c: a metrics registry rendered in the Prometheus text format. */
 #include "kpay/kp_metrics.h"
 
+#include "kpay/kp_buf.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -373,51 +375,6 @@ char *kp_metrics_escape_label(char *buf, size_t size, const char *value) {
         return buf;
 }
 
-/* A growing output buffer. */
-typedef struct sbuf_s {
-        char *p;
-        size_t len;
-        size_t cap;
-} sbuf_t;
-
-static void sbuf_reserve(sbuf_t *b, size_t n) {
-        if (b->len + n + 1 <= b->cap)
-                return;
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-                cap *= 2;
-        b->p   = kp_realloc(b->p, cap);
-        b->cap = cap;
-}
-
-static void sbuf_add(sbuf_t *b, const char *s, size_t n) {
-        sbuf_reserve(b, n);
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-        b->p[b->len] = '\0';
-}
-
-static void sbuf_puts(sbuf_t *b, const char *s) {
-        sbuf_add(b, s, strlen(s));
-}
-
-static void sbuf_printf(sbuf_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void sbuf_printf(sbuf_t *b, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(NULL, 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                misuse("vsnprintf failed");
-        sbuf_reserve(b, (size_t)n);
-        va_start(ap, fmt);
-        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        b->len += (size_t)n;
-}
-
 /* Formats @p v as Prometheus expects: NaN, +Inf, -Inf, otherwise the
  * shortest decimal that reads back as the same double ("0.1", not
  * "0.10000000000000001"; "3", not "3.0000000000000000"). */
@@ -438,27 +395,27 @@ static void format_double(char *buf, size_t size, double v) {
 }
 
 /* Writes the HELP text, escaping backslash and newline. */
-static void sbuf_help(sbuf_t *b, const char *help) {
+static void sbuf_help(kp_buf_t *b, const char *help) {
         for (const char *p = help; *p; p++) {
                 if (*p == '\\')
-                        sbuf_add(b, "\\\\", 2);
+                        kp_buf_add(b, "\\\\", 2);
                 else if (*p == '\n')
-                        sbuf_add(b, "\\n", 2);
+                        kp_buf_add(b, "\\n", 2);
                 else
-                        sbuf_add(b, p, 1);
+                        kp_buf_add(b, p, 1);
         }
 }
 
 /* Writes "name{labels}" or "name" when there are no labels. */
-static void sbuf_series_name(sbuf_t *b, const char *name, const char *suffix,
+static void sbuf_series_name(kp_buf_t *b, const char *name, const char *suffix,
                              const char *labels) {
-        sbuf_puts(b, name);
-        sbuf_puts(b, suffix);
+        kp_buf_puts(b, name);
+        kp_buf_puts(b, suffix);
         if (*labels)
-                sbuf_printf(b, "{%s}", labels);
+                kp_buf_printf(b, "{%s}", labels);
 }
 
-static void render_histogram(sbuf_t *b, const char *name,
+static void render_histogram(kp_buf_t *b, const char *name,
                              const kp_histogram_t *h) {
         char num[64];
         const char *sep = *h->s.labels ? "," : "";
@@ -470,39 +427,39 @@ static void render_histogram(sbuf_t *b, const char *name,
                         format_double(num, sizeof(num), h->bounds[i]);
                 else
                         snprintf(num, sizeof(num), "+Inf");
-                sbuf_printf(b, "%s_bucket{%s%sle=\"%s\"} %" PRIu64 "\n", name,
-                            h->s.labels, sep, num, cum);
+                kp_buf_printf(b, "%s_bucket{%s%sle=\"%s\"} %" PRIu64 "\n", name,
+                              h->s.labels, sep, num, cum);
         }
         format_double(
             num, sizeof(num),
             bits_double(atomic_load_explicit(&((kp_histogram_t *)h)->sum_bits,
                                              memory_order_relaxed)));
         sbuf_series_name(b, name, "_sum", h->s.labels);
-        sbuf_printf(b, " %s\n", num);
+        kp_buf_printf(b, " %s\n", num);
         /* _count is the +Inf bucket as read above, so that the two always
          * agree even while observations race with rendering. */
         sbuf_series_name(b, name, "_count", h->s.labels);
-        sbuf_printf(b, " %" PRIu64 "\n", cum);
+        kp_buf_printf(b, " %" PRIu64 "\n", cum);
 }
 
 char *kp_metrics_render(kp_metrics_t *m, size_t *lenp) {
-        sbuf_t b = {NULL, 0, 0};
+        kp_buf_t b = {NULL, 0, 0};
         char num[64];
-        sbuf_reserve(&b, 0);
+        kp_buf_reserve(&b, 0);
         b.p[0] = '\0';
         pthread_mutex_lock(&m->lock);
         for (const kp_family_t *f = m->families; f; f = f->next) {
                 if (!f->series)
                         continue; /* every gauge of it was removed */
-                sbuf_printf(&b, "# HELP %s ", f->name);
+                kp_buf_printf(&b, "# HELP %s ", f->name);
                 sbuf_help(&b, f->help);
-                sbuf_printf(&b, "\n# TYPE %s %s\n", f->name,
-                            type_names[f->type]);
+                kp_buf_printf(&b, "\n# TYPE %s %s\n", f->name,
+                              type_names[f->type]);
                 for (const kp_series_t *s = f->series; s; s = s->next) {
                         switch (f->type) {
                         case KP_METRIC_COUNTER:
                                 sbuf_series_name(&b, f->name, "", s->labels);
-                                sbuf_printf(
+                                kp_buf_printf(
                                     &b, " %" PRId64 "\n",
                                     kp_counter_get((const kp_counter_t *)s));
                                 break;
@@ -511,7 +468,7 @@ char *kp_metrics_render(kp_metrics_t *m, size_t *lenp) {
                                     num, sizeof(num),
                                     kp_gauge_get((const kp_gauge_t *)s));
                                 sbuf_series_name(&b, f->name, "", s->labels);
-                                sbuf_printf(&b, " %s\n", num);
+                                kp_buf_printf(&b, " %s\n", num);
                                 break;
                         case KP_METRIC_HISTOGRAM:
                                 render_histogram(&b, f->name,

@@ -40,6 +40,7 @@ static const char *const kp__pay_known_fields[] = {
     "v",          "id",          "from",        "to",
     "amount",     "currency",    "state",       "reason",
     "created_ms", "inflight_ms", "complete_ms", "origin_partition",
+    "debit_ms",   "credit_ms",
 };
 
 const char *kp_pay_err2code(kp_pay_err_t err) {
@@ -251,6 +252,8 @@ static void kp__pay_init(kp_payment_t *p) {
         p->inflight_ms      = -1;
         p->complete_ms      = -1;
         p->origin_partition = -1;
+        p->debit_ms         = -1;
+        p->credit_ms        = -1;
         p->extra            = NULL;
 }
 
@@ -328,6 +331,10 @@ static kp_pay_err_t kp__pay_from_json(json_t *root, kp_payment_t *p,
             (err = kp__get_int(root, "inflight_ms", &p->inflight_ms, &present,
                                detail, detail_size)) ||
             (err = kp__get_int(root, "complete_ms", &p->complete_ms, &present,
+                               detail, detail_size)) ||
+            (err = kp__get_int(root, "debit_ms", &p->debit_ms, &present, detail,
+                               detail_size)) ||
+            (err = kp__get_int(root, "credit_ms", &p->credit_ms, &present,
                                detail, detail_size)))
                 return err;
 
@@ -495,6 +502,15 @@ char *kp_payment_serialize(const kp_payment_t *p, size_t *lenp) {
         kp__pay_set_new(root, "complete_ms", kp__jint_or_null(p->complete_ms));
         kp__pay_set_new(root, "origin_partition",
                         kp__jint_or_null(p->origin_partition));
+        /* The stage stamps only when set (positive; a payment built by
+         * hand with zeros has none), so that a record that never passed
+         * kpay-account is written as before they existed. */
+        if (p->debit_ms > 0)
+                kp__pay_set_new(root, "debit_ms",
+                                json_integer((json_int_t)p->debit_ms));
+        if (p->credit_ms > 0)
+                kp__pay_set_new(root, "credit_ms",
+                                json_integer((json_int_t)p->credit_ms));
         if (p->extra && json_is_object(p->extra)) {
                 json_object_foreach(p->extra, key, val) {
                         /* A known field cannot be overridden by extra. */

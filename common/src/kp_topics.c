@@ -22,6 +22,10 @@ static const kp_topic_spec_t topic_specs[KP_TOPIC__CNT] = {
     [KP_TOPIC_OPS_LOG]   = {"kpay.ops.log", 0, "delete", NULL},
     [KP_TOPIC_OPS_AUDIT] = {"kpay.ops.audit", 0, "delete",
                             KP_AUDIT_RETENTION_MS},
+    /* kpay-metrics' final windows, one key per (size, start, partition):
+     * the latest value of a window is what counts, and kpay-metrics
+     * tombstones a window when it expires from its store. */
+    [KP_TOPIC_METRICS_WINDOWS] = {"kpay.metrics.windows", 0, "compact", NULL},
 };
 
 const kp_topic_spec_t *kp_topic_spec(kp_topic_id_t id) {

@@ -1,5 +1,7 @@
 /* Helpers shared by the integration tests. */
 #include "it_util.h"
+#include "kpay/kp_http.h"
+#include "kpay/kp_mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -294,60 +296,14 @@ int it_http(const char *method, const char *hostport, const char *path,
 
 int it_http_h(const char *method, const char *hostport, const char *path,
               const char *headers, const char *body, char **bodyp) {
-        char host[64];
-        const char *colon = strrchr(hostport, ':');
-        if (!colon || (size_t)(colon - hostport) >= sizeof(host))
-                return -1;
-        memcpy(host, hostport, (size_t)(colon - hostport));
-        host[colon - hostport] = '\0';
-        struct sockaddr_in sa  = {.sin_family = AF_INET,
-                                  .sin_port = htons((uint16_t)atoi(colon + 1))};
-        if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-                return -1;
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0)
-                return -1;
-        struct timeval tv = {10, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-                close(fd);
-                return -1;
-        }
-        size_t blen = body ? strlen(body) : 0;
-        size_t rcap =
-            blen + strlen(path) + (headers ? strlen(headers) : 0) + 512;
-        char *req    = malloc(rcap);
-        int n        = snprintf(req, rcap,
-                                "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
-                                       "%sContent-Length: %zu\r\n\r\n%s",
-                                method, path, hostport, headers ? headers : "", blen,
-                         body ? body : "");
-        ssize_t sent = send(fd, req, (size_t)n, MSG_NOSIGNAL);
-        free(req);
-        if (sent != n) {
-                close(fd);
-                return -1;
-        }
-        size_t cap = 65536, len = 0;
-        char *buf = malloc(cap);
-        for (;;) {
-                if (len + 4096 > cap)
-                        buf = realloc(buf, cap *= 2);
-                ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
-                if (r <= 0)
-                        break;
-                len += (size_t)r;
-        }
-        close(fd);
-        buf[len]   = '\0';
-        int status = -1;
-        if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
-                status = -1;
-        if (bodyp) {
-                char *b = strstr(buf, "\r\n\r\n");
-                *bodyp  = strdup(b ? b + 4 : "");
-        }
-        free(buf);
+        char *b = NULL, err[256];
+        int status =
+            kp_http_request(method, hostport, path, headers, body, 10000,
+                            bodyp ? &b : NULL, NULL, err, sizeof(err));
+        /* As before: the body only with an answer. */
+        if (bodyp && status >= 0)
+                *bodyp = strdup(b ? b : "");
+        kp_free(b);
         return status;
 }
 

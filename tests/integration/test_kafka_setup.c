@@ -70,18 +70,20 @@ static void test_topics_created_then_checked(void **state) {
                 int single       = strstr(r->name, "kpay.metadata") ||
                              strstr(r->name, "kpay.control.status");
                 assert_int_equal(parts, single ? 1 : 12);
-                if (is_changelog || single) {
+                int windows = strstr(r->name, "kpay.metrics.windows") != NULL;
+                if (is_changelog || single || windows) {
                         assert_string_equal(cleanup, "compact");
                         compacted++;
                 } else {
                         assert_string_equal(cleanup, "delete");
                 }
         }
-        /* Both single-partition topics and every changelog: the plan holds
+        /* Both single-partition topics, kpay.metrics.windows and every
+         * changelog: the plan holds
          * the topics, then one changelog per store of admin_layouts (which
          * unit.topics checks). */
         assert_true(plan.cnt > KP_TOPIC__CNT);
-        assert_int_equal(compacted, 2 + (int)(plan.cnt - KP_TOPIC__CNT));
+        assert_int_equal(compacted, 3 + (int)(plan.cnt - KP_TOPIC__CNT));
         rd_kafka_destroy(rk);
         kp_topic_plan_clear(&plan);
 }

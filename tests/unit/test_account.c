@@ -110,6 +110,8 @@ static void test_debit(void **state) {
         assert_int_equal(out.state, KP_PAY_CREDIT);
         assert_string_equal(out.reason, "");
         assert_int_equal(out.complete_ms, -1);
+        assert_int_equal(out.debit_ms, NOW); /* the stage stamp */
+        assert_int_equal(out.credit_ms, p.credit_ms);
         assert_int_equal(out.amount, 250);
         assert_string_equal(out.id, "p-0001");
         assert_int_equal(out.origin_partition, 7);
@@ -126,6 +128,7 @@ static void test_credit(void **state) {
         acct_t a;
         acct_init(&a);
         mkpay(&p, KP_PAY_CREDIT, "alice", "bob", 250);
+        p.debit_ms        = NOW - 5;
         acct_result_t res = apply_ok(&a, &p, 0);
         assert_int_equal(res.outcome, ACCT_CREDITED);
         assert_true(acct_result_changed(&res));
@@ -137,6 +140,9 @@ static void test_credit(void **state) {
         assert_int_equal(out.state, KP_PAY_COMPLETE);
         assert_string_equal(out.reason, "");
         assert_int_equal(out.complete_ms, NOW + 1);
+        /* The debit's stamp is carried forward, the credit's added. */
+        assert_int_equal(out.debit_ms, NOW - 5);
+        assert_int_equal(out.credit_ms, NOW + 1);
         acct_route_t r = acct_route(&out);
         assert_int_equal(r.topic, KP_TOPIC_COMPLETE);
         assert_string_equal(r.key, "p-0001");

@@ -30,10 +30,24 @@ static void test_unknown(void **state) {
         assert_string_equal(kp_err2name((kp_err_t)17), "ERR_UNKNOWN");
 }
 
+static void test_errstr_set(void **state) {
+        char buf[8];
+        (void)state;
+        assert_int_equal(
+            kp_errstr_set(KP_ERR_PARSE, buf, sizeof(buf), "bad %d", 42),
+            KP_ERR_PARSE);
+        assert_string_equal(buf, "bad 42");
+        /* Truncated to the buffer; NULL and 0 are fine. */
+        kp_errstr_set(KP_ERR_IO, buf, sizeof(buf), "%s", "far too long");
+        assert_string_equal(buf, "far too");
+        assert_int_equal(kp_errstr_set(KP_ERR_IO, NULL, 0, "x"), KP_ERR_IO);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_table),
             cmocka_unit_test(test_unknown),
+            cmocka_unit_test(test_errstr_set),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -984,6 +984,49 @@ static void test_books(void **state) {
         gen_books_clear(&b);
 }
 
+/* kpay-metrics' view (--metrics): counts summed, histograms merged. */
+static void test_server_view(void **state) {
+        (void)state;
+        gen_server_t v;
+        memset(&v, 0, sizeof(v));
+        static const char ok[] =
+            "{\"windows\":[{\"complete\":{\"count\":2},\"rejected\":"
+            "{\"count\":1},\"invalid\":{\"count\":0},\"late\":1,\"final\":"
+            "true,\"latency_ms\":{\"e2e\":{\"histogram\":{\"count\":3,"
+            "\"sum\":60,\"min\":10,\"max\":30,\"buckets\":[10,1,20,1,30,1]}}}},"
+            "{\"complete\":{\"count\":1},\"rejected\":{\"count\":0},"
+            "\"invalid\":{\"count\":4},\"late\":0,\"final\":false,"
+            "\"latency_ms\":{\"e2e\":{\"histogram\":{\"count\":1,\"sum\":"
+            "40,\"min\":40,\"max\":40,\"buckets\":[40,1]}}}}]}";
+        assert_int_equal(gen_server_view(ok, strlen(ok), &v), KP_OK);
+        assert_true(v.fetched);
+        assert_int_equal(v.windows, 2);
+        assert_false(v.all_final);
+        assert_int_equal(v.complete, 3);
+        assert_int_equal(v.rejected, 1);
+        assert_int_equal(v.invalid, 4);
+        assert_int_equal(v.late, 1);
+        assert_int_equal(v.latency_cnt, 4);
+        assert_int_equal(v.p50_ms, 20);
+        assert_int_equal(v.p99_ms, 40);
+        assert_int_equal(v.max_ms, 40);
+        v.url    = "http://x:1";
+        char *js = NULL;
+        gen_summary_t sum;
+        memset(&sum, 0, sizeof(sum));
+        sum.server = &v;
+        js         = gen_summary_json(&sum);
+        assert_non_null(strstr(js, "\"server\":{\"url\":\"http://x:1\""));
+        kp_free(js);
+        static const char *const bad[] = {"", "{}", "{\"windows\":[{}]}"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                assert_int_equal(gen_server_view(bad[i], strlen(bad[i]), &v),
+                                 KP_ERR_PARSE);
+                assert_false(v.fetched);
+                assert_true(v.error[0] != '\0');
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_parse_amount, setup, teardown),
@@ -1013,6 +1056,7 @@ int main(void) {
                                             teardown),
             cmocka_unit_test_setup_teardown(test_summary_json, setup, teardown),
             cmocka_unit_test_setup_teardown(test_books, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_server_view, setup, teardown),
         };
         return cmocka_run_group_tests_name("gen", tests, NULL, NULL);
 }

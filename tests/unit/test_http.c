@@ -729,6 +729,48 @@ static void test_concurrent_clients(void **state) {
         }
 }
 
+/* The client (kp_http_request) against the server. */
+static void test_client(void **state) {
+        fixture_t *f = *state;
+        char hp[64], base[64], err[256], *body = NULL;
+        size_t len = 0;
+        snprintf(hp, sizeof(hp), "127.0.0.1:%d", f->port);
+        int st = kp_http_request("GET", hp, "/healthz", NULL, NULL, 5000, &body,
+                                 &len, err, sizeof(err));
+        assert_int_equal(st, 200);
+        assert_int_equal(len, strlen(body));
+        json_t *j = json_loads(body, 0, NULL);
+        assert_string_equal(jstr(j, "tag"), "healthz");
+        json_decref(j);
+        kp_free(body);
+        st = kp_http_request("POST", hp, "/nothing", "X-A: b\r\n", "{}", 5000,
+                             NULL, NULL, err, sizeof(err));
+        assert_int_equal(st, 404);
+        /* Nobody listening: -1 with a reason. */
+        snprintf(hp, sizeof(hp), "127.0.0.1:1");
+        st = kp_http_request("GET", hp, "/", NULL, NULL, 2000, &body, NULL, err,
+                             sizeof(err));
+        assert_int_equal(st, -1);
+        assert_non_null(strstr(err, "127.0.0.1:1"));
+        /* URLs. */
+        assert_int_equal(kp_http_split_url("http://h:80/a/b/", hp, sizeof(hp),
+                                           base, sizeof(base)),
+                         0);
+        assert_string_equal(hp, "h:80");
+        assert_string_equal(base, "/a/b");
+        assert_int_equal(
+            kp_http_split_url("h:8085", hp, sizeof(hp), base, sizeof(base)), 0);
+        assert_string_equal(base, "");
+        assert_int_equal(kp_http_split_url("https://h:1", hp, sizeof(hp), base,
+                                           sizeof(base)),
+                         -1);
+        assert_int_equal(
+            kp_http_split_url("http://h/x", hp, sizeof(hp), base, sizeof(base)),
+            -1);
+        assert_int_equal(
+            kp_http_split_url("h:", hp, sizeof(hp), base, sizeof(base)), -1);
+}
+
 static void test_bad_listen(void **state) {
         (void)state;
         static const char *bad[] = {
@@ -845,6 +887,7 @@ int main(void) {
             cmocka_unit_test(test_body_too_large),
             cmocka_unit_test(test_responses),
             cmocka_unit_test(test_concurrent_clients),
+            cmocka_unit_test(test_client),
             cmocka_unit_test(test_port_in_use),
         };
         const struct CMUnitTest standalone[] = {

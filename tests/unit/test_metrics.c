@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "kpay/kp_buf.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_metrics.h"
@@ -328,8 +329,41 @@ static void test_concurrent_updates(void **state) {
         assert_int_equal(kp_mem_live_allocations(), live);
 }
 
+/* The growing buffer the rendering (and kpay-metrics) writes into. */
+static void test_buf(void **state) {
+        (void)state;
+        kp_buf_t b = {0};
+        size_t len;
+        char *s = kp_buf_take(&b, &len);
+        assert_string_equal(s, "");
+        assert_int_equal(len, 0);
+        kp_free(s);
+        kp_buf_int(&b, 0);
+        kp_buf_puts(&b, " ");
+        kp_buf_int(&b, INT64_MIN);
+        kp_buf_puts(&b, " ");
+        kp_buf_int(&b, INT64_MAX);
+        kp_buf_printf(&b, " %s=%d ", "x", 42);
+        kp_buf_json_str(&b, "a\"b\\c\n\x01\xc3\xa9");
+        for (int i = 0; i < 1000; i++)
+                kp_buf_add(&b, "0123456789", 10);
+        s = kp_buf_take(&b, &len);
+        assert_int_equal(len, strlen(s));
+        static const char want[] =
+            "0 -9223372036854775808 9223372036854775807 x=42 "
+            "\"a\\\"b\\\\c\\u000a\\u0001\xc3\xa9\"";
+        assert_int_equal(len, strlen(want) + 10000);
+        assert_memory_equal(s, want, strlen(want));
+        kp_free(s);
+        assert_null(b.p);
+        kp_buf_puts(&b, "x");
+        kp_buf_clear(&b);
+        assert_null(b.p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_buf),
             cmocka_unit_test(test_empty),
             cmocka_unit_test(test_render_exact),
             cmocka_unit_test(test_gauge_values),

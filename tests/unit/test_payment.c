@@ -139,10 +139,50 @@ static void test_parse_minimal_defaults(void **state) {
         assert_int_equal(p.inflight_ms, -1);
         assert_int_equal(p.complete_ms, -1);
         assert_int_equal(p.origin_partition, -1);
+        assert_int_equal(p.debit_ms, -1);
+        assert_int_equal(p.credit_ms, -1);
         assert_null(p.extra);
         assert_int_equal(kp_payment_validate(&p), KP_REASON_NONE);
         kp_payment_clear(&p);
         kp_payment_clear(&p); /* reusable, idempotent */
+}
+
+/* The stage stamps (D3): optional, parsed, carried forward, written only
+ * when set, so that a record without them is written as before. */
+static void test_stage_stamps(void **state) {
+        kp_payment_t p;
+        size_t len;
+        char *out;
+        (void)state;
+        parse_ok(
+            "{\"v\":1,\"id\":\"p-1\",\"from\":\"a\",\"to\":\"b\","
+            "\"amount\":5,\"state\":\"COMPLETE\",\"debit_ms\":17,"
+            "\"credit_ms\":null,\"x\":1}",
+            &p);
+        assert_int_equal(p.debit_ms, 17);
+        assert_int_equal(p.credit_ms, -1);
+        out = kp_payment_serialize(&p, &len);
+        assert_non_null(strstr(out,
+                               "\"origin_partition\":null,"
+                               "\"debit_ms\":17,\"x\":1}"));
+        assert_null(strstr(out, "credit_ms"));
+        kp_free(out);
+        p.credit_ms = 20;
+        out         = kp_payment_serialize(&p, &len);
+        assert_non_null(strstr(out, "\"debit_ms\":17,\"credit_ms\":20,"));
+        kp_free(out);
+        kp_payment_clear(&p);
+        /* A stamp of the wrong type is a broken record. */
+        char detail[128];
+        assert_int_equal(
+            kp_payment_parse("{\"v\":1,\"id\":\"p\",\"from\":\"a\","
+                             "\"to\":\"b\",\"amount\":5,\"state\":\"DEBIT\","
+                             "\"debit_ms\":\"x\"}",
+                             strlen("{\"v\":1,\"id\":\"p\",\"from\":\"a\","
+                                    "\"to\":\"b\",\"amount\":5,\"state\":"
+                                    "\"DEBIT\",\"debit_ms\":\"x\"}"),
+                             &p, detail, sizeof(detail)),
+            KP_PAY_E_WRONG_TYPE);
 }
 
 static void test_round_trip_full(void **state) {
@@ -1005,6 +1045,7 @@ int main(void) {
                                             teardown),
             cmocka_unit_test_setup_teardown(test_round_trip_full, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_stage_stamps, setup, teardown),
             cmocka_unit_test_setup_teardown(test_round_trip_nulls, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_serialize_by_hand, setup,

@@ -67,7 +67,8 @@ static void test_plan(void **state) {
                         assert_string_equal(r->cleanup_policy, "compact");
                         assert_int_equal(r->partitions, 1);
                         seen_compact++;
-                } else if (strstr(r->name, "-changelog")) {
+                } else if (strstr(r->name, "-changelog") ||
+                           !strcmp(r->name, "t.kpay.metrics.windows")) {
                         assert_string_equal(r->cleanup_policy, "compact");
                         assert_int_equal(r->partitions, 12);
                         seen_compact++;
@@ -78,7 +79,7 @@ static void test_plan(void **state) {
                 if (!strcmp(r->name, "t.kpay.dlq"))
                         assert_non_null(r->retention_ms);
         }
-        assert_int_equal(seen_compact, 2 + stores);
+        assert_int_equal(seen_compact, 3 + stores);
         kp_topic_plan_clear(&plan);
         assert_int_equal(plan.cnt, 0);
         assert_true(kp_mem_live_allocations() == before);
@@ -120,8 +121,8 @@ static void test_plan_changelogs(void **state) {
         kp_topic_plan_clear(&plan);
 }
 
-/* kpay-admin creates the changelogs of the three processors that keep
- * stores, and of no other (the metrics processor is not built). */
+/* kpay-admin creates the changelogs of the four processors that keep
+ * stores, and of no other. */
 static void test_admin_layouts(void **state) {
         (void)state;
         kp_topic_plan_t plan            = {0};
@@ -131,6 +132,8 @@ static void test_admin_layouts(void **state) {
             "kpay-inflight-totals-changelog",
             "kpay-account-balances-changelog",
             "kpay-confirmed-totals-changelog",
+            "kpay-metrics-windows-changelog",
+            "kpay-metrics-slowest-changelog",
         };
         const size_t n = sizeof(want) / sizeof(want[0]);
 

@@ -47,4 +47,17 @@ const char *kp_err2str(kp_err_t err);
  */
 const char *kp_err2name(kp_err_t err);
 
+#include <stddef.h>
+
+/**
+ * @brief Writes a formatted reason into @p errstr (when not NULL and
+ *        @p errstr_size > 0), for the functions that take
+ *        `char *errstr, size_t errstr_size`.
+ * @returns @p err, so that a failure path is one statement.
+ * @locality any thread
+ */
+kp_err_t kp_errstr_set(kp_err_t err, char *errstr, size_t errstr_size,
+                       const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif /* KPAY_KP_ERR_H */

@@ -88,4 +88,37 @@ void kp_http_resp_error(kp_http_resp_t *resp, int status, const char *code,
 void kp_http_resp_text(kp_http_resp_t *resp, int status,
                        const char *content_type, const char *text, size_t len);
 
+/* ------------------------------------------------------------------------
+ * A minimal blocking client (kp_http_client.c), for tools and tests that
+ * ask a kpay daemon: HTTP/1.1, one request per connection, no TLS.
+ */
+
+/**
+ * @brief Sends one request to @p hostport ("127.0.0.1:8085", a name or an
+ *        address; an "http://" prefix and a trailing path are refused by
+ *        kp_http_split_url(), not here) and reads the whole answer.
+ * @param headers extra request header lines, each ending in "\r\n", or
+ *        NULL.
+ * @param body the request body or NULL.
+ * @param timeout_ms bound of the connect and of each read and write.
+ * @param bodyp receives the response body, kp_malloc()ed and
+ *        NUL-terminated (chunked transfer decoded), or NULL to skip it.
+ * @returns the HTTP status, or -1 (with a reason in @p errstr) when there
+ *          is no valid answer.
+ * @locality any thread
+ */
+int kp_http_request(const char *method, const char *hostport, const char *path,
+                    const char *headers, const char *body, int timeout_ms,
+                    char **bodyp, size_t *lenp, char *errstr,
+                    size_t errstr_size);
+
+/**
+ * @brief Splits "http://HOST:PORT[/BASE]" (or "HOST:PORT[/BASE]") into
+ *        @p hostport and @p base (the path prefix without a trailing '/',
+ *        "" when none).
+ * @returns 0, or -1 for another scheme, no port or parts too long.
+ */
+int kp_http_split_url(const char *url, char *hostport, size_t hp_size,
+                      char *base, size_t base_size);
+
 #endif /* KPAY_KP_HTTP_H */

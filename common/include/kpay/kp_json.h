@@ -68,4 +68,15 @@ void kp_json_set_int64s(json_t *obj, const kp_json_field_t *fields, size_t cnt,
  */
 char *kp_json_dump(json_t *v);
 
+/**
+ * @brief json_object_set_new(@p obj, @p key, @p val), aborting like every
+ *        kp_mem allocation when @p val is NULL (a jansson constructor out of
+ *        memory) or the set fails.
+ * @locality any thread
+ */
+void kp_json_set(json_t *obj, const char *key, json_t *val);
+
+/** @brief json_array_append_new(), aborting likewise. */
+void kp_json_append(json_t *arr, json_t *val);
+
 #endif /* KPAY_KP_JSON_H */

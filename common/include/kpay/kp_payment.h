@@ -147,6 +147,11 @@ typedef struct kp_payment_s {
         int64_t inflight_ms;      /**< -1 when null */
         int64_t complete_ms;      /**< -1 when null */
         int32_t origin_partition; /**< -1 when null */
+        /** Stage stamps (docs/events.md): when kpay-account emitted the
+         *  CREDIT after debiting the payer, and the COMPLETE after crediting
+         *  the payee; -1 when null. Written only when set. */
+        int64_t debit_ms;
+        int64_t credit_ms;
         json_t *extra;
 } kp_payment_t;
 
@@ -156,8 +161,8 @@ typedef struct kp_payment_s {
  * Required: v (integer), id, from, to (strings), amount (JSON integer),
  * state (string). Optional (null or absent): currency (string, default
  * "USD"), reason (string), created_ms, inflight_ms, complete_ms,
- * origin_partition (integers). Strings over 4x their limit are
- * KP_PAY_E_TOO_LONG; shorter overlong strings parse and fail validation.
+ * origin_partition, debit_ms, credit_ms (integers). Strings over 4x their limit
+ * are KP_PAY_E_TOO_LONG; shorter overlong strings parse and fail validation.
  *
  * @param detail receives a one-line explanation naming the field.
  * @returns KP_PAY_E_OK with @p p filled (release with kp_payment_clear()),

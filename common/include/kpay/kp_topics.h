@@ -20,6 +20,7 @@ typedef enum kp_topic_id_e {
         KP_TOPIC_DLQ,
         KP_TOPIC_OPS_LOG,
         KP_TOPIC_OPS_AUDIT,
+        KP_TOPIC_METRICS_WINDOWS,
         KP_TOPIC__CNT
 } kp_topic_id_t;
 
