@@ -154,7 +154,7 @@ static void process_one(kp_proc_t *proc, rd_kafka_message_t *m) {
         flow_admit(proc, in, kp_mono_ms());
         /* The record in hand is work waiting until process() returns: a
          * process() that never does shows as a stall on /healthz. */
-        kp_service_set_waiting(proc->svc, proc->lag > 0 ? proc->lag : 1);
+        kp_service_set_waiting(proc->svc, 1);
         kp_err_t err = proc->def.process(&ctx, &rec, proc->def.opaque);
         if (err == KP_ERR_STORE || err == KP_ERR_FATAL) {
                 KP_ERROR("processing %s [%d] @%" PRId64
@@ -273,6 +273,14 @@ static void loop(kp_proc_t *proc) {
                 rd_kafka_message_t *m =
                     rd_kafka_consumer_poll(proc->consumer, (int)wait);
                 int drained = !m; /* nothing was ready within the wait */
+                /* Nothing ready for the loop is nothing waiting, whatever
+                 * librdkafka's consumer_lag says: it counts from the
+                 * consumer's own committed offset, which transactional
+                 * commits (through the producer) never move, so it never
+                 * falls back to 0 and an idle instance would read as
+                 * stalled on /healthz. */
+                if (drained)
+                        kp_service_set_waiting(proc->svc, 0);
                 if (m)
                         serve_message(proc, m);
                 if (proc_failed(proc))

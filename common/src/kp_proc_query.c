@@ -341,16 +341,28 @@ int proc_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
         json_t *topics = json_object_get(root, "topics");
         const char *tname;
         json_t *topic;
-        int64_t waiting = 0; /* for the watchdog of /healthz */
+        int64_t waiting = 0; /* over every input partition */
         json_object_foreach(topics, tname, topic) {
                 const char *pname;
                 json_t *part;
                 json_object_foreach(json_object_get(topic, "partitions"), pname,
                                     part) {
-                        json_t *lag = json_object_get(part, "consumer_lag");
-                        if (!json_is_integer(lag) ||
-                            json_integer_value(lag) < 0 || !strcmp(pname, "-1"))
+                        /* consumer_lag counts from the consumer's own
+                         * committed offset, which the transactional
+                         * commits (through the producer) never move: the
+                         * lag is measured from the position handed to the
+                         * application instead (a transaction marker at the
+                         * end of a partition may show as 1). */
+                        json_t *ls  = json_object_get(part, "ls_offset");
+                        json_t *app = json_object_get(part, "app_offset");
+                        if (!json_is_integer(ls) || !json_is_integer(app) ||
+                            json_integer_value(app) < 0 ||
+                            json_integer_value(ls) < 0 || !strcmp(pname, "-1"))
                                 continue;
+                        int64_t lagv =
+                            json_integer_value(ls) - json_integer_value(app);
+                        if (lagv < 0)
+                                lagv = 0;
                         char labels[600], esc[300];
                         snprintf(
                             labels, sizeof(labels),
@@ -359,17 +371,17 @@ int proc_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
                             pname);
                         kp_gauge_set(
                             kp_metrics_gauge(proc->metrics, "kpay_consumer_lag",
-                                             "Records between the committed "
-                                             "position and the end of an "
+                                             "Records between the position "
+                                             "handed to the processor and "
+                                             "the last stable offset of an "
                                              "input partition.",
                                              labels),
-                            (double)json_integer_value(lag));
-                        waiting += json_integer_value(lag);
+                            (double)lagv);
+                        waiting += lagv;
                 }
         }
         json_decref(root);
         proc->lag = waiting;
-        kp_service_set_waiting(proc->svc, waiting);
         return 0;
 }
 
