@@ -211,7 +211,11 @@ static char *stamped(const kp_payment_t *p, kp_pay_state_t state,
         if (complete_ms >= 0)
                 c.complete_ms = complete_ms;
         c.origin_partition = partition;
-        char *s            = kp_payment_serialize(&c, lenp);
+        /* The stage stamps are kpay-account's to write: a client's would
+         * skew kpay-metrics' stage latencies. */
+        c.debit_ms  = -1;
+        c.credit_ms = -1;
+        char *s     = kp_payment_serialize(&c, lenp);
         kp_payment_clear(&c);
         return s;
 }

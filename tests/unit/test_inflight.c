@@ -511,6 +511,32 @@ static void test_accept_stamps(void **state) {
         kp_payment_clear(&p);
 }
 
+/* Stage stamps are kpay's own: a client's debit_ms / credit_ms on an
+ * INCOMING never reach the DEBIT (they would skew kpay-metrics' stages). */
+static void test_accept_drops_client_stage_stamps(void **state) {
+        (void)state;
+        kp_payment_t p, out;
+        inflight_totals_t t0 = {0};
+        inflight_decision_t d;
+        parse_ok(
+            "{\"v\":1,\"id\":\"p-st\",\"from\":\"alice\",\"to\":"
+            "\"bob\",\"amount\":5,\"state\":\"INCOMING\","
+            "\"created_ms\":1700000000000,\"debit_ms\":1,"
+            "\"credit_ms\":2}",
+            &p);
+        assert_int_equal(p.debit_ms, 1);
+        assert_int_equal(
+            inflight_on_incoming(&p, -1, RETENTION, &t0, PART, NOW, &d), KP_OK);
+        assert_int_equal(d.action, INFLIGHT_ACCEPT);
+        parse_buf(d.emit.value, d.emit.value_len, &out);
+        assert_int_equal(out.state, KP_PAY_DEBIT);
+        assert_int_equal(out.debit_ms, -1);
+        assert_int_equal(out.credit_ms, -1);
+        kp_payment_clear(&out);
+        inflight_decision_clear(&d);
+        kp_payment_clear(&p);
+}
+
 static void test_accept_system_account(void **state) {
         (void)state;
         kp_payment_t p;
@@ -996,6 +1022,8 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_dedup_cutoff, setup, teardown),
             cmocka_unit_test_setup_teardown(test_accept_stamps, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(
+                test_accept_drops_client_stage_stamps, setup, teardown),
             cmocka_unit_test_setup_teardown(test_accept_system_account, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_reject_reasons, setup,
