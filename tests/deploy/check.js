@@ -232,6 +232,7 @@ function checkCompose(file, bindir) {
     "KAFKA_MIN_INSYNC_REPLICAS",
   ])
     check(String(kenv[k]) === "1", `compose: single node: ${k}=1 (${kenv[k]})`);
+  check(clusterIdOk(kenv.CLUSTER_ID), `compose: Kafka's CLUSTER_ID is a base64url UUID (${kenv.CLUSTER_ID})`);
   check(/broker/.test(kenv.KAFKA_PROCESS_ROLES) && /controller/.test(kenv.KAFKA_PROCESS_ROLES), `compose: Kafka is a combined KRaft node`);
   for (const [name, svc] of Object.entries(services)) {
     if (!svc.build) continue;
@@ -281,6 +282,12 @@ function checkDockerfile(file, bindir) {
       [...PROCESSORS, ...SERVICES].some((b) => help(bindir, b).envs.has(env)),
       `Dockerfile: ENV ${env} is an option of a daemon`,
     );
+}
+
+// A KRaft cluster id: a base64url-encoded 16-byte UUID (kafka-storage
+// random-uuid), not starting with '-' (it would read as an option).
+function clusterIdOk(id) {
+  return /^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/.test(String(id)) && Buffer.from(String(id), "base64url").length === 16;
 }
 
 function parseDuration(s) {
@@ -413,6 +420,7 @@ function checkK8s(file, bindir, variant) {
     check(val("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR") === want.rf, `k8s kafka: transaction.state.log.replication.factor ${want.rf}`);
     check(val("KAFKA_MIN_INSYNC_REPLICAS") === want.isr, `k8s kafka: min.insync.replicas ${want.isr}`);
     check(val("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR") === want.isr, `k8s kafka: transaction.state.log.min.isr ${want.isr}`);
+    check(clusterIdOk(val("CLUSTER_ID")), `k8s kafka: CLUSTER_ID is a base64url UUID (${val("CLUSTER_ID")})`);
     const voters = String(val("KAFKA_CONTROLLER_QUORUM_VOTERS") || "").split(",").filter(Boolean);
     check(voters.length === kafkaNodes, `k8s kafka: ${kafkaNodes} controller quorum voter(s) (${voters.length})`);
     voters.forEach((v, i) =>
