@@ -429,6 +429,8 @@ function checkK8s(file, bindir, variant) {
         `k8s kafka: voter ${i} is pod ${kafka.metadata.name}-${i} (${v})`,
       ),
     );
+    // OrderedReady would wait for kafka-0 to be ready, which needs a quorum.
+    check(kafkaNodes === 1 || kafka.spec.podManagementPolicy === "Parallel", `k8s kafka: its nodes start in parallel (a quorum needs them all)`);
     checkHeadless(objs, kafka);
     check((kafka.spec.volumeClaimTemplates || []).length > 0, `k8s kafka: a persistent volume per node`);
     checkPdb(objs, kafka);
