@@ -187,7 +187,7 @@ kp_opslog_t *kp_opslog_start(const kp_app_conf_t *c, const char *service,
                 rd_kafka_conf_destroy(conf);
                 snprintf(errstr, errstr_size, "the ops-log producer: %s",
                          rderr);
-                kp_opslog_stop(ol, 0);
+                (void)kp_opslog_stop(ol, 0);
                 return NULL;
         }
         pthread_mutex_init(&ol->lock, NULL);
@@ -206,7 +206,7 @@ kp_opslog_t *kp_opslog_start(const kp_app_conf_t *c, const char *service,
         if (pthread_create(&ol->thread, NULL, opslog_thread, ol)) {
                 snprintf(errstr, errstr_size, "the ops-log thread: cannot "
                                               "start");
-                kp_opslog_stop(ol, 0);
+                (void)kp_opslog_stop(ol, 0);
                 return NULL;
         }
         ol->thread_started = 1;
@@ -214,9 +214,9 @@ kp_opslog_t *kp_opslog_start(const kp_app_conf_t *c, const char *service,
         return ol;
 }
 
-void kp_opslog_stop(kp_opslog_t *ol, int timeout_ms) {
+int64_t kp_opslog_stop(kp_opslog_t *ol, int timeout_ms) {
         if (!ol)
-                return;
+                return 0;
         if (ol->thread_started) {
                 kp_log_set_sink(NULL, KP_LOG_WARN, NULL);
                 pthread_mutex_lock(&ol->lock);
@@ -232,7 +232,9 @@ void kp_opslog_stop(kp_opslog_t *ol, int timeout_ms) {
                          * for it; its delivery reports count the drops. */
                         rd_kafka_purge(ol->rk, RD_KAFKA_PURGE_F_QUEUE |
                                                    RD_KAFKA_PURGE_F_INFLIGHT);
-                        rd_kafka_poll(ol->rk, 0);
+                        for (int i = 0; i < 100 && rd_kafka_outq_len(ol->rk);
+                             i++)
+                                rd_kafka_poll(ol->rk, 10);
                 }
                 rd_kafka_destroy(ol->rk);
         }
@@ -240,9 +242,11 @@ void kp_opslog_stop(kp_opslog_t *ol, int timeout_ms) {
                 pthread_mutex_destroy(&ol->lock);
                 pthread_cond_destroy(&ol->cond);
         }
+        int64_t dropped = atomic_load(&ol->dropped);
         kp_free(ol->service);
         kp_free(ol->instance);
         kp_free(ol);
+        return dropped;
 }
 
 int64_t kp_opslog_dropped(const kp_opslog_t *ol) {

@@ -45,10 +45,12 @@ kp_opslog_t *kp_opslog_start(const kp_app_conf_t *c, const char *service,
 
 /**
  * @brief Uninstalls the sink, produces what it holds and waits at most
- *        @p timeout_ms for the delivery, then frees it. NULL is a no-op.
+ *        @p timeout_ms for the delivery (what is left then is dropped),
+ *        then frees it. NULL is a no-op.
+ * @returns the lines dropped over the sink's life.
  * @locality main thread
  */
-void kp_opslog_stop(kp_opslog_t *ol, int timeout_ms);
+int64_t kp_opslog_stop(kp_opslog_t *ol, int timeout_ms);
 
 /** @brief Lines dropped so far. @locality any thread */
 int64_t kp_opslog_dropped(const kp_opslog_t *ol);
