@@ -44,7 +44,7 @@ typedef struct account_proc_s {
         kp_counter_t *debits;
         kp_counter_t *credits;
         kp_counter_t *commands;
-        const char *instance; /* for the audit records */
+        const char *instance;                   /* for the audit records */
         kp_counter_t *refunds[KP_REASON__CNT];  /* by reason; [NONE] unused */
         kp_counter_t *rejected[KP_REASON__CNT]; /* likewise */
 } account_proc_t;
@@ -146,19 +146,19 @@ static kp_err_t audit_cmd(kp_ctx_t *ctx, const kp_record_t *rec,
         snprintf(target, sizeof(target), "account:%s", cmd->account);
         json_t *before = json_pack("{s:b}", "frozen", was_frozen);
         json_t *after  = json_pack("{s:b}", "frozen", frozen);
-        json_t *extra  = json_pack(
-            "{s:s, s:o}", "account", cmd->account, "command_id",
-            cmd->id[0] ? json_string(cmd->id) : json_null());
+        json_t *extra =
+            json_pack("{s:s, s:o}", "account", cmd->account, "command_id",
+                      cmd->id[0] ? json_string(cmd->id) : json_null());
         kp_audit_rec_t ar = {
             .service  = "account",
             .instance = ap->instance,
             .actor    = cmd->actor[0] ? cmd->actor : "anonymous",
-            .action = cmd->command == KP_CMD_FREEZE ? "freeze" : "unfreeze",
-            .target = target,
-            .before = before,
-            .after  = after,
-            .trace  = tp,
-            .ts     = kp_ctx_now_ms(ctx),
+            .action   = cmd->command == KP_CMD_FREEZE ? "freeze" : "unfreeze",
+            .target   = target,
+            .before   = before,
+            .after    = after,
+            .trace    = tp,
+            .ts       = kp_ctx_now_ms(ctx),
         };
         size_t len;
         char *val = kp_audit_serialize(&ar, extra, &len);
@@ -361,7 +361,7 @@ static account_conf_t aconf;
 static kp_err_t init(kp_proc_t *proc, void *opaque) {
         account_proc_t *ap  = opaque;
         ap->overdraft_limit = aconf.overdraft_limit;
-        ap->instance = kp_service_instance(kp_proc_service(proc));
+        ap->instance        = kp_service_instance(kp_proc_service(proc));
         register_metrics(ap, kp_proc_metrics(proc));
         return KP_OK;
 }

@@ -63,8 +63,7 @@ static const kp_conf_opt_t admin_opts[] = {
     {"since-ms", 0, KP_CONF_INT, AOPT(since_ms), "0", 0, INT64_MAX, "MS",
      "trace / dlq: read only records from this time on (ms since the "
      "epoch; 0: the whole retention)."},
-    {"max-scan", 0, KP_CONF_INT, AOPT(max_scan), "10000000", 0, INT64_MAX,
-     "N",
+    {"max-scan", 0, KP_CONF_INT, AOPT(max_scan), "10000000", 0, INT64_MAX, "N",
      "trace / dlq: read at most N records per partition (0: no bound); "
      "a bounded scan says so."},
     {NULL},
@@ -160,16 +159,16 @@ int main(int argc, char **argv) {
         const kp_app_conf_t *c = kp_app_conf(app);
         if (nargs >= 1 &&
             (!strcmp(args[0], "trace") || !strcmp(args[0], "dlq"))) {
-                opscmd_opts_t o = {.error     = aconf.error,
-                                   .service   = aconf.service,
-                                   .actor     = aconf.actor,
-                                   .dry_run   = aconf.dry_run,
-                                   .again     = aconf.again,
-                                   .json      = aconf.json,
-                                   .since_ms  = aconf.since_ms,
-                                   .max_scan  = aconf.max_scan,
+                opscmd_opts_t o = {.error      = aconf.error,
+                                   .service    = aconf.service,
+                                   .actor      = aconf.actor,
+                                   .dry_run    = aconf.dry_run,
+                                   .again      = aconf.again,
+                                   .json       = aconf.json,
+                                   .since_ms   = aconf.since_ms,
+                                   .max_scan   = aconf.max_scan,
                                    .timeout_ms = (int)aconf.timeout_ms};
-                rc = opscmd_main(c, &o, nargs, args);
+                rc              = opscmd_main(c, &o, nargs, args);
                 kp_app_destroy(app);
                 return rc;
         }

@@ -6,10 +6,13 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const dlq_headers[] = {
-    "kpay-error",         "kpay-error-detail",  "kpay-source-topic",
-    "kpay-source-partition", "kpay-source-offset", "kpay-service",
-    NULL};
+static const char *const dlq_headers[] = {"kpay-error",
+                                          "kpay-error-detail",
+                                          "kpay-source-topic",
+                                          "kpay-source-partition",
+                                          "kpay-source-offset",
+                                          "kpay-service",
+                                          NULL};
 
 int ops_is_dlq_header(const char *name) {
         for (const char *const *h = dlq_headers; *h; h++)
@@ -26,8 +29,8 @@ rd_kafka_headers_t *ops_replay_headers(const rd_kafka_headers_t *letter,
         const void *val;
         size_t len;
         char of[48];
-        for (size_t i = 0; letter && !rd_kafka_header_get_all(
-                                         letter, i, &name, &val, &len);
+        for (size_t i = 0;
+             letter && !rd_kafka_header_get_all(letter, i, &name, &val, &len);
              i++) {
                 if (ops_is_dlq_header(name) || !strcmp(name, "kpay-hop") ||
                     !strcmp(name, OPS_REPLAY_HEADER))
@@ -47,8 +50,7 @@ char *ops_header(const rd_kafka_headers_t *hdrs, const char *name, char *buf,
         size_t len      = 0;
         if (size)
                 buf[0] = '\0';
-        if (hdrs &&
-            !rd_kafka_header_get_last(hdrs, name, &val, &len) && val)
+        if (hdrs && !rd_kafka_header_get_last(hdrs, name, &val, &len) && val)
                 snprintf(buf, size, "%.*s", (int)len, (const char *)val);
         return buf;
 }
@@ -74,15 +76,15 @@ int ops_value_id(const void *val, size_t len, char *buf, size_t size) {
         return found;
 }
 
-int ops_record_of(const char *id, const void *key, size_t klen,
-                  const void *val, size_t vlen) {
+int ops_record_of(const char *id, const void *key, size_t klen, const void *val,
+                  size_t vlen) {
         size_t idlen = strlen(id);
         if (key && klen == idlen && !memcmp(key, id, idlen))
                 return 1;
         /* Cheap first: the id must appear in the bytes at all. */
         if (!val || vlen < idlen || !memmem(val, vlen, id, idlen))
                 return 0;
-        json_t *j = load_object(val, vlen);
+        json_t *j     = load_object(val, vlen);
         const char *v = json_string_value(json_object_get(j, "id"));
         const char *p = json_string_value(json_object_get(j, "payment"));
         int match     = (v && !strcmp(v, id)) || (p && !strcmp(p, id));
@@ -97,13 +99,12 @@ char *ops_letter_key(char *buf, size_t size, int32_t partition,
 }
 
 int ops_replay_marker(const void *val, size_t len, char *buf, size_t size) {
-        json_t *j = load_object(val, len);
-        const char *action =
-            json_string_value(json_object_get(j, "action"));
-        json_t *dlq = json_object_get(j, "dlq");
-        json_t *p = json_object_get(dlq, "partition"),
-               *o = json_object_get(dlq, "offset");
-        int is = action && !strcmp(action, OPS_REPLAY_ACTION) &&
+        json_t *j          = load_object(val, len);
+        const char *action = json_string_value(json_object_get(j, "action"));
+        json_t *dlq        = json_object_get(j, "dlq");
+        json_t *p          = json_object_get(dlq, "partition"),
+               *o          = json_object_get(dlq, "offset");
+        int is             = action && !strcmp(action, OPS_REPLAY_ACTION) &&
                  json_is_integer(p) && json_is_integer(o);
         if (is)
                 ops_letter_key(buf, size, (int32_t)json_integer_value(p),
@@ -114,8 +115,8 @@ int ops_replay_marker(const void *val, size_t len, char *buf, size_t size) {
         return is;
 }
 
-char *ops_summary(const void *val, size_t len,
-                  const rd_kafka_headers_t *hdrs, char *buf, size_t size) {
+char *ops_summary(const void *val, size_t len, const rd_kafka_headers_t *hdrs,
+                  char *buf, size_t size) {
         char err[64], detail[200], replay[48], rerouted[48];
         ops_header(hdrs, "kpay-error", err, sizeof(err));
         ops_header(hdrs, "kpay-error-detail", detail, sizeof(detail));
@@ -134,10 +135,10 @@ char *ops_summary(const void *val, size_t len,
                 of += (size_t)snprintf(buf + of, size - of,
                                        "(%zu bytes, not a JSON object) ", len);
         else if (S("action"))
-                of += (size_t)snprintf(
-                    buf + of, size - of, "AUDIT %s by %s target=%s ",
-                    S("action"), S("actor") ? S("actor") : "?",
-                    S("target") ? S("target") : "?");
+                of += (size_t)snprintf(buf + of, size - of,
+                                       "AUDIT %s by %s target=%s ", S("action"),
+                                       S("actor") ? S("actor") : "?",
+                                       S("target") ? S("target") : "?");
         else if (S("command"))
                 of += (size_t)snprintf(buf + of, size - of, "%s %s ",
                                        S("command"),
@@ -146,8 +147,8 @@ char *ops_summary(const void *val, size_t len,
                 of += (size_t)snprintf(
                     buf + of, size - of, "%s%s%s %s -> %s ", S("state"),
                     S("reason") ? " reason=" : "",
-                    S("reason") ? S("reason") : "",
-                    S("from") ? S("from") : "?", S("to") ? S("to") : "?");
+                    S("reason") ? S("reason") : "", S("from") ? S("from") : "?",
+                    S("to") ? S("to") : "?");
 #undef S
         if (of >= size)
                 of = size - 1;
@@ -157,8 +158,8 @@ char *ops_summary(const void *val, size_t len,
         if (of >= size)
                 of = size - 1;
         if (rerouted[0])
-                of += (size_t)snprintf(buf + of, size - of,
-                                       "rerouted-from=%s ", rerouted);
+                of += (size_t)snprintf(buf + of, size - of, "rerouted-from=%s ",
+                                       rerouted);
         if (of >= size)
                 of = size - 1;
         /* No trailing blank. */

@@ -59,15 +59,14 @@ int ops_value_id(const void *val, size_t len, char *buf, size_t size);
  *        key is the id, or its value has "id" equal to it, or it is an
  *        audit record whose "payment" is the id.
  */
-int ops_record_of(const char *id, const void *key, size_t klen,
-                  const void *val, size_t vlen);
+int ops_record_of(const char *id, const void *key, size_t klen, const void *val,
+                  size_t vlen);
 
 /**
  * @brief The marker key of a dead letter: "<partition>:<offset>" in
  *        @p buf. @returns @p buf.
  */
-char *ops_letter_key(char *buf, size_t size, int32_t partition,
-                     int64_t offset);
+char *ops_letter_key(char *buf, size_t size, int32_t partition, int64_t offset);
 
 /**
  * @brief If @p val is the audit record of a replay (action dlq.replay),
@@ -81,7 +80,7 @@ int ops_replay_marker(const void *val, size_t len, char *buf, size_t size);
  *        Payment's state (and reason), the account command, the dead
  *        letter's error, or the audit action and actor. @returns @p buf.
  */
-char *ops_summary(const void *val, size_t len,
-                  const rd_kafka_headers_t *hdrs, char *buf, size_t size);
+char *ops_summary(const void *val, size_t len, const rd_kafka_headers_t *hdrs,
+                  char *buf, size_t size);
 
 #endif /* KPAY_ADMIN_OPS_H */

@@ -45,16 +45,16 @@ typedef struct found_list_s {
 
 static void found_add(found_list_t *l, const rd_kafka_message_t *m) {
         rd_kafka_headers_t *h = NULL;
-        l->v   = kp_realloc(l->v, sizeof(*l->v) * (l->cnt + 1));
-        found_t *f = &l->v[l->cnt++];
+        l->v                  = kp_realloc(l->v, sizeof(*l->v) * (l->cnt + 1));
+        found_t *f            = &l->v[l->cnt++];
         memset(f, 0, sizeof(*f));
         f->topic     = kp_strdup(rd_kafka_topic_name(m->rkt));
         f->partition = m->partition;
         f->offset    = m->offset;
         f->ts        = rd_kafka_message_timestamp(m, NULL);
-        f->key = m->key ? kp_asprintf("%.*s", (int)m->key_len,
-                                      (const char *)m->key)
-                        : NULL;
+        f->key =
+            m->key ? kp_asprintf("%.*s", (int)m->key_len, (const char *)m->key)
+                   : NULL;
         if (m->payload) {
                 f->value = kp_malloc(m->len + 1);
                 memcpy(f->value, m->payload, m->len);
@@ -97,8 +97,8 @@ static json_t *found_json(const found_t *f) {
         const char *name;
         const void *val;
         size_t len;
-        for (size_t i = 0; f->hdrs && !rd_kafka_header_get_all(
-                                          f->hdrs, i, &name, &val, &len);
+        for (size_t i = 0;
+             f->hdrs && !rd_kafka_header_get_all(f->hdrs, i, &name, &val, &len);
              i++) {
                 json_t *s = json_stringn(val ? val : "", val ? len : 0);
                 kp_json_set(hdrs, name, s ? s : json_string("(binary)"));
@@ -128,15 +128,13 @@ static void found_print(const found_t *f, int as_json) {
         char ts[64], hop[64], trace[KP_AUDIT_TRACE_MAX + 1], sum[600];
         printf("%s %s[%d]@%" PRId64 " hop=%s trace=%s key=%s %s\n",
                fmt_ts(ts, sizeof(ts), f->ts), f->topic, (int)f->partition,
-               f->offset, ops_header(f->hdrs, "kpay-hop", hop, sizeof(hop))[0]
-                              ? hop
-                              : "-",
+               f->offset,
+               ops_header(f->hdrs, "kpay-hop", hop, sizeof(hop))[0] ? hop : "-",
                ops_header(f->hdrs, "kpay-trace", trace, sizeof(trace))[0]
                    ? trace
                    : "-",
                f->key ? f->key : "-",
-               ops_summary(f->value, f->value_len, f->hdrs, sum,
-                           sizeof(sum)));
+               ops_summary(f->value, f->value_len, f->hdrs, sum, sizeof(sum)));
 }
 
 /* ------------------------------------------------------------------------
@@ -189,8 +187,8 @@ static int trace_scan(const kp_app_conf_t *c, const opscmd_opts_t *o,
                              .since_ms          = since,
                              .max_per_partition = o->max_scan,
                              .timeout_ms        = o->timeout_ms};
-        kp_err_t err =
-            kp_admin_scan(c, &s, trace_cb, t, &n, &trunc, errstr, sizeof(errstr));
+        kp_err_t err = kp_admin_scan(c, &s, trace_cb, t, &n, &trunc, errstr,
+                                     sizeof(errstr));
         *scanned += n;
         *truncated |= trunc;
         if (err) {
@@ -205,10 +203,10 @@ static void trace_learn(const found_list_t *l, char *from, char *to,
                         size_t size, int64_t *created) {
         for (size_t i = 0; i < l->cnt; i++) {
                 json_error_t jerr;
-                json_t *j = l->v[i].value ? json_loadb(l->v[i].value,
-                                                       l->v[i].value_len, 0,
-                                                       &jerr)
-                                          : NULL;
+                json_t *j =
+                    l->v[i].value
+                        ? json_loadb(l->v[i].value, l->v[i].value_len, 0, &jerr)
+                        : NULL;
                 const char *f  = json_string_value(json_object_get(j, "from"));
                 const char *tt = json_string_value(json_object_get(j, "to"));
                 json_t *cr     = json_object_get(j, "created_ms");
@@ -228,14 +226,13 @@ static void trace_learn(const found_list_t *l, char *from, char *to,
 static int cmd_trace(const kp_app_conf_t *c, const opscmd_opts_t *o,
                      const char *id) {
         char errstr[512], topic[256], from[128] = "", to[128] = "";
-        trace_ctx_t t    = {.id = id};
+        trace_ctx_t t   = {.id = id};
         int64_t scanned = 0, created = 0;
         int truncated = 0, rc = 0;
         rd_kafka_conf_t *conf =
             kp_kafka_conf_new(c, NULL, "kpay-admin", errstr, sizeof(errstr));
         rd_kafka_t *rk =
-            conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr,
-                                sizeof(errstr))
+            conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))
                  : NULL;
         if (!rk) {
                 if (conf)
@@ -245,8 +242,8 @@ static int cmd_trace(const kp_app_conf_t *c, const opscmd_opts_t *o,
         }
         int32_t n[KP_TOPIC__CNT];
         static const kp_topic_id_t used[] = {
-            KP_TOPIC_INCOMING, KP_TOPIC_INFLIGHT, KP_TOPIC_COMPLETE,
-            KP_TOPIC_CONFIRMED, KP_TOPIC_DLQ, KP_TOPIC_OPS_AUDIT};
+            KP_TOPIC_INCOMING,  KP_TOPIC_INFLIGHT, KP_TOPIC_COMPLETE,
+            KP_TOPIC_CONFIRMED, KP_TOPIC_DLQ,      KP_TOPIC_OPS_AUDIT};
         for (size_t i = 0; i < sizeof(used) / sizeof(used[0]); i++) {
                 kp_topic_name(topic, sizeof(topic), c->topic_prefix, used[i]);
                 n[used[i]] = kp_admin_partition_count(rk, topic, o->timeout_ms);
@@ -287,20 +284,20 @@ static int cmd_trace(const kp_app_conf_t *c, const opscmd_opts_t *o,
                          kp_partition_for_key(from, strlen(from),
                                               n[KP_TOPIC_INFLIGHT]));
         if (to[0])
-                part_add(parts, &cnt,
-                         kp_partition_for_key(to, strlen(to),
-                                              n[KP_TOPIC_INFLIGHT]));
+                part_add(
+                    parts, &cnt,
+                    kp_partition_for_key(to, strlen(to), n[KP_TOPIC_INFLIGHT]));
         if (cnt)
-                rc |= trace_scan(c, o, &t, KP_TOPIC_INFLIGHT, parts, cnt,
-                                 since, &scanned, &truncated);
+                rc |= trace_scan(c, o, &t, KP_TOPIC_INFLIGHT, parts, cnt, since,
+                                 &scanned, &truncated);
         /* 3. The DLQ, keyed by the original key: the id's and the
          *    accounts' partitions. */
         cnt = 0;
         part_add(parts, &cnt, kp_partition_for_key(id, idlen, n[KP_TOPIC_DLQ]));
         if (from[0])
-                part_add(parts, &cnt,
-                         kp_partition_for_key(from, strlen(from),
-                                              n[KP_TOPIC_DLQ]));
+                part_add(
+                    parts, &cnt,
+                    kp_partition_for_key(from, strlen(from), n[KP_TOPIC_DLQ]));
         if (to[0])
                 part_add(parts, &cnt,
                          kp_partition_for_key(to, strlen(to), n[KP_TOPIC_DLQ]));
@@ -339,7 +336,7 @@ typedef struct dlq_ctx_s {
 } dlq_ctx_t;
 
 static int dlq_cb(const rd_kafka_message_t *m, void *opaque) {
-        dlq_ctx_t *d = opaque;
+        dlq_ctx_t *d          = opaque;
         rd_kafka_headers_t *h = NULL;
         char err[64], svc[64];
         rd_kafka_message_headers(m, &h);
@@ -375,8 +372,7 @@ static int read_markers(const kp_app_conf_t *c, dlq_ctx_t *d, int32_t nparts,
                              .timeout_ms    = timeout_ms};
         if (kp_admin_scan(c, &s, marker_cb, d, NULL, NULL, errstr,
                           sizeof(errstr))) {
-                fprintf(stderr, "kpay-admin: the replay markers: %s\n",
-                        errstr);
+                fprintf(stderr, "kpay-admin: the replay markers: %s\n", errstr);
                 return 1;
         }
         return 0;
@@ -396,9 +392,10 @@ static int read_letters(const kp_app_conf_t *c, dlq_ctx_t *d) {
                 return 1;
         }
         if (truncated)
-                fprintf(stderr, "kpay-admin: the scan was bounded by "
-                                "--max-scan: some partition of the DLQ was "
-                                "not read to its end\n");
+                fprintf(stderr,
+                        "kpay-admin: the scan was bounded by "
+                        "--max-scan: some partition of the DLQ was "
+                        "not read to its end\n");
         qsort(d->letters.v, d->letters.cnt, sizeof(*d->letters.v), found_cmp);
         return 0;
 }
@@ -411,7 +408,7 @@ static int letter_replayed(const dlq_ctx_t *d, const found_t *f) {
 
 static int cmd_dlq_list(const kp_app_conf_t *c, const opscmd_opts_t *o) {
         char topic[256];
-        dlq_ctx_t d = {.o = o, .replayed = json_object()};
+        dlq_ctx_t d    = {.o = o, .replayed = json_object()};
         rd_kafka_t *rk = NULL;
         char errstr[512];
         rd_kafka_conf_t *conf =
@@ -421,14 +418,14 @@ static int cmd_dlq_list(const kp_app_conf_t *c, const opscmd_opts_t *o) {
                 rd_kafka_conf_destroy(conf);
         kp_topic_name(topic, sizeof(topic), c->topic_prefix,
                       KP_TOPIC_OPS_AUDIT);
-        int32_t na = rk ? kp_admin_partition_count(rk, topic, o->timeout_ms)
-                        : -1;
+        int32_t na =
+            rk ? kp_admin_partition_count(rk, topic, o->timeout_ms) : -1;
         if (rk)
                 rd_kafka_destroy(rk);
-        int rc = na <= 0 ? (fprintf(stderr, "kpay-admin: %s is not there\n",
-                                    topic),
-                            1)
-                         : read_markers(c, &d, na, o->timeout_ms);
+        int rc =
+            na <= 0
+                ? (fprintf(stderr, "kpay-admin: %s is not there\n", topic), 1)
+                : read_markers(c, &d, na, o->timeout_ms);
         if (!rc)
                 rc = read_letters(c, &d);
         for (size_t i = 0; !rc && i < d.letters.cnt; i++) {
@@ -443,21 +440,20 @@ static int cmd_dlq_list(const kp_app_conf_t *c, const opscmd_opts_t *o) {
                         continue;
                 }
                 char ts[64], svc[64], st[256], sp[16], so[32], sum[600];
-                printf("%s dlq[%d]@%" PRId64
-                       " service=%s source=%s[%s]@%s key=%s replayed=%s "
-                       "%s\n",
-                       fmt_ts(ts, sizeof(ts), f->ts), (int)f->partition,
-                       f->offset,
-                       ops_header(f->hdrs, "kpay-service", svc, sizeof(svc)),
-                       ops_header(f->hdrs, "kpay-source-topic", st, sizeof(st)),
-                       ops_header(f->hdrs, "kpay-source-partition", sp,
-                                  sizeof(sp)),
-                       ops_header(f->hdrs, "kpay-source-offset", so,
-                                  sizeof(so)),
-                       f->key ? f->key : "-",
-                       letter_replayed(&d, f) ? "yes" : "no",
-                       ops_summary(f->value, f->value_len, f->hdrs, sum,
-                                   sizeof(sum)));
+                printf(
+                    "%s dlq[%d]@%" PRId64
+                    " service=%s source=%s[%s]@%s key=%s replayed=%s "
+                    "%s\n",
+                    fmt_ts(ts, sizeof(ts), f->ts), (int)f->partition, f->offset,
+                    ops_header(f->hdrs, "kpay-service", svc, sizeof(svc)),
+                    ops_header(f->hdrs, "kpay-source-topic", st, sizeof(st)),
+                    ops_header(f->hdrs, "kpay-source-partition", sp,
+                               sizeof(sp)),
+                    ops_header(f->hdrs, "kpay-source-offset", so, sizeof(so)),
+                    f->key ? f->key : "-",
+                    letter_replayed(&d, f) ? "yes" : "no",
+                    ops_summary(f->value, f->value_len, f->hdrs, sum,
+                                sizeof(sum)));
         }
         if (!rc)
                 fprintf(stderr, "kpay-admin: %zu dead letters\n",
@@ -485,9 +481,8 @@ static rd_kafka_t *replay_producer(const kp_app_conf_t *c, int timeout_ms) {
             {"message.timeout.ms", "30000", KP_PROP_DEFAULT},
             {NULL},
         };
-        rd_kafka_conf_t *conf =
-            kp_kafka_conf_build(c, "kpay-admin-replay", props, errstr,
-                                sizeof(errstr));
+        rd_kafka_conf_t *conf = kp_kafka_conf_build(
+            c, "kpay-admin-replay", props, errstr, sizeof(errstr));
         if (!conf) {
                 fprintf(stderr, "kpay-admin: %s\n", errstr);
                 return NULL;
@@ -556,11 +551,10 @@ static int replay_one(rd_kafka_t *rk, const kp_app_conf_t *c,
                  (int)f->partition, f->offset);
         json_t *before = json_pack("{s:s, s:s, s:s}", "state", "dead_letter",
                                    "error", err, "service", svc);
-        json_t *after  = json_pack("{s:s, s:s, s:o}", "state", "replayed",
-                                   "topic", st, "partition",
-                                   partition >= 0 ? json_integer(partition)
-                                                  : json_null());
-        json_t *extra  = json_pack(
+        json_t *after  = json_pack(
+             "{s:s, s:s, s:o}", "state", "replayed", "topic", st, "partition",
+            partition >= 0 ? json_integer(partition) : json_null());
+        json_t *extra = json_pack(
             "{s:o, s:{s:i, s:I}, s:{s:s, s:s, s:s}, s:s, s:o}", "payment",
             has_id ? json_string(pid) : json_null(), "dlq", "partition",
             (int)f->partition, "offset", (json_int_t)f->offset, "source",
@@ -585,7 +579,8 @@ static int replay_one(rd_kafka_t *rk, const kp_app_conf_t *c,
         e = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(audit_topic), RD_KAFKA_V_PARTITION(audit_part),
             RD_KAFKA_V_KEY(OPS_AUDIT_KEY, strlen(OPS_AUDIT_KEY)),
-            RD_KAFKA_V_VALUE(val, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(val, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADER("kpay-hop", "admin", -1),
             RD_KAFKA_V_HEADER("kpay-trace", trace[0] ? trace : pid, -1),
             RD_KAFKA_V_END);
@@ -599,8 +594,7 @@ static int replay_one(rd_kafka_t *rk, const kp_app_conf_t *c,
 }
 
 static int txn_fail(rd_kafka_t *rk, const char *what, rd_kafka_error_t *e) {
-        fprintf(stderr, "kpay-admin: %s: %s\n", what,
-                rd_kafka_error_string(e));
+        fprintf(stderr, "kpay-admin: %s: %s\n", what, rd_kafka_error_string(e));
         int abortable = rd_kafka_error_txn_requires_abort(e);
         rd_kafka_error_destroy(e);
         if (abortable) {
@@ -617,8 +611,8 @@ static int cmd_dlq_replay(const kp_app_conf_t *c, const opscmd_opts_t *o) {
                 fprintf(stderr, "kpay-admin: dlq replay needs --error CODE\n");
                 return 2;
         }
-        kp_audit_actor(actor, sizeof(actor), o->actor ? o->actor : getenv("USER"),
-                       "anonymous");
+        kp_audit_actor(actor, sizeof(actor),
+                       o->actor ? o->actor : getenv("USER"), "anonymous");
         kp_topic_name(dlq_topic, sizeof(dlq_topic), c->topic_prefix,
                       KP_TOPIC_DLQ);
         kp_topic_name(topic, sizeof(topic), c->topic_prefix,
@@ -634,9 +628,8 @@ static int cmd_dlq_replay(const kp_app_conf_t *c, const opscmd_opts_t *o) {
                         return 1;
                 rd_kafka_conf_t *conf = kp_kafka_conf_new(
                     c, NULL, "kpay-admin", errstr, sizeof(errstr));
-                if (!conf ||
-                    !(meta = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr,
-                                          sizeof(errstr)))) {
+                if (!conf || !(meta = rd_kafka_new(RD_KAFKA_PRODUCER, conf,
+                                                   errstr, sizeof(errstr)))) {
                         if (conf)
                                 rd_kafka_conf_destroy(conf);
                         fprintf(stderr, "kpay-admin: %s\n", errstr);
@@ -666,7 +659,8 @@ static int cmd_dlq_replay(const kp_app_conf_t *c, const opscmd_opts_t *o) {
                         already++;
                         continue;
                 }
-                if (ops_header(f->hdrs, OPS_REPLAY_HEADER, rep, sizeof(rep))[0] &&
+                if (ops_header(f->hdrs, OPS_REPLAY_HEADER, rep,
+                               sizeof(rep))[0] &&
                     !o->again) {
                         refailed++;
                         continue;
@@ -675,8 +669,8 @@ static int cmd_dlq_replay(const kp_app_conf_t *c, const opscmd_opts_t *o) {
                         char sum[600];
                         printf("would replay dlq[%d]@%" PRId64 " %s\n",
                                (int)f->partition, f->offset,
-                               ops_summary(f->value, f->value_len, f->hdrs,
-                                           sum, sizeof(sum)));
+                               ops_summary(f->value, f->value_len, f->hdrs, sum,
+                                           sizeof(sum)));
                         done++;
                         continue;
                 }
@@ -688,7 +682,8 @@ static int cmd_dlq_replay(const kp_app_conf_t *c, const opscmd_opts_t *o) {
                         }
                 }
                 if (replay_one(rk, c, o, f, dlq_topic, audit_part, actor)) {
-                        rd_kafka_error_t *a = rd_kafka_abort_transaction(rk, -1);
+                        rd_kafka_error_t *a =
+                            rd_kafka_abort_transaction(rk, -1);
                         if (a)
                                 rd_kafka_error_destroy(a);
                         rc = 1;
@@ -698,7 +693,8 @@ static int cmd_dlq_replay(const kp_app_conf_t *c, const opscmd_opts_t *o) {
                        f->offset);
                 in_txn++;
                 if (in_txn == REPLAY_BATCH || i + 1 == d.letters.cnt) {
-                        rd_kafka_error_t *e = rd_kafka_commit_transaction(rk, -1);
+                        rd_kafka_error_t *e =
+                            rd_kafka_commit_transaction(rk, -1);
                         if (e) {
                                 rc = txn_fail(rk, "commit_transaction", e);
                                 break;
@@ -731,7 +727,8 @@ int opscmd_main(const kp_app_conf_t *c, const opscmd_opts_t *o, int nargs,
                 char **args) {
         if (!strcmp(args[0], "trace")) {
                 if (nargs != 2 || !*args[1]) {
-                        fprintf(stderr, "kpay-admin: usage: trace PAYMENT-ID\n");
+                        fprintf(stderr,
+                                "kpay-admin: usage: trace PAYMENT-ID\n");
                         return 2;
                 }
                 return cmd_trace(c, o, args[1]);
@@ -740,7 +737,8 @@ int opscmd_main(const kp_app_conf_t *c, const opscmd_opts_t *o, int nargs,
                 return cmd_dlq_list(c, o);
         if (nargs == 2 && !strcmp(args[1], "replay"))
                 return cmd_dlq_replay(c, o);
-        fprintf(stderr, "kpay-admin: usage: dlq list [--error CODE] [--service "
-                        "S] | dlq replay --error CODE [--dry-run]\n");
+        fprintf(stderr,
+                "kpay-admin: usage: dlq list [--error CODE] [--service "
+                "S] | dlq replay --error CODE [--dry-run]\n");
         return 2;
 }

@@ -187,10 +187,10 @@ static kp_err_t produce_sync(control_app_t *a, const char *topic,
 
 /* The state a command changes, for the audit record's before and after. */
 static json_t *status_state(const kp_control_status_t *st) {
-        return json_pack("{s:I, s:b, s:o}", "version", (json_int_t)st->version,
-                         "paused", st->paused, "rate_limit",
-                         st->rate_limit ? json_integer(st->rate_limit)
-                                        : json_null());
+        return json_pack(
+            "{s:I, s:b, s:o}", "version", (json_int_t)st->version, "paused",
+            st->paused, "rate_limit",
+            st->rate_limit ? json_integer(st->rate_limit) : json_null());
 }
 
 /* An audit record on kpay.ops.audit (kp_audit.h, key "control") with
@@ -432,10 +432,10 @@ static void tick(kp_service_t *svc, int64_t now_ms, void *opaque) {
                             control_state2str((control_state_t)prev);
                         const char *to = control_state2str(v.state);
                         json_t *rec    = json_pack(
-                            "{s:s, s:s, s:s, s:O, s:O}", "event", "state",
-                            "from", from, "to", to, "version",
-                            json_object_get(j, "version"), "inflight",
-                            json_object_get(j, "inflight"));
+                               "{s:s, s:s, s:s, s:O, s:O}", "event", "state",
+                               "from", from, "to", to, "version",
+                               json_object_get(j, "version"), "inflight",
+                               json_object_get(j, "inflight"));
                         if (audit(a, "kpay-control", "state",
                                   json_pack("{s:s}", "state", from),
                                   json_pack("{s:s}", "state", to), NULL, rec))

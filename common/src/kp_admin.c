@@ -463,9 +463,8 @@ static rd_kafka_t *scan_consumer(const kp_app_conf_t *c, char *errstr,
             {"fetch.wait.max.ms", "100", KP_PROP_DEFAULT},
             {NULL},
         };
-        rd_kafka_conf_t *conf =
-            kp_kafka_conf_build(c, "kpay-admin-scan", props, errstr,
-                                errstr_size);
+        rd_kafka_conf_t *conf = kp_kafka_conf_build(c, "kpay-admin-scan", props,
+                                                    errstr, errstr_size);
         if (!conf)
                 return NULL;
         char rderr[512];
@@ -493,7 +492,7 @@ kp_err_t kp_admin_scan(const kp_app_conf_t *c, const kp_admin_scan_t *s,
                        kp_admin_scan_cb *cb, void *opaque, int64_t *scannedp,
                        int *truncatedp, char *errstr, size_t errstr_size) {
         int64_t deadline = kp_mono_ms() + s->timeout_ms, scanned = 0;
-        kp_err_t err     = KP_OK;
+        kp_err_t err = KP_OK;
         size_t cnt, left = 0;
         scan_part_t *parts;
         if (scannedp)
@@ -509,8 +508,8 @@ kp_err_t kp_admin_scan(const kp_app_conf_t *c, const kp_admin_scan_t *s,
                 for (size_t i = 0; i < cnt; i++)
                         parts[i].partition = s->partitions[i];
         } else {
-                int32_t n = kp_admin_partition_count(rk, s->topic,
-                                                     s->timeout_ms);
+                int32_t n =
+                    kp_admin_partition_count(rk, s->topic, s->timeout_ms);
                 if (n < 0) {
                         snprintf(errstr, errstr_size,
                                  "topic %s does not exist or the cluster "
@@ -553,7 +552,8 @@ kp_err_t kp_admin_scan(const kp_app_conf_t *c, const kp_admin_scan_t *s,
                 if (rerr) {
                         snprintf(errstr, errstr_size,
                                  "%s: offsets for time %lld: %s", s->topic,
-                                 (long long)s->since_ms, rd_kafka_err2str(rerr));
+                                 (long long)s->since_ms,
+                                 rd_kafka_err2str(rerr));
                         err = KP_ERR_KAFKA;
                         goto out;
                 }
@@ -596,8 +596,7 @@ kp_err_t kp_admin_scan(const kp_app_conf_t *c, const kp_admin_scan_t *s,
                         for (size_t i = 0; i < cnt && !p; i++)
                                 if (parts[i].partition == m->partition)
                                         p = &parts[i];
-                if (m && m->err &&
-                    m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                if (m && m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                         snprintf(errstr, errstr_size, "%s: %s", s->topic,
                                  rd_kafka_message_errstr(m));
                         rd_kafka_message_destroy(m);

@@ -73,8 +73,8 @@ char *kp_audit_serialize(const kp_audit_rec_t *r, const json_t *extra,
         kp_json_set(o, "actor", json_string(actor));
         kp_json_set(o, "action", str_or_null(r->action));
         kp_json_set(o, "target", str_or_null(r->target));
-        kp_json_set(o, "before", r->before ? json_deep_copy(r->before)
-                                           : json_null());
+        kp_json_set(o, "before",
+                    r->before ? json_deep_copy(r->before) : json_null());
         kp_json_set(o, "after",
                     r->after ? json_deep_copy(r->after) : json_null());
         if (r->trace) {
@@ -109,10 +109,9 @@ kp_err_t kp_audit_write_sync(rd_kafka_t *rk, const char *topic,
         rd_kafka_header_add(hdrs, "kpay-hop", -1, r->service, -1);
         if (r->trace)
                 rd_kafka_header_add(hdrs, "kpay-trace", -1, r->trace, -1);
-        kp_err_t err =
-            kp_kafka_produce_sync(rk, topic, RD_KAFKA_PARTITION_UA, r->service,
-                                  strlen(r->service), val, len, hdrs,
-                                  timeout_ms);
+        kp_err_t err = kp_kafka_produce_sync(rk, topic, RD_KAFKA_PARTITION_UA,
+                                             r->service, strlen(r->service),
+                                             val, len, hdrs, timeout_ms);
         kp_free(val);
         return err;
 }

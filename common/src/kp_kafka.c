@@ -192,15 +192,17 @@ kp_err_t kp_kafka_produce_sync(rd_kafka_t *rk, const char *topic,
         rd_kafka_resp_err_t err;
         if (hdrs)
                 err = rd_kafka_producev(
-                    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                    RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
+                    rk, RD_KAFKA_V_TOPIC(topic),
+                    RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, klen),
+                    RD_KAFKA_V_VALUE((void *)val, vlen),
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                     RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&d),
                     RD_KAFKA_V_END);
         else
                 err = rd_kafka_producev(
-                    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                    RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
+                    rk, RD_KAFKA_V_TOPIC(topic),
+                    RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, klen),
+                    RD_KAFKA_V_VALUE((void *)val, vlen),
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                     RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
         if (err) {
@@ -216,8 +218,8 @@ kp_err_t kp_kafka_produce_sync(rd_kafka_t *rk, const char *topic,
         if (!atomic_load(&d.done)) {
                 /* message.timeout.ms is below the deadline: not reached. */
                 KP_ERROR("producing to %s: no delivery report", topic);
-                rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE |
-                                       RD_KAFKA_PURGE_F_INFLIGHT);
+                rd_kafka_purge(
+                    rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
                 while (!atomic_load(&d.done))
                         rd_kafka_poll(rk, 50);
                 return KP_ERR_TIMED_OUT;

@@ -101,9 +101,8 @@ static void emit(kp_log_level_t level, const char *msg) {
         ssize_t r = write(STDERR_FILENO, line, of);
         (void)r;
         if (sink_cb && level <= sink_level && !kp_log_sink_off)
-                sink_cb(level,
-                        (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, msg,
-                        sink_opaque);
+                sink_cb(level, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                        msg, sink_opaque);
 }
 
 /* ------------------------------------------------------------------------

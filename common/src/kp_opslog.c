@@ -107,7 +107,7 @@ static void produce_line(kp_opslog_t *ol, const opslog_line_t *l) {
         kp_json_set(o, "msg", msg ? msg : json_string("(not UTF-8)"));
         kp_json_set(o, "dropped",
                     json_integer((json_int_t)atomic_load(&ol->dropped)));
-        char *val = kp_json_dump(o);
+        char *val               = kp_json_dump(o);
         rd_kafka_resp_err_t err = rd_kafka_producev(
             ol->rk, RD_KAFKA_V_TOPIC(ol->topic),
             RD_KAFKA_V_KEY(ol->service, strlen(ol->service)),
@@ -198,14 +198,14 @@ kp_opslog_t *kp_opslog_start(const kp_app_conf_t *c, const char *service,
                     "Log lines lost on their way to kpay.ops.log (queue "
                     "full, broker gone).",
                     NULL);
-                ol->m_delivered =
-                    kp_metrics_counter(m, "kpay_ops_log_records_total",
-                                       "Log lines delivered to kpay.ops.log.",
-                                       NULL);
+                ol->m_delivered = kp_metrics_counter(
+                    m, "kpay_ops_log_records_total",
+                    "Log lines delivered to kpay.ops.log.", NULL);
         }
         if (pthread_create(&ol->thread, NULL, opslog_thread, ol)) {
-                snprintf(errstr, errstr_size, "the ops-log thread: cannot "
-                                              "start");
+                snprintf(errstr, errstr_size,
+                         "the ops-log thread: cannot "
+                         "start");
                 (void)kp_opslog_stop(ol, 0);
                 return NULL;
         }

@@ -86,30 +86,29 @@ static json_t *read_topic(kp_topic_id_t id) {
         char t[256];
         topic(t, sizeof(t), id);
         it_rec_t *recs;
-        size_t cnt = it_read_all(t, "read_committed", &recs);
+        size_t cnt  = it_read_all(t, "read_committed", &recs);
         json_t *arr = json_array();
         for (size_t i = 0; i < cnt; i++) {
                 json_error_t jerr;
-                json_t *v = recs[i].value ? json_loads(recs[i].value, 0, &jerr)
-                                          : NULL;
+                json_t *v =
+                    recs[i].value ? json_loads(recs[i].value, 0, &jerr) : NULL;
                 json_t *h = json_object();
                 const char *name;
                 const void *val;
                 size_t len;
-                for (size_t k = 0;
-                     recs[i].headers && !rd_kafka_header_get_all(
-                                            recs[i].headers, k, &name, &val,
-                                            &len);
+                for (size_t k = 0; recs[i].headers &&
+                                   !rd_kafka_header_get_all(recs[i].headers, k,
+                                                            &name, &val, &len);
                      k++)
-                        json_object_set_new(h, name,
-                                            json_stringn(val ? val : "",
-                                                         val ? len : 0));
+                        json_object_set_new(
+                            h, name,
+                            json_stringn(val ? val : "", val ? len : 0));
                 json_array_append_new(
-                    arr, json_pack("{s:i, s:I, s:s?, s:o, s:o}", "partition",
-                                   (int)recs[i].partition, "offset",
-                                   (json_int_t)recs[i].offset, "key",
-                                   recs[i].key, "value",
-                                   v ? v : json_null(), "headers", h));
+                    arr,
+                    json_pack("{s:i, s:I, s:s?, s:o, s:o}", "partition",
+                              (int)recs[i].partition, "offset",
+                              (json_int_t)recs[i].offset, "key", recs[i].key,
+                              "value", v ? v : json_null(), "headers", h));
         }
         it_free_recs(recs, cnt);
         return arr;
@@ -165,8 +164,8 @@ static void check_audit_fields(const json_t *v, const char *actor) {
 }
 
 /* A record with kpay-trace @p trace and kpay-hop "it". */
-static void produce_traced(kp_topic_id_t id, const char *key,
-                           const char *value, const char *trace) {
+static void produce_traced(kp_topic_id_t id, const char *key, const char *value,
+                           const char *trace) {
         char t[256];
         topic(t, sizeof(t), id);
         rd_kafka_t *rk          = it_producer();
@@ -185,7 +184,8 @@ static void pay(const char *id, const char *from, const char *to,
         char buf[512], trace[160];
         snprintf(buf, sizeof(buf),
                  "{\"v\":1,\"id\":\"%s\",\"from\":\"%s\",\"to\":\"%s\","
-                 "\"amount\":%" PRId64 ",\"currency\":\"USD\","
+                 "\"amount\":%" PRId64
+                 ",\"currency\":\"USD\","
                  "\"state\":\"INCOMING\",\"created_ms\":%" PRId64 "}",
                  id, from, to, amount, (int64_t)time(NULL) * 1000);
         snprintf(trace, sizeof(trace), "tr-%s", id);
@@ -241,10 +241,10 @@ static int admin(char **outp, const char *const *args) {
 
 /* `kpay-admin trace ID --json`: the records, in the order printed. */
 static json_t *trace_of(const char *id) {
-        char *out           = NULL;
-        const char *args[]  = {"trace", id, "--json", NULL};
-        int rc              = admin(&out, args);
-        json_t *arr         = json_array();
+        char *out          = NULL;
+        const char *args[] = {"trace", id, "--json", NULL};
+        int rc             = admin(&out, args);
+        json_t *arr        = json_array();
         if (rc != 0)
                 fail_msg("trace %s: exit %d: %s", id, rc, out ? out : "");
         for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
@@ -307,9 +307,8 @@ static int ctl(const char *method, const char *path, const char *body) {
 
 static void test_audit_control(void **state) {
         (void)state;
-        assert_int_equal(ctl("POST", "/api/v1/control/pause",
-                             "{\"reason\":\"it\"}"),
-                         200);
+        assert_int_equal(
+            ctl("POST", "/api/v1/control/pause", "{\"reason\":\"it\"}"), 200);
         assert_int_equal(ctl("POST", "/api/v1/control/resume", NULL), 200);
         assert_int_equal(ctl("PUT", "/api/v1/control/rate-limit",
                              "{\"payments_per_second\":null}"),
@@ -389,8 +388,8 @@ static void test_freeze_and_lineage(void **state) {
         /* Completed: INCOMING, DEBIT, CREDIT, COMPLETE, CONFIRMED. */
         json_t *tr = trace_of("ln-ok");
         expect_time_order(tr);
-        size_t i = expect_hop(tr, 0, KP_TOPIC_INCOMING, "INCOMING", "it",
-                              "tr-ln-ok");
+        size_t i =
+            expect_hop(tr, 0, KP_TOPIC_INCOMING, "INCOMING", "it", "tr-ln-ok");
         i = expect_hop(tr, i, KP_TOPIC_INFLIGHT, "DEBIT", "inflight",
                        "tr-ln-ok");
         i = expect_hop(tr, i, KP_TOPIC_INFLIGHT, "CREDIT", "account",
@@ -471,25 +470,28 @@ static void wait_letters(const char *pid, size_t n) {
 static void test_replay_exactly_once(void **state) {
         (void)state;
         /* Two letters of a schema this kpay does not know. */
-        const char *bad = "{\"v\":2,\"id\":\"ln-dlq\",\"from\":\"a\","
-                          "\"to\":\"b\",\"amount\":5,\"state\":\"INCOMING\"}";
-        const char *bad2 = "{\"v\":2,\"id\":\"ln-dlq2\",\"from\":\"a\","
-                           "\"to\":\"b\",\"amount\":5,\"state\":\"INCOMING\"}";
+        const char *bad =
+            "{\"v\":2,\"id\":\"ln-dlq\",\"from\":\"a\","
+            "\"to\":\"b\",\"amount\":5,\"state\":\"INCOMING\"}";
+        const char *bad2 =
+            "{\"v\":2,\"id\":\"ln-dlq2\",\"from\":\"a\","
+            "\"to\":\"b\",\"amount\":5,\"state\":\"INCOMING\"}";
         produce_traced(KP_TOPIC_INCOMING, "ln-dlq", bad, "tr-ln-dlq");
         produce_traced(KP_TOPIC_INCOMING, "ln-dlq2", bad2, "tr-ln-dlq2");
         wait_letters("ln-dlq", 1);
         wait_letters("ln-dlq2", 1);
 
-        char *out = NULL;
-        const char *dry[] = {"dlq", "replay", "--error", "unknown_version",
-                             "--dry-run", NULL};
+        char *out         = NULL;
+        const char *dry[] = {
+            "dlq", "replay", "--error", "unknown_version", "--dry-run", NULL};
         assert_int_equal(admin(&out, dry), 0);
         assert_non_null(strstr(out, "would replay 2 dead letters"));
         free(out);
         assert_int_equal(replays_of(KP_TOPIC_INCOMING, "ln-dlq"), 0);
 
-        const char *run[] = {"dlq",   "replay",     "--error", "unknown_version",
-                             "--actor", "ops-carol", NULL};
+        const char *run[] = {
+            "dlq",     "replay",    "--error", "unknown_version",
+            "--actor", "ops-carol", NULL};
         assert_int_equal(admin(&out, run), 0);
         assert_non_null(strstr(out, "replayed 2 dead letters"));
         free(out);
@@ -525,8 +527,9 @@ static void test_replay_exactly_once(void **state) {
         json_decref(v);
 
         /* dlq list: both generations, the first replayed. */
-        const char *list[] = {"dlq", "list", "--error", "unknown_version",
-                              "--service", "inflight", NULL};
+        const char *list[] = {
+            "dlq",       "list",     "--error", "unknown_version",
+            "--service", "inflight", NULL};
         assert_int_equal(admin(&out, list), 0);
         assert_non_null(strstr(out, "4 dead letters"));
         assert_non_null(strstr(out, "replayed=yes"));
@@ -537,21 +540,21 @@ static void test_replay_exactly_once(void **state) {
          * letter again. */
         json_t *tr = trace_of("ln-dlq");
         expect_time_order(tr);
-        size_t k = expect_hop(tr, 0, KP_TOPIC_INCOMING, "INCOMING", "it",
-                              "tr-ln-dlq");
+        size_t k =
+            expect_hop(tr, 0, KP_TOPIC_INCOMING, "INCOMING", "it", "tr-ln-dlq");
         size_t d1 =
             expect_hop(tr, k, KP_TOPIC_DLQ, NULL, "inflight", "tr-ln-dlq");
         /* The replay and its audit record commit together (same ms). */
         size_t rep = expect_hop(tr, d1, KP_TOPIC_INCOMING, "INCOMING", "admin",
                                 "tr-ln-dlq");
-        assert_true(json_object_get(
-                        json_object_get(json_array_get(tr, rep), "headers"),
-                        "kpay-replay-of") != NULL);
+        assert_true(
+            json_object_get(json_object_get(json_array_get(tr, rep), "headers"),
+                            "kpay-replay-of") != NULL);
         expect_hop(tr, d1, KP_TOPIC_OPS_AUDIT, NULL, "admin", "tr-ln-dlq");
         k = expect_hop(tr, rep, KP_TOPIC_DLQ, NULL, "inflight", "tr-ln-dlq");
-        assert_true(json_object_get(
-                        json_object_get(json_array_get(tr, k), "headers"),
-                        "kpay-replay-of") != NULL);
+        assert_true(
+            json_object_get(json_object_get(json_array_get(tr, k), "headers"),
+                            "kpay-replay-of") != NULL);
         json_decref(tr);
 
         /* An id nobody used: exit status 3. */
@@ -609,8 +612,8 @@ static void test_ops_log(void **state) {
 /* The partitions of every InstanceInfo of @p instance on kpay.metadata
  * from offset @p after on, as a JSON array of the arrays; and the latest
  * offset in *lastp. */
-static json_t *assignments(const char *instance, int64_t after,
-                           int64_t *lastp, const char **statep) {
+static json_t *assignments(const char *instance, int64_t after, int64_t *lastp,
+                           const char **statep) {
         char key[64];
         snprintf(key, sizeof(key), "account/%s", instance);
         json_t *all = read_topic(KP_TOPIC_METADATA), *r, *out = json_array();
@@ -618,7 +621,7 @@ static json_t *assignments(const char *instance, int64_t after,
         static char state[32];
         state[0] = '\0';
         json_array_foreach(all, i, r) {
-                json_t *v = json_object_get(r, "value");
+                json_t *v   = json_object_get(r, "value");
                 int64_t off = json_integer_value(json_object_get(r, "offset"));
                 if (strcmp(jstr(r, "key"), key) || off <= after || !v ||
                     json_is_null(v))
@@ -650,8 +653,7 @@ static void test_rolling_restart(void **state) {
         assert_non_null(a1);
         assert_non_null(a2);
         /* Two instances share the partitions. */
-        assert_int_equal(json_array_size(a1) + json_array_size(a2),
-                         PARTITIONS);
+        assert_int_equal(json_array_size(a1) + json_array_size(a2), PARTITIONS);
         assert_true(json_array_size(a1) > 0 && json_array_size(a2) > 0);
 
         /* Restart account-2 inside the session timeout. */
@@ -672,8 +674,8 @@ static void test_rolling_restart(void **state) {
                 json_t *after = assignments("account-2", off2, NULL, &st);
                 json_t *last =
                     json_array_get(after, json_array_size(after) - 1);
-                int same = last && json_equal(last, a2) &&
-                           !strcmp(st, "RUNNING");
+                int same =
+                    last && json_equal(last, a2) && !strcmp(st, "RUNNING");
                 json_decref(after);
                 if (same)
                         break;
@@ -703,9 +705,10 @@ static void test_rolling_restart(void **state) {
                         fail_msg("account-1's partitions changed from %s to %s",
                                  json_dumps(a1, 0), json_dumps(s, 0));
         }
-        print_message("account-1 published %zu InstanceInfos meanwhile, all "
-                      "%s\n",
-                      json_array_size(seen), json_dumps(a1, JSON_COMPACT));
+        print_message(
+            "account-1 published %zu InstanceInfos meanwhile, all "
+            "%s\n",
+            json_array_size(seen), json_dumps(a1, JSON_COMPACT));
         json_decref(seen);
         json_decref(a1);
         json_decref(a2);
@@ -740,8 +743,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
         (void)state;
-        proc_t *all[] = {&inflight, &account[0], &account[1], &confirmed,
-                         &control, &warner};
+        proc_t *all[] = {&inflight,  &account[0], &account[1],
+                         &confirmed, &control,    &warner};
         it_daemons_teardown(all, 6, root);
         return 0;
 }

@@ -38,9 +38,8 @@ static void test_replay_headers(void **state) {
         assert_string_equal(ops_header(h, OPS_REPLAY_HEADER, buf, sizeof(buf)),
                             "4:99");
         assert_string_equal(ops_header(h, "kpay-error", buf, sizeof(buf)), "");
-        assert_string_equal(ops_header(h, "kpay-source-offset", buf,
-                                       sizeof(buf)),
-                            "");
+        assert_string_equal(
+            ops_header(h, "kpay-source-offset", buf, sizeof(buf)), "");
         /* One of each: the old replay-of and hop are gone. */
         assert_int_equal(rd_kafka_header_cnt(h), 4);
         rd_kafka_headers_destroy(h);
@@ -52,7 +51,8 @@ static void test_replay_headers(void **state) {
 
 static void test_record_of(void **state) {
         (void)state;
-        const char *pay = "{\"v\":1,\"id\":\"p-1\",\"from\":\"a\",\"to\":\"b\"}";
+        const char *pay =
+            "{\"v\":1,\"id\":\"p-1\",\"from\":\"a\",\"to\":\"b\"}";
         const char *other = "{\"v\":1,\"id\":\"p-10\"}";
         const char *audit = "{\"action\":\"dlq.replay\",\"payment\":\"p-1\"}";
         assert_true(ops_record_of("p-1", "p-1", 3, "garbage", 7));
@@ -71,28 +71,32 @@ static void test_record_of(void **state) {
 static void test_markers(void **state) {
         (void)state;
         char key[64];
-        const char *rec = "{\"action\":\"dlq.replay\",\"dlq\":{\"partition\":"
-                          "3,\"offset\":41}}";
+        const char *rec =
+            "{\"action\":\"dlq.replay\",\"dlq\":{\"partition\":"
+            "3,\"offset\":41}}";
         assert_true(ops_replay_marker(rec, strlen(rec), key, sizeof(key)));
         assert_string_equal(key, "3:41");
         assert_string_equal(ops_letter_key(key, sizeof(key), 3, 41), "3:41");
-        const char *cmd = "{\"action\":\"pause\",\"dlq\":{\"partition\":3,"
-                          "\"offset\":41}}";
+        const char *cmd =
+            "{\"action\":\"pause\",\"dlq\":{\"partition\":3,"
+            "\"offset\":41}}";
         assert_false(ops_replay_marker(cmd, strlen(cmd), key, sizeof(key)));
         assert_false(ops_replay_marker("nope", 4, key, sizeof(key)));
-        const char *bad = "{\"action\":\"dlq.replay\",\"dlq\":{\"partition\":"
-                          "\"3\",\"offset\":41}}";
+        const char *bad =
+            "{\"action\":\"dlq.replay\",\"dlq\":{\"partition\":"
+            "\"3\",\"offset\":41}}";
         assert_false(ops_replay_marker(bad, strlen(bad), key, sizeof(key)));
 }
 
 static void test_summary(void **state) {
         (void)state;
         char buf[300];
-        const char *rej = "{\"id\":\"p\",\"state\":\"REJECTED\",\"reason\":"
-                          "\"account_frozen\",\"from\":\"a\",\"to\":\"b\"}";
-        assert_string_equal(ops_summary(rej, strlen(rej), NULL, buf,
-                                        sizeof(buf)),
-                            "REJECTED reason=account_frozen a -> b");
+        const char *rej =
+            "{\"id\":\"p\",\"state\":\"REJECTED\",\"reason\":"
+            "\"account_frozen\",\"from\":\"a\",\"to\":\"b\"}";
+        assert_string_equal(
+            ops_summary(rej, strlen(rej), NULL, buf, sizeof(buf)),
+            "REJECTED reason=account_frozen a -> b");
         rd_kafka_headers_t *h = rd_kafka_headers_new(4);
         rd_kafka_header_add(h, "kpay-error", -1, "not_json", -1);
         rd_kafka_header_add(h, "kpay-error-detail", -1, "bad", -1);
@@ -102,11 +106,12 @@ static void test_summary(void **state) {
             "DEAD LETTER error=not_json detail=\"bad\" (2 bytes, not a JSON "
             "object) replay-of=2:5");
         rd_kafka_headers_destroy(h);
-        const char *aud = "{\"action\":\"freeze\",\"actor\":\"bob\",\"target\":"
-                          "\"account:a\"}";
-        assert_string_equal(ops_summary(aud, strlen(aud), NULL, buf,
-                                        sizeof(buf)),
-                            "AUDIT freeze by bob target=account:a");
+        const char *aud =
+            "{\"action\":\"freeze\",\"actor\":\"bob\",\"target\":"
+            "\"account:a\"}";
+        assert_string_equal(
+            ops_summary(aud, strlen(aud), NULL, buf, sizeof(buf)),
+            "AUDIT freeze by bob target=account:a");
         /* A tiny buffer is cut, never overrun. */
         char tiny[8];
         ops_summary(rej, strlen(rej), NULL, tiny, sizeof(tiny));

@@ -17,10 +17,10 @@
 
 static void test_record(void **state) {
         (void)state;
-        json_t *before = json_pack("{s:b}", "frozen", 0);
-        json_t *after  = json_pack("{s:b}", "frozen", 1);
-        json_t *extra  = json_pack("{s:s, s:s, s:i}", "account", "alice",
-                                   "actor", "smuggled", "n", 3);
+        json_t *before   = json_pack("{s:b}", "frozen", 0);
+        json_t *after    = json_pack("{s:b}", "frozen", 1);
+        json_t *extra    = json_pack("{s:s, s:s, s:i}", "account", "alice",
+                                     "actor", "smuggled", "n", 3);
         kp_audit_rec_t r = {.service  = "account",
                             .instance = "account-1",
                             .actor    = "ops bob",
@@ -34,15 +34,16 @@ static void test_record(void **state) {
         char *s = kp_audit_serialize(&r, extra, &len);
         assert_int_equal(strlen(s), len);
         assert_string_equal(
-            s, "{\"v\":1,\"ts\":1700000000000,\"service\":\"account\","
-               "\"instance\":\"account-1\",\"actor\":\"ops_bob\","
-               "\"action\":\"freeze\",\"target\":\"account:alice\","
-               "\"before\":{\"frozen\":false},\"after\":{\"frozen\":true},"
-               "\"trace\":\"t-1\",\"account\":\"alice\",\"n\":3}");
+            s,
+            "{\"v\":1,\"ts\":1700000000000,\"service\":\"account\","
+            "\"instance\":\"account-1\",\"actor\":\"ops_bob\","
+            "\"action\":\"freeze\",\"target\":\"account:alice\","
+            "\"before\":{\"frozen\":false},\"after\":{\"frozen\":true},"
+            "\"trace\":\"t-1\",\"account\":\"alice\",\"n\":3}");
         kp_free(s);
         /* No actor, no before/after, no trace: "anonymous" and nulls. */
         kp_audit_rec_t bare = {.service = "admin", .action = "x", .ts = 1};
-        s = kp_audit_serialize(&bare, NULL, NULL);
+        s                   = kp_audit_serialize(&bare, NULL, NULL);
         assert_non_null(strstr(s, "\"actor\":\"anonymous\""));
         assert_non_null(strstr(s, "\"before\":null,\"after\":null"));
         assert_non_null(strstr(s, "\"trace\":null"));
@@ -75,22 +76,25 @@ static void test_command_actor(void **state) {
         (void)state;
         kp_account_cmd_t cmd;
         char detail[256];
-        const char *with = "{\"v\":1,\"command\":\"FREEZE\",\"account\":"
-                           "\"alice\",\"id\":\"c1\",\"created_ms\":5,"
-                           "\"actor\":\"web user\"}";
+        const char *with =
+            "{\"v\":1,\"command\":\"FREEZE\",\"account\":"
+            "\"alice\",\"id\":\"c1\",\"created_ms\":5,"
+            "\"actor\":\"web user\"}";
         assert_int_equal(kp_account_cmd_parse(with, strlen(with), &cmd, detail,
                                               sizeof(detail)),
                          KP_PAY_E_OK);
         assert_string_equal(cmd.actor, "web_user");
         size_t len;
         char *s = kp_account_cmd_serialize(&cmd, &len);
-        assert_string_equal(s, "{\"v\":1,\"command\":\"FREEZE\",\"account\":"
-                               "\"alice\",\"id\":\"c1\",\"created_ms\":5,"
-                               "\"actor\":\"web_user\"}");
+        assert_string_equal(s,
+                            "{\"v\":1,\"command\":\"FREEZE\",\"account\":"
+                            "\"alice\",\"id\":\"c1\",\"created_ms\":5,"
+                            "\"actor\":\"web_user\"}");
         kp_free(s);
         /* Without one (older producers): parsed, and written as before. */
-        const char *without = "{\"v\":1,\"command\":\"UNFREEZE\",\"account\":"
-                              "\"alice\",\"id\":null,\"created_ms\":0}";
+        const char *without =
+            "{\"v\":1,\"command\":\"UNFREEZE\",\"account\":"
+            "\"alice\",\"id\":null,\"created_ms\":0}";
         assert_int_equal(kp_account_cmd_parse(without, strlen(without), &cmd,
                                               detail, sizeof(detail)),
                          KP_PAY_E_OK);
@@ -99,13 +103,15 @@ static void test_command_actor(void **state) {
         assert_string_equal(s, without);
         kp_free(s);
         /* null is absent; another type is refused. */
-        const char *nul = "{\"v\":1,\"command\":\"FREEZE\",\"account\":\"a\","
-                          "\"actor\":null}";
+        const char *nul =
+            "{\"v\":1,\"command\":\"FREEZE\",\"account\":\"a\","
+            "\"actor\":null}";
         assert_int_equal(kp_account_cmd_parse(nul, strlen(nul), &cmd, detail,
                                               sizeof(detail)),
                          KP_PAY_E_OK);
-        const char *num = "{\"v\":1,\"command\":\"FREEZE\",\"account\":\"a\","
-                          "\"actor\":7}";
+        const char *num =
+            "{\"v\":1,\"command\":\"FREEZE\",\"account\":\"a\","
+            "\"actor\":7}";
         assert_int_equal(kp_account_cmd_parse(num, strlen(num), &cmd, detail,
                                               sizeof(detail)),
                          KP_PAY_E_WRONG_TYPE);

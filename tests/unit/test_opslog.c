@@ -22,7 +22,7 @@ static kp_app_conf_t conf = {.bootstrap_servers = "127.0.0.1:1",
                              .topic_prefix      = "unit."};
 
 static int quiet_stderr(void) {
-        int saved = dup(STDERR_FILENO);
+        int saved  = dup(STDERR_FILENO);
         FILE *null = fopen("/dev/null", "w");
         assert_non_null(null);
         assert_true(dup2(fileno(null), STDERR_FILENO) >= 0);
@@ -58,8 +58,8 @@ static void test_no_broker(void **state) {
         KP_INFO("below WARN: never in the sink");
         int64_t took = kp_mono_ms() - t0;
         /* Bounded: stop waits at most its timeout for the delivery. */
-        t0              = kp_mono_ms();
-        int64_t dropped = kp_opslog_stop(ol, 200);
+        t0                = kp_mono_ms();
+        int64_t dropped   = kp_opslog_stop(ol, 200);
         int64_t stop_took = kp_mono_ms() - t0;
         kp_log_set_repeat_limit(5, 10000);
         restore_stderr(saved);
