@@ -69,25 +69,6 @@ static const kp_conf_opt_t admin_opts[] = {
     {NULL},
 };
 
-static rd_kafka_t *new_client(const kp_app_conf_t *c) {
-        char errstr[512];
-        rd_kafka_conf_t *conf =
-            kp_kafka_conf_new(c, NULL, "kpay-admin", errstr, sizeof(errstr));
-        if (!conf) {
-                fprintf(stderr, "kpay-admin: %s\n", errstr);
-                return NULL;
-        }
-        rd_kafka_t *rk =
-            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-        if (!rk) {
-                fprintf(stderr,
-                        "kpay-admin: cannot create a Kafka client: %s\n",
-                        errstr);
-                rd_kafka_conf_destroy(conf);
-        }
-        return rk;
-}
-
 static int cmd_wait(rd_kafka_t *rk, const kp_app_conf_t *c) {
         if (kp_kafka_wait_ready(rk, (int)aconf.timeout_ms) != KP_OK) {
                 fprintf(stderr,
@@ -190,7 +171,7 @@ int main(int argc, char **argv) {
                 return 2;
         }
 
-        rd_kafka_t *rk = new_client(c);
+        rd_kafka_t *rk = opscmd_client(c, "kpay-admin", NULL);
         if (!rk) {
                 kp_app_destroy(app);
                 return 2;

@@ -27,6 +27,27 @@
  * (clock skew between producers). */
 #define TRACE_SKEW_MS (10 * 60 * 1000)
 
+rd_kafka_t *opscmd_client(const kp_app_conf_t *c, const char *client_id,
+                          const kp_kafka_prop_t *props) {
+        static const kp_kafka_prop_t none[] = {{NULL}};
+        char errstr[512];
+        rd_kafka_conf_t *conf = kp_kafka_conf_build(
+            c, client_id, props ? props : none, errstr, sizeof(errstr));
+        if (!conf) {
+                fprintf(stderr, "kpay-admin: %s\n", errstr);
+                return NULL;
+        }
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        if (!rk) {
+                rd_kafka_conf_destroy(conf);
+                fprintf(stderr,
+                        "kpay-admin: cannot create a Kafka client: %s\n",
+                        errstr);
+        }
+        return rk;
+}
+
 /* One record found, kept for printing. */
 typedef struct found_s {
         char *topic;
@@ -225,21 +246,13 @@ static void trace_learn(const found_list_t *l, char *from, char *to,
 
 static int cmd_trace(const kp_app_conf_t *c, const opscmd_opts_t *o,
                      const char *id) {
-        char errstr[512], topic[256], from[128] = "", to[128] = "";
+        char topic[256], from[128] = "", to[128] = "";
         trace_ctx_t t   = {.id = id};
         int64_t scanned = 0, created = 0;
         int truncated = 0, rc = 0;
-        rd_kafka_conf_t *conf =
-            kp_kafka_conf_new(c, NULL, "kpay-admin", errstr, sizeof(errstr));
-        rd_kafka_t *rk =
-            conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))
-                 : NULL;
-        if (!rk) {
-                if (conf)
-                        rd_kafka_conf_destroy(conf);
-                fprintf(stderr, "kpay-admin: %s\n", errstr);
+        rd_kafka_t *rk = opscmd_client(c, "kpay-admin", NULL);
+        if (!rk)
                 return 1;
-        }
         int32_t n[KP_TOPIC__CNT];
         static const kp_topic_id_t used[] = {
             KP_TOPIC_INCOMING,  KP_TOPIC_INFLIGHT, KP_TOPIC_COMPLETE,
@@ -409,13 +422,7 @@ static int letter_replayed(const dlq_ctx_t *d, const found_t *f) {
 static int cmd_dlq_list(const kp_app_conf_t *c, const opscmd_opts_t *o) {
         char topic[256];
         dlq_ctx_t d    = {.o = o, .replayed = json_object()};
-        rd_kafka_t *rk = NULL;
-        char errstr[512];
-        rd_kafka_conf_t *conf =
-            kp_kafka_conf_new(c, NULL, "kpay-admin", errstr, sizeof(errstr));
-        if (conf && !(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr,
-                                        sizeof(errstr))))
-                rd_kafka_conf_destroy(conf);
+        rd_kafka_t *rk = opscmd_client(c, "kpay-admin", NULL);
         kp_topic_name(topic, sizeof(topic), c->topic_prefix,
                       KP_TOPIC_OPS_AUDIT);
         int32_t na =
@@ -467,7 +474,7 @@ static int cmd_dlq_list(const kp_app_conf_t *c, const opscmd_opts_t *o) {
  * deployment, so that a second run (or a restart after a crash) fences the
  * first and aborts what it left open before anything is read. */
 static rd_kafka_t *replay_producer(const kp_app_conf_t *c, int timeout_ms) {
-        char errstr[512], tid[300];
+        char tid[300];
         snprintf(tid, sizeof(tid), "%skpay-admin-dlq-replay",
                  c->topic_prefix ? c->topic_prefix : "");
         const kp_kafka_prop_t props[] = {
@@ -481,19 +488,9 @@ static rd_kafka_t *replay_producer(const kp_app_conf_t *c, int timeout_ms) {
             {"message.timeout.ms", "30000", KP_PROP_DEFAULT},
             {NULL},
         };
-        rd_kafka_conf_t *conf = kp_kafka_conf_build(
-            c, "kpay-admin-replay", props, errstr, sizeof(errstr));
-        if (!conf) {
-                fprintf(stderr, "kpay-admin: %s\n", errstr);
+        rd_kafka_t *rk = opscmd_client(c, "kpay-admin-replay", props);
+        if (!rk)
                 return NULL;
-        }
-        rd_kafka_t *rk =
-            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-        if (!rk) {
-                rd_kafka_conf_destroy(conf);
-                fprintf(stderr, "kpay-admin: %s\n", errstr);
-                return NULL;
-        }
         rd_kafka_error_t *e = rd_kafka_init_transactions(rk, timeout_ms);
         if (e) {
                 fprintf(stderr, "kpay-admin: init_transactions: %s\n",
@@ -622,19 +619,11 @@ static int cmd_dlq_replay(const kp_app_conf_t *c, const opscmd_opts_t *o) {
          * visible then, and none can commit after. */
         rd_kafka_t *rk = o->dry_run ? NULL : replay_producer(c, o->timeout_ms);
         rd_kafka_t *meta = rk;
-        char errstr[512];
         if (!rk) {
                 if (!o->dry_run)
                         return 1;
-                rd_kafka_conf_t *conf = kp_kafka_conf_new(
-                    c, NULL, "kpay-admin", errstr, sizeof(errstr));
-                if (!conf || !(meta = rd_kafka_new(RD_KAFKA_PRODUCER, conf,
-                                                   errstr, sizeof(errstr)))) {
-                        if (conf)
-                                rd_kafka_conf_destroy(conf);
-                        fprintf(stderr, "kpay-admin: %s\n", errstr);
+                if (!(meta = opscmd_client(c, "kpay-admin", NULL)))
                         return 1;
-                }
         }
         int32_t na = kp_admin_partition_count(meta, topic, o->timeout_ms);
         if (!rk)

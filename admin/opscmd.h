@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "kpay/kp_app.h"
+#include "kpay/kp_kafka.h"
 
 /** The options of the operational commands. */
 typedef struct opscmd_opts_s {
@@ -16,6 +17,15 @@ typedef struct opscmd_opts_s {
         int64_t since_ms, max_scan;
         int timeout_ms;
 } opscmd_opts_t;
+
+/**
+ * @brief A producer handle of kpay-admin (for metadata, admin requests
+ *        and writes) with @p c's bootstrap and -X and the property table
+ *        @p props (or NULL).
+ * @returns the client, or NULL after printing the reason on stderr.
+ */
+rd_kafka_t *opscmd_client(const kp_app_conf_t *c, const char *client_id,
+                          const kp_kafka_prop_t *props);
 
 /**
  * @brief Runs `trace ID`, `dlq list` or `dlq replay` (args[0] is "trace"

@@ -294,6 +294,25 @@ static void expect_time_order(const json_t *tr) {
                                 json_object_get(json_array_get(tr, i), "ts")));
 }
 
+/* One expected hop of a lineage: topic, state, kpay-hop. */
+typedef struct hop_s {
+        kp_topic_id_t topic; /* KP_TOPIC__CNT ends a list */
+        const char *state, *hop;
+} hop_t;
+
+/* The trace of @p id has @p hops in this order, each with the trace id
+ * "tr-<id>", and is in time order. */
+static void expect_lineage(const char *id, const hop_t *hops) {
+        char trace[160];
+        snprintf(trace, sizeof(trace), "tr-%s", id);
+        json_t *tr = trace_of(id);
+        expect_time_order(tr);
+        for (size_t i = 0; hops->topic != KP_TOPIC__CNT; hops++)
+                i = expect_hop(tr, i, hops->topic, hops->state, hops->hop,
+                               trace);
+        json_decref(tr);
+}
+
 /* ------------------------------------------------------------------------
  * Tests. */
 
@@ -386,71 +405,55 @@ static void test_freeze_and_lineage(void **state) {
             audit_count("account", "unfreeze", "account:ln-frozen", NULL), 1);
 
         /* Completed: INCOMING, DEBIT, CREDIT, COMPLETE, CONFIRMED. */
-        json_t *tr = trace_of("ln-ok");
-        expect_time_order(tr);
-        size_t i =
-            expect_hop(tr, 0, KP_TOPIC_INCOMING, "INCOMING", "it", "tr-ln-ok");
-        i = expect_hop(tr, i, KP_TOPIC_INFLIGHT, "DEBIT", "inflight",
-                       "tr-ln-ok");
-        i = expect_hop(tr, i, KP_TOPIC_INFLIGHT, "CREDIT", "account",
-                       "tr-ln-ok");
-        i = expect_hop(tr, i, KP_TOPIC_COMPLETE, "COMPLETE", "account",
-                       "tr-ln-ok");
-        expect_hop(tr, i, KP_TOPIC_CONFIRMED, "CONFIRMED", "confirmed",
-                   "tr-ln-ok");
-        json_decref(tr);
-
+        static const hop_t ok[] = {
+            {KP_TOPIC_INCOMING, "INCOMING", "it"},
+            {KP_TOPIC_INFLIGHT, "DEBIT", "inflight"},
+            {KP_TOPIC_INFLIGHT, "CREDIT", "account"},
+            {KP_TOPIC_COMPLETE, "COMPLETE", "account"},
+            {KP_TOPIC_CONFIRMED, "CONFIRMED", "confirmed"},
+            {KP_TOPIC__CNT}};
+        expect_lineage("ln-ok", ok);
         /* Rejected: no CREDIT. */
-        tr = trace_of("ln-rej");
-        expect_time_order(tr);
-        i = expect_hop(tr, 0, KP_TOPIC_INCOMING, "INCOMING", "it", "tr-ln-rej");
-        i = expect_hop(tr, i, KP_TOPIC_INFLIGHT, "DEBIT", "inflight",
-                       "tr-ln-rej");
-        i = expect_hop(tr, i, KP_TOPIC_COMPLETE, "REJECTED", "account",
-                       "tr-ln-rej");
-        expect_hop(tr, i, KP_TOPIC_CONFIRMED, "REJECTED", "confirmed",
-                   "tr-ln-rej");
-        json_decref(tr);
-
+        static const hop_t rej[] = {
+            {KP_TOPIC_INCOMING, "INCOMING", "it"},
+            {KP_TOPIC_INFLIGHT, "DEBIT", "inflight"},
+            {KP_TOPIC_COMPLETE, "REJECTED", "account"},
+            {KP_TOPIC_CONFIRMED, "REJECTED", "confirmed"},
+            {KP_TOPIC__CNT}};
+        expect_lineage("ln-rej", rej);
         /* Refunded: the credit to the frozen account became a REFUND. */
-        tr = trace_of("ln-ref");
-        expect_time_order(tr);
-        i = expect_hop(tr, 0, KP_TOPIC_INCOMING, "INCOMING", "it", "tr-ln-ref");
-        i = expect_hop(tr, i, KP_TOPIC_INFLIGHT, "DEBIT", "inflight",
-                       "tr-ln-ref");
-        i = expect_hop(tr, i, KP_TOPIC_INFLIGHT, "CREDIT", "account",
-                       "tr-ln-ref");
-        i = expect_hop(tr, i, KP_TOPIC_INFLIGHT, "REFUND", "account",
-                       "tr-ln-ref");
-        i = expect_hop(tr, i, KP_TOPIC_COMPLETE, "REJECTED", "account",
-                       "tr-ln-ref");
-        expect_hop(tr, i, KP_TOPIC_CONFIRMED, "REJECTED", "confirmed",
-                   "tr-ln-ref");
-        json_decref(tr);
+        static const hop_t ref[] = {
+            {KP_TOPIC_INCOMING, "INCOMING", "it"},
+            {KP_TOPIC_INFLIGHT, "DEBIT", "inflight"},
+            {KP_TOPIC_INFLIGHT, "CREDIT", "account"},
+            {KP_TOPIC_INFLIGHT, "REFUND", "account"},
+            {KP_TOPIC_COMPLETE, "REJECTED", "account"},
+            {KP_TOPIC_CONFIRMED, "REJECTED", "confirmed"},
+            {KP_TOPIC__CNT}};
+        expect_lineage("ln-ref", ref);
 }
 
-/* The records of @p topic with header kpay-replay-of whose value's id is
- * @p id. */
-static size_t replays_of(kp_topic_id_t id, const char *pid) {
+/* The records of topic @p id whose value's id is @p pid (only those with
+ * a kpay-replay-of header when @p replays). */
+static size_t records_of(kp_topic_id_t id, const char *pid, int replays) {
         json_t *all = read_topic(id), *r;
         size_t i, n = 0;
         json_array_foreach(all, i, r) {
                 if (!strcmp(jstr(json_object_get(r, "value"), "id"), pid) &&
-                    json_object_get(json_object_get(r, "headers"),
-                                    "kpay-replay-of"))
+                    (!replays || json_object_get(json_object_get(r, "headers"),
+                                                 "kpay-replay-of")))
                         n++;
         }
         json_decref(all);
         return n;
 }
 
+static size_t replays_of(kp_topic_id_t id, const char *pid) {
+        return records_of(id, pid, 1);
+}
+
 static size_t letters_of(const char *pid) {
-        json_t *all = read_topic(KP_TOPIC_DLQ), *r;
-        size_t i, n = 0;
-        json_array_foreach(all, i, r) n +=
-            !strcmp(jstr(json_object_get(r, "value"), "id"), pid);
-        json_decref(all);
-        return n;
+        return records_of(KP_TOPIC_DLQ, pid, 0);
 }
 
 static void wait_letters(const char *pid, size_t n) {
