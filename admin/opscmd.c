@@ -322,7 +322,8 @@ static int cmd_trace(const kp_app_conf_t *c, const opscmd_opts_t *o,
         rc |= trace_scan(c, o, &t, KP_TOPIC_OPS_AUDIT, &p, 1, since, &scanned,
                          &truncated);
 
-        qsort(t.found.v, t.found.cnt, sizeof(*t.found.v), found_cmp);
+        if (t.found.cnt) /* qsort() wants a non-NULL base */
+                qsort(t.found.v, t.found.cnt, sizeof(*t.found.v), found_cmp);
         for (size_t i = 0; i < t.found.cnt; i++)
                 found_print(&t.found.v[i], o->json);
         fprintf(stderr,
@@ -409,7 +410,9 @@ static int read_letters(const kp_app_conf_t *c, dlq_ctx_t *d) {
                         "kpay-admin: the scan was bounded by "
                         "--max-scan: some partition of the DLQ was "
                         "not read to its end\n");
-        qsort(d->letters.v, d->letters.cnt, sizeof(*d->letters.v), found_cmp);
+        if (d->letters.cnt) /* qsort() wants a non-NULL base */
+                qsort(d->letters.v, d->letters.cnt, sizeof(*d->letters.v),
+                      found_cmp);
         return 0;
 }
 

@@ -597,11 +597,25 @@ kp_err_t kp_admin_scan(const kp_app_conf_t *c, const kp_admin_scan_t *s,
                                 if (parts[i].partition == m->partition)
                                         p = &parts[i];
                 if (m && m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        snprintf(errstr, errstr_size, "%s: %s", s->topic,
+                        /* A lost connection and the like are retried by
+                         * librdkafka (the deadline bounds the wait); a
+                         * missing topic or partition is not. */
+                        rd_kafka_resp_err_t e = m->err;
+                        if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                            e == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                            e == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+                            e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+                            e == RD_KAFKA_RESP_ERR__FATAL) {
+                                snprintf(errstr, errstr_size, "%s: %s",
+                                         s->topic, rd_kafka_message_errstr(m));
+                                rd_kafka_message_destroy(m);
+                                err = KP_ERR_KAFKA;
+                                break;
+                        }
+                        KP_DEBUG("%s: %s (retried)", s->topic,
                                  rd_kafka_message_errstr(m));
                         rd_kafka_message_destroy(m);
-                        err = KP_ERR_KAFKA;
-                        break;
+                        m = NULL;
                 }
                 if (m && !m->err && p && !p->done) {
                         scanned++;
