@@ -711,10 +711,12 @@ static void test_rolling_restart(void **state) {
                         fail_msg("account-1's partitions changed from %s to %s",
                                  json_dumps(a1, 0), json_dumps(s, 0));
         }
+        char *set = json_dumps(a1, JSON_COMPACT);
         print_message(
             "account-1 published %zu InstanceInfos meanwhile, all "
             "%s\n",
-            json_array_size(seen), json_dumps(a1, JSON_COMPACT));
+            json_array_size(seen), set);
+        free(set);
         json_decref(seen);
         json_decref(a1);
         json_decref(a2);
