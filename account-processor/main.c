@@ -17,6 +17,7 @@
 
 #include "account.h"
 #include "kpay/kp_app.h"
+#include "kpay/kp_audit.h"
 #include "kpay/kp_conf.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
@@ -43,6 +44,7 @@ typedef struct account_proc_s {
         kp_counter_t *debits;
         kp_counter_t *credits;
         kp_counter_t *commands;
+        const char *instance;                   /* for the audit records */
         kp_counter_t *refunds[KP_REASON__CNT];  /* by reason; [NONE] unused */
         kp_counter_t *rejected[KP_REASON__CNT]; /* likewise */
 } account_proc_t;
@@ -123,6 +125,52 @@ static kp_err_t store_account(kp_ctx_t *ctx, const char *account,
         return err;
 }
 
+/* The audit record of an applied command (kp_audit.h), emitted in the
+ * transaction that stores the account: it commits with the change, once,
+ * or not at all. The trace is the command record's kpay-trace, else the
+ * command id. */
+static kp_err_t audit_cmd(kp_ctx_t *ctx, const kp_record_t *rec,
+                          const account_proc_t *ap, const kp_account_cmd_t *cmd,
+                          int was_frozen, int frozen) {
+        char target[KP_ACCOUNT_FIELD_MAX + 16], trace[KP_AUDIT_TRACE_MAX + 1];
+        const void *tv = NULL;
+        size_t tlen    = 0;
+        const char *tp = cmd->id[0] ? cmd->id : NULL;
+        if (rec->headers &&
+            !rd_kafka_header_get_last(rec->headers, "kpay-trace", &tv, &tlen) &&
+            tv) {
+                snprintf(trace, sizeof(trace), "%.*s", (int)tlen,
+                         (const char *)tv);
+                tp = trace;
+        }
+        snprintf(target, sizeof(target), "account:%s", cmd->account);
+        json_t *before = json_pack("{s:b}", "frozen", was_frozen);
+        json_t *after  = json_pack("{s:b}", "frozen", frozen);
+        json_t *extra =
+            json_pack("{s:s, s:o}", "account", cmd->account, "command_id",
+                      cmd->id[0] ? json_string(cmd->id) : json_null());
+        kp_audit_rec_t ar = {
+            .service  = "account",
+            .instance = ap->instance,
+            .actor    = cmd->actor[0] ? cmd->actor : "anonymous",
+            .action   = cmd->command == KP_CMD_FREEZE ? "freeze" : "unfreeze",
+            .target   = target,
+            .before   = before,
+            .after    = after,
+            .trace    = tp,
+            .ts       = kp_ctx_now_ms(ctx),
+        };
+        size_t len;
+        char *val = kp_audit_serialize(&ar, extra, &len);
+        json_decref(before);
+        json_decref(after);
+        json_decref(extra);
+        kp_err_t err = kp_ctx_emit(ctx, KP_TOPIC_OPS_AUDIT, -1, "account", 7,
+                                   val, len, NULL);
+        kp_free(val);
+        return err;
+}
+
 static kp_err_t process_cmd(kp_ctx_t *ctx, const kp_record_t *rec,
                             account_proc_t *ap) {
         kp_account_cmd_t cmd;
@@ -151,15 +199,19 @@ static kp_err_t process_cmd(kp_ctx_t *ctx, const kp_record_t *rec,
                                       cmd.account, alen);
         }
         acct_record_init(&a);
-        kp_err_t err = load_account(ctx, cmd.account, &a);
+        int was_frozen = 0;
+        kp_err_t err   = load_account(ctx, cmd.account, &a);
         if (!err) {
                 /* A command touches no balance: the view of no currency. */
                 acct_view(&a, NULL, &view);
+                was_frozen = view.frozen;
                 acct_apply_cmd(&view, &cmd, kp_ctx_now_ms(ctx), &view);
                 err = acct_record_update(&a, NULL, &view);
         }
         if (!err)
                 err = store_account(ctx, cmd.account, &a);
+        if (!err)
+                err = audit_cmd(ctx, rec, ap, &cmd, was_frozen, a.frozen);
         acct_record_clear(&a);
         if (!err)
                 kp_counter_add(ap->commands, 1);
@@ -309,6 +361,7 @@ static account_conf_t aconf;
 static kp_err_t init(kp_proc_t *proc, void *opaque) {
         account_proc_t *ap  = opaque;
         ap->overdraft_limit = aconf.overdraft_limit;
+        ap->instance        = kp_service_instance(kp_proc_service(proc));
         register_metrics(ap, kp_proc_metrics(proc));
         return KP_OK;
 }

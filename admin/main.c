@@ -1,12 +1,16 @@
-/* kpay-admin: creates and checks kpay's topics, and waits for the cluster.
+/* kpay-admin: creates and checks kpay's topics, waits for the cluster, and
+ * the operational commands (docs/ops.md).
  *
  *   kpay-admin topics     create every topic of DESIGN.md §2 that is missing
  *                         and check the others (partitions, cleanup.policy)
  *   kpay-admin wait       wait until the cluster answers a metadata request
  *   kpay-admin describe T print T's partition count and cleanup.policy
+ *   kpay-admin trace ID   every record of payment ID, in time order
+ *   kpay-admin dlq list   the dead letters (--error, --service)
+ *   kpay-admin dlq replay --error CODE   re-produce them, exactly once
  *
  * Exit status: 0 on success, 1 on a Kafka error or a topic that does not
- * match, 2 on a bad argument. */
+ * match, 2 on a bad argument, 3 when trace finds no record. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,11 +20,20 @@
 #include "kpay/kp_kafka.h"
 #include "kpay/kp_log.h"
 #include "layouts.h"
+#include "opscmd.h"
 
 typedef struct admin_conf_s {
         int64_t partitions;
         int64_t replication_factor;
         int64_t timeout_ms;
+        char *error;
+        char *service;
+        char *actor;
+        int dry_run;
+        int again;
+        int json;
+        int64_t since_ms;
+        int64_t max_scan;
 } admin_conf_t;
 
 static admin_conf_t aconf;
@@ -33,27 +46,28 @@ static const kp_conf_opt_t admin_opts[] = {
      NULL, "Replication factor of new topics (3 in production)."},
     {"timeout-ms", 0, KP_CONF_INT, AOPT(timeout_ms), "30000", 100, 3600000,
      NULL, "How long to wait for the cluster."},
+    {"error", 0, KP_CONF_STR, AOPT(error), NULL, 0, 0, "CODE",
+     "dlq list / replay: only dead letters with this kpay-error."},
+    {"service", 0, KP_CONF_STR, AOPT(service), NULL, 0, 0, "S",
+     "dlq list / replay: only dead letters of this service (kpay-service)."},
+    {"actor", 0, KP_CONF_STR, AOPT(actor), NULL, 0, 0, "NAME",
+     "dlq replay: who replays, for the audit record (default $USER, else "
+     "anonymous)."},
+    {"dry-run", 0, KP_CONF_BOOL, AOPT(dry_run), "false", 0, 0, NULL,
+     "dlq replay: list what would be replayed, write nothing."},
+    {"again", 0, KP_CONF_BOOL, AOPT(again), "false", 0, 0, NULL,
+     "dlq replay: also replay letters that are failed replays themselves "
+     "(they carry kpay-replay-of); each letter is still replayed once."},
+    {"json", 0, KP_CONF_BOOL, AOPT(json), "false", 0, 0, NULL,
+     "trace / dlq list: one JSON object per line."},
+    {"since-ms", 0, KP_CONF_INT, AOPT(since_ms), "0", 0, INT64_MAX, "MS",
+     "trace / dlq: read only records from this time on (ms since the "
+     "epoch; 0: the whole retention)."},
+    {"max-scan", 0, KP_CONF_INT, AOPT(max_scan), "10000000", 0, INT64_MAX, "N",
+     "trace / dlq: read at most N records per partition (0: no bound); "
+     "a bounded scan says so."},
     {NULL},
 };
-
-static rd_kafka_t *new_client(const kp_app_conf_t *c) {
-        char errstr[512];
-        rd_kafka_conf_t *conf =
-            kp_kafka_conf_new(c, NULL, "kpay-admin", errstr, sizeof(errstr));
-        if (!conf) {
-                fprintf(stderr, "kpay-admin: %s\n", errstr);
-                return NULL;
-        }
-        rd_kafka_t *rk =
-            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-        if (!rk) {
-                fprintf(stderr,
-                        "kpay-admin: cannot create a Kafka client: %s\n",
-                        errstr);
-                rd_kafka_conf_destroy(conf);
-        }
-        return rk;
-}
 
 static int cmd_wait(rd_kafka_t *rk, const kp_app_conf_t *c) {
         if (kp_kafka_wait_ready(rk, (int)aconf.timeout_ms) != KP_OK) {
@@ -108,8 +122,10 @@ int main(int argc, char **argv) {
         const kp_app_def_t def = {
             .name = "kpay-admin",
             .summary =
-                "Create and check kpay's topics.\n"
-                "Commands: topics | wait | describe TOPIC...",
+                "Create and check kpay's topics; trace a payment; list and "
+                "replay dead letters.\n"
+                "Commands: topics | wait | describe TOPIC... | trace ID | "
+                "dlq list | dlq replay --error CODE",
             .usage_args = "COMMAND [ARGS]",
             .groups     = KP_APP_CLIENT,
             .sections =
@@ -122,12 +138,28 @@ int main(int argc, char **argv) {
         int nargs;
         char **args            = kp_conf_args(kp_app_kp_conf(app), &nargs);
         const kp_app_conf_t *c = kp_app_conf(app);
+        if (nargs >= 1 &&
+            (!strcmp(args[0], "trace") || !strcmp(args[0], "dlq"))) {
+                opscmd_opts_t o = {.error      = aconf.error,
+                                   .service    = aconf.service,
+                                   .actor      = aconf.actor,
+                                   .dry_run    = aconf.dry_run,
+                                   .again      = aconf.again,
+                                   .json       = aconf.json,
+                                   .since_ms   = aconf.since_ms,
+                                   .max_scan   = aconf.max_scan,
+                                   .timeout_ms = (int)aconf.timeout_ms};
+                rc              = opscmd_main(c, &o, nargs, args);
+                kp_app_destroy(app);
+                return rc;
+        }
         if (nargs < 1 ||
             (strcmp(args[0], "topics") && strcmp(args[0], "wait") &&
              strcmp(args[0], "describe"))) {
                 fprintf(stderr,
-                        "kpay-admin: expected a command: topics, wait "
-                        "or describe TOPIC... (see --help)\n");
+                        "kpay-admin: expected a command: topics, wait, "
+                        "describe TOPIC..., trace ID, dlq list or dlq "
+                        "replay (see --help)\n");
                 kp_app_destroy(app);
                 return 2;
         }
@@ -139,7 +171,7 @@ int main(int argc, char **argv) {
                 return 2;
         }
 
-        rd_kafka_t *rk = new_client(c);
+        rd_kafka_t *rk = opscmd_client(c, "kpay-admin", NULL);
         if (!rk) {
                 kp_app_destroy(app);
                 return 2;

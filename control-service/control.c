@@ -1,6 +1,8 @@
 /* control.c: kpay-control's business logic (control.h). */
 #include "control.h"
 
+#include "kpay/kp_audit.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -144,19 +146,8 @@ int control_authorize(const char *token, const char *authorization) {
 
 void control_actor(char *buf, size_t size, const char *header,
                    int authenticated) {
-        if (!header || !*header) {
-                snprintf(buf, size, "%s",
-                         authenticated ? "token" : "anonymous");
-                return;
-        }
-        size_t n = 0;
-        for (; header[n] && n < KP_CONTROL_ACTOR_MAX && n + 1 < size; n++) {
-                char c = header[n];
-                int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                         (c >= '0' && c <= '9') || strchr("._@:-", c);
-                buf[n] = ok && c ? c : '_';
-        }
-        buf[n] = '\0';
+        kp_audit_actor(buf, size, header,
+                       authenticated ? "token" : "anonymous");
 }
 
 void control_next(const kp_control_status_t *cur, const control_request_t *req,

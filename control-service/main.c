@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "control.h"
+#include "kpay/kp_audit.h"
 #include "kpay/kp_control.h"
 #include "kpay/kp_discovery.h"
 #include "kpay/kp_follower.h"
@@ -174,70 +175,48 @@ static json_t *control_json(control_app_t *a, control_view_t *viewp) {
 }
 
 /* ------------------------------------------------------------------------
- * Writing: one record, delivered or not. */
+ * Writing: one record, delivered or not (kp_kafka_produce_sync(); callers
+ * hold write_lock, so that only one thread polls the producer). */
 
-typedef struct delivery_s {
-        atomic_int done;
-        rd_kafka_resp_err_t err;
-} delivery_t;
-
-static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
-        (void)rk;
-        (void)opaque;
-        delivery_t *d = m->_private;
-        if (!d)
-                return;
-        d->err = m->err;
-        atomic_store(&d->done, 1);
-}
-
-/* Produces one record and waits for its delivery report. Callers hold
- * write_lock, so that only one thread polls the producer. */
 static kp_err_t produce_sync(control_app_t *a, const char *topic,
                              const char *key, const char *value) {
-        delivery_t d = {0};
-        rd_kafka_resp_err_t err =
-            rd_kafka_producev(a->producer, RD_KAFKA_V_TOPIC(topic),
-                              RD_KAFKA_V_KEY(key, strlen(key)),
-                              RD_KAFKA_V_VALUE((void *)value, strlen(value)),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
-        if (err) {
-                KP_ERROR("producing to %s: %s", topic, rd_kafka_err2str(err));
-                return KP_ERR_KAFKA;
-        }
-        int64_t deadline = kp_mono_ms() + CONTROL_IO_TIMEOUT_MS + 5000;
-        while (!atomic_load(&d.done) && kp_mono_ms() < deadline)
-                rd_kafka_poll(a->producer, 50);
-        if (!atomic_load(&d.done)) {
-                /* message.timeout.ms is below the deadline: not reached. */
-                KP_ERROR("producing to %s: no delivery report", topic);
-                rd_kafka_purge(a->producer, RD_KAFKA_PURGE_F_QUEUE |
-                                                RD_KAFKA_PURGE_F_INFLIGHT);
-                while (!atomic_load(&d.done))
-                        rd_kafka_poll(a->producer, 50);
-                return KP_ERR_TIMED_OUT;
-        }
-        if (d.err) {
-                KP_ERROR("producing to %s: %s", topic, rd_kafka_err2str(d.err));
-                return KP_ERR_KAFKA;
-        }
-        return KP_OK;
+        return kp_kafka_produce_sync(a->producer, topic, RD_KAFKA_PARTITION_UA,
+                                     key, strlen(key), value, strlen(value),
+                                     NULL, CONTROL_IO_TIMEOUT_MS);
 }
 
-/* An audit record on kpay.ops.audit (key "control"); takes @p rec. */
-static kp_err_t audit(control_app_t *a, json_t *rec) {
-        json_object_set_new(rec, "v", json_integer(1));
-        json_object_set_new(rec, "ts", json_integer(kp_wall_ms()));
-        json_object_set_new(rec, "service", json_string("control"));
-        json_object_set_new(rec, "instance",
-                            json_string(kp_service_instance(a->svc)));
-        char *s = json_dumps(rec, JSON_COMPACT);
-        json_decref(rec);
-        if (!s)
-                return KP_ERR_INVALID_ARG;
-        kp_err_t err = produce_sync(a, a->audit_topic, "control", s);
-        free(s);
+/* The state a command changes, for the audit record's before and after. */
+static json_t *status_state(const kp_control_status_t *st) {
+        return json_pack(
+            "{s:I, s:b, s:o}", "version", (json_int_t)st->version, "paused",
+            st->paused, "rate_limit",
+            st->rate_limit ? json_integer(st->rate_limit) : json_null());
+}
+
+/* An audit record on kpay.ops.audit (kp_audit.h, key "control") with
+ * kpay-control's own fields @p extra (taken). */
+static kp_err_t audit(control_app_t *a, const char *actor, const char *action,
+                      json_t *before, json_t *after, const char *trace,
+                      json_t *extra) {
+        char tr[KP_AUDIT_TRACE_MAX + 1];
+        if (!trace || !*trace) {
+                kp_audit_trace_new(tr, sizeof(tr));
+                trace = tr;
+        }
+        kp_audit_rec_t rec = {.service  = "control",
+                              .instance = kp_service_instance(a->svc),
+                              .actor    = actor,
+                              .action   = action,
+                              .target   = "pipeline",
+                              .before   = before,
+                              .after    = after,
+                              .trace    = trace,
+                              .ts       = kp_wall_ms()};
+        kp_err_t err = kp_audit_write_sync(a->producer, a->audit_topic, &rec,
+                                           extra, CONTROL_IO_TIMEOUT_MS);
+        json_decref(before);
+        json_decref(after);
+        json_decref(extra);
         return err;
 }
 
@@ -245,7 +224,8 @@ static kp_err_t audit(control_app_t *a, json_t *rec) {
  * status first, then checks that the record read back is this one (another
  * controller writing at the same moment is a conflict: KP_ERR_STATE). */
 static kp_err_t write_command(control_app_t *a, const control_request_t *r,
-                              const char *actor, kp_control_status_t *next) {
+                              const char *actor, const char *trace,
+                              kp_control_status_t *next) {
         kp_control_status_t cur, back;
         if (kp_follower_sync(a->status, CONTROL_IO_TIMEOUT_MS))
                 return KP_ERR_TIMED_OUT;
@@ -263,12 +243,13 @@ static kp_err_t write_command(control_app_t *a, const control_request_t *r,
                 next->rate_limit);
         kp_counter_add(a->m_mutations, 1);
         json_t *rec = json_pack(
-            "{s:s, s:s, s:s, s:I, s:b, s:o, s:s}", "event", "command",
-            "command", next->command, "actor", actor, "version",
-            (json_int_t)next->version, "paused", next->paused, "rate_limit",
+            "{s:s, s:s, s:I, s:b, s:o, s:s}", "event", "command", "command",
+            next->command, "version", (json_int_t)next->version, "paused",
+            next->paused, "rate_limit",
             next->rate_limit ? json_integer(next->rate_limit) : json_null(),
             "reason", r->reason);
-        if (audit(a, rec))
+        if (audit(a, actor, next->command, status_state(&cur),
+                  status_state(next), trace, rec))
                 return KP_ERR_IO;
         if (kp_follower_sync(a->status, CONTROL_IO_TIMEOUT_MS))
                 return KP_ERR_TIMED_OUT;
@@ -322,7 +303,8 @@ static void mutate(control_app_t *a, control_cmd_t cmd,
                       a->token != NULL);
         kp_control_status_t next = {0};
         pthread_mutex_lock(&a->write_lock);
-        err = write_command(a, &r, actor, &next);
+        err = write_command(a, &r, actor,
+                            kp_http_req_header(req, "X-KPay-Trace"), &next);
         pthread_mutex_unlock(&a->write_lock);
         if (err == KP_ERR_STATE)
                 kp_http_resp_error(resp, 409, "conflict",
@@ -446,13 +428,17 @@ static void tick(kp_service_t *svc, int64_t now_ms, void *opaque) {
                         KP_INFO("state %s -> %s",
                                 control_state2str((control_state_t)prev),
                                 control_state2str(v.state));
-                        json_t *rec = json_pack(
-                            "{s:s, s:s, s:s, s:O, s:O}", "event", "state",
-                            "from", control_state2str((control_state_t)prev),
-                            "to", control_state2str(v.state), "version",
-                            json_object_get(j, "version"), "inflight",
-                            json_object_get(j, "inflight"));
-                        if (audit(a, rec))
+                        const char *from =
+                            control_state2str((control_state_t)prev);
+                        const char *to = control_state2str(v.state);
+                        json_t *rec    = json_pack(
+                               "{s:s, s:s, s:s, s:O, s:O}", "event", "state",
+                               "from", from, "to", to, "version",
+                               json_object_get(j, "version"), "inflight",
+                               json_object_get(j, "inflight"));
+                        if (audit(a, "kpay-control", "state",
+                                  json_pack("{s:s}", "state", from),
+                                  json_pack("{s:s}", "state", to), NULL, rec))
                                 KP_WARN("the state change was not audited");
                 }
                 atomic_store(&a->last_state, (int)v.state);
@@ -516,7 +502,7 @@ static rd_kafka_t *producer_new(control_app_t *a, char *errstr,
             kp_service_app_conf(a->svc), cid, props, errstr, errstr_size);
         if (!conf)
                 return NULL;
-        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+        rd_kafka_conf_set_dr_msg_cb(conf, kp_kafka_sync_dr_cb);
         rd_kafka_t *rk =
             rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
         if (!rk)

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "kpay/kp_kafka.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_time.h"
@@ -420,5 +421,233 @@ kp_err_t kp_admin_describe_topic(rd_kafka_t *rk, const char *topic,
         if (!err)
                 snprintf(cleanup, cleanup_size, "%s", policy ? policy : "");
         kp_free(policy);
+        return err;
+}
+
+/* ------------------------------------------------------------------------
+ * Reading partitions to their end (kpay-admin trace and dlq). */
+
+int32_t kp_admin_partition_count(rd_kafka_t *rk, const char *topic,
+                                 int timeout_ms) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        const struct rd_kafka_metadata *md;
+        int32_t cnt = -1;
+        if (!rkt)
+                return -1;
+        if (rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+                if (md->topic_cnt == 1 && !md->topics[0].err)
+                        cnt = md->topics[0].partition_cnt;
+                rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(rkt);
+        return cnt;
+}
+
+/* One partition of a scan. */
+typedef struct scan_part_s {
+        int32_t partition;
+        int64_t end, read;
+        int done;
+} scan_part_t;
+
+static rd_kafka_t *scan_consumer(const kp_app_conf_t *c, char *errstr,
+                                 size_t errstr_size) {
+        static const kp_kafka_prop_t props[] = {
+            /* assign() only: the group is never joined nor committed. */
+            {"group.id", "kpay-admin-scan", KP_PROP_DEFAULT},
+            {"enable.auto.commit", "false", KP_PROP_REQUIRE},
+            {"enable.auto.offset.store", "false", KP_PROP_REQUIRE},
+            {"isolation.level", "read_committed", KP_PROP_REQUIRE},
+            {"enable.partition.eof", "true", KP_PROP_REQUIRE},
+            {"fetch.wait.max.ms", "100", KP_PROP_DEFAULT},
+            {NULL},
+        };
+        rd_kafka_conf_t *conf = kp_kafka_conf_build(c, "kpay-admin-scan", props,
+                                                    errstr, errstr_size);
+        if (!conf)
+                return NULL;
+        char rderr[512];
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
+        if (!rk) {
+                rd_kafka_conf_destroy(conf);
+                snprintf(errstr, errstr_size, "cannot create a consumer: %s",
+                         rderr);
+        }
+        return rk;
+}
+
+/* Marks @p p done when the consumer's position reached its end. */
+static void scan_check_end(rd_kafka_t *rk, const char *topic, scan_part_t *p) {
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, p->partition);
+        if (!rd_kafka_position(rk, l) && l->elems[0].offset >= p->end)
+                p->done = 1;
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+kp_err_t kp_admin_scan(const kp_app_conf_t *c, const kp_admin_scan_t *s,
+                       kp_admin_scan_cb *cb, void *opaque, int64_t *scannedp,
+                       int *truncatedp, char *errstr, size_t errstr_size) {
+        int64_t deadline = kp_mono_ms() + s->timeout_ms, scanned = 0;
+        kp_err_t err = KP_OK;
+        size_t cnt, left = 0;
+        scan_part_t *parts;
+        if (scannedp)
+                *scannedp = 0;
+        if (truncatedp)
+                *truncatedp = 0;
+        rd_kafka_t *rk = scan_consumer(c, errstr, errstr_size);
+        if (!rk)
+                return KP_ERR_KAFKA;
+        if (s->partitions) {
+                cnt   = s->partition_cnt;
+                parts = kp_calloc(cnt ? cnt : 1, sizeof(*parts));
+                for (size_t i = 0; i < cnt; i++)
+                        parts[i].partition = s->partitions[i];
+        } else {
+                int32_t n =
+                    kp_admin_partition_count(rk, s->topic, s->timeout_ms);
+                if (n < 0) {
+                        snprintf(errstr, errstr_size,
+                                 "topic %s does not exist or the cluster "
+                                 "does not answer",
+                                 s->topic);
+                        rd_kafka_destroy(rk);
+                        return KP_ERR_NOT_FOUND;
+                }
+                cnt   = (size_t)n;
+                parts = kp_calloc(cnt ? cnt : 1, sizeof(*parts));
+                for (size_t i = 0; i < cnt; i++)
+                        parts[i].partition = (int32_t)i;
+        }
+        rd_kafka_topic_partition_list_t *assign =
+            rd_kafka_topic_partition_list_new((int)cnt);
+        for (size_t i = 0; i < cnt; i++) {
+                int64_t lo, hi;
+                rd_kafka_resp_err_t rerr = rd_kafka_query_watermark_offsets(
+                    rk, s->topic, parts[i].partition, &lo, &hi, s->timeout_ms);
+                if (rerr) {
+                        snprintf(errstr, errstr_size, "%s [%d]: %s", s->topic,
+                                 (int)parts[i].partition,
+                                 rd_kafka_err2str(rerr));
+                        err = KP_ERR_KAFKA;
+                        goto out;
+                }
+                parts[i].end = hi;
+                rd_kafka_topic_partition_t *tp =
+                    rd_kafka_topic_partition_list_add(assign, s->topic,
+                                                      parts[i].partition);
+                tp->offset = s->since_ms > 0 ? s->since_ms : lo;
+                if (hi <= lo)
+                        parts[i].done = 1;
+                else
+                        left++;
+        }
+        if (s->since_ms > 0 && left) {
+                rd_kafka_resp_err_t rerr =
+                    rd_kafka_offsets_for_times(rk, assign, s->timeout_ms);
+                if (rerr) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: offsets for time %lld: %s", s->topic,
+                                 (long long)s->since_ms,
+                                 rd_kafka_err2str(rerr));
+                        err = KP_ERR_KAFKA;
+                        goto out;
+                }
+                for (size_t i = 0; i < cnt; i++) {
+                        /* No record at or after the time: nothing to read. */
+                        if (assign->elems[i].offset < 0 && !parts[i].done) {
+                                parts[i].done = 1;
+                                left--;
+                        }
+                }
+        }
+        /* Assign only what has something to read. */
+        rd_kafka_topic_partition_list_t *todo =
+            rd_kafka_topic_partition_list_new((int)cnt);
+        for (size_t i = 0; i < cnt; i++)
+                if (!parts[i].done)
+                        rd_kafka_topic_partition_list_add(todo, s->topic,
+                                                          parts[i].partition)
+                            ->offset = assign->elems[i].offset;
+        rd_kafka_resp_err_t aerr = todo->cnt ? rd_kafka_assign(rk, todo) : 0;
+        rd_kafka_topic_partition_list_destroy(todo);
+        if (aerr) {
+                snprintf(errstr, errstr_size, "%s: assign: %s", s->topic,
+                         rd_kafka_err2str(aerr));
+                err = KP_ERR_KAFKA;
+                goto out;
+        }
+        int stop = 0;
+        while (left && !stop) {
+                if (kp_mono_ms() > deadline) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: not read to its end within %d ms",
+                                 s->topic, s->timeout_ms);
+                        err = KP_ERR_TIMED_OUT;
+                        break;
+                }
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+                scan_part_t *p        = NULL;
+                if (m)
+                        for (size_t i = 0; i < cnt && !p; i++)
+                                if (parts[i].partition == m->partition)
+                                        p = &parts[i];
+                if (m && m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        /* A lost connection and the like are retried by
+                         * librdkafka (the deadline bounds the wait); a
+                         * missing topic or partition is not. */
+                        rd_kafka_resp_err_t e = m->err;
+                        if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                            e == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                            e == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+                            e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+                            e == RD_KAFKA_RESP_ERR__FATAL) {
+                                snprintf(errstr, errstr_size, "%s: %s",
+                                         s->topic, rd_kafka_message_errstr(m));
+                                rd_kafka_message_destroy(m);
+                                err = KP_ERR_KAFKA;
+                                break;
+                        }
+                        KP_DEBUG("%s: %s (retried)", s->topic,
+                                 rd_kafka_message_errstr(m));
+                        rd_kafka_message_destroy(m);
+                        m = NULL;
+                }
+                if (m && !m->err && p && !p->done) {
+                        scanned++;
+                        p->read++;
+                        if (m->offset < p->end && cb(m, opaque))
+                                stop = 1;
+                        if (s->max_per_partition > 0 &&
+                            p->read >= s->max_per_partition && !p->done) {
+                                if (truncatedp)
+                                        *truncatedp = 1;
+                                p->done = 1;
+                                left--;
+                        }
+                }
+                if (m)
+                        rd_kafka_message_destroy(m);
+                /* Also without a message: a partition whose last offsets
+                 * are transaction markers ends with no record. */
+                for (size_t i = 0; i < cnt; i++) {
+                        if (parts[i].done)
+                                continue;
+                        scan_check_end(rk, s->topic, &parts[i]);
+                        if (parts[i].done)
+                                left--;
+                }
+        }
+out:
+        rd_kafka_topic_partition_list_destroy(assign);
+        kp_free(parts);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        if (scannedp)
+                *scannedp = scanned;
         return err;
 }

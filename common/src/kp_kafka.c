@@ -1,6 +1,7 @@
 /* kp_kafka.c: librdkafka configuration shared by every kpay client. */
 #include "kpay/kp_kafka.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -162,4 +163,70 @@ kp_err_t kp_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms) {
                 if (kp_backoff_wait(&b, kp_app_running))
                         return KP_ERR_TIMED_OUT;
         }
+}
+
+/* ------------------------------------------------------------------------
+ * One record, delivered or not (kpay-control's writes, audit records). */
+
+typedef struct sync_delivery_s {
+        atomic_int done;
+        rd_kafka_resp_err_t err;
+} sync_delivery_t;
+
+void kp_kafka_sync_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                         void *opaque) {
+        (void)rk;
+        (void)opaque;
+        sync_delivery_t *d = m->_private;
+        if (!d)
+                return;
+        d->err = m->err;
+        atomic_store(&d->done, 1);
+}
+
+kp_err_t kp_kafka_produce_sync(rd_kafka_t *rk, const char *topic,
+                               int32_t partition, const void *key, size_t klen,
+                               const void *val, size_t vlen,
+                               rd_kafka_headers_t *hdrs, int timeout_ms) {
+        sync_delivery_t d = {0};
+        rd_kafka_resp_err_t err;
+        if (hdrs)
+                err = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(topic),
+                    RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, klen),
+                    RD_KAFKA_V_VALUE((void *)val, vlen),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&d),
+                    RD_KAFKA_V_END);
+        else
+                err = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(topic),
+                    RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, klen),
+                    RD_KAFKA_V_VALUE((void *)val, vlen),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+        if (err) {
+                /* The headers are ours again when producev fails. */
+                if (hdrs)
+                        rd_kafka_headers_destroy(hdrs);
+                KP_ERROR("producing to %s: %s", topic, rd_kafka_err2str(err));
+                return KP_ERR_KAFKA;
+        }
+        int64_t deadline = kp_mono_ms() + timeout_ms + 5000;
+        while (!atomic_load(&d.done) && kp_mono_ms() < deadline)
+                rd_kafka_poll(rk, 50);
+        if (!atomic_load(&d.done)) {
+                /* message.timeout.ms is below the deadline: not reached. */
+                KP_ERROR("producing to %s: no delivery report", topic);
+                rd_kafka_purge(
+                    rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+                while (!atomic_load(&d.done))
+                        rd_kafka_poll(rk, 50);
+                return KP_ERR_TIMED_OUT;
+        }
+        if (d.err) {
+                KP_ERROR("producing to %s: %s", topic, rd_kafka_err2str(d.err));
+                return KP_ERR_KAFKA;
+        }
+        return KP_OK;
 }

@@ -72,7 +72,14 @@ static size_t append_quoted(char *buf, size_t of, size_t size, const char *s) {
         return of;
 }
 
-/* Writes one logfmt line with message @p msg. */
+/* The sink (kp_log_set_sink()); read and set under repeat_lock. */
+static kp_log_sink_cb *sink_cb;
+static void *sink_opaque;
+static kp_log_level_t sink_level;
+_Thread_local int kp_log_sink_off;
+
+/* Writes one logfmt line with message @p msg (and hands it to the sink).
+ * @locality with repeat_lock */
 static void emit(kp_log_level_t level, const char *msg) {
         char line[4608];
         struct timespec ts;
@@ -93,6 +100,9 @@ static void emit(kp_log_level_t level, const char *msg) {
         /* One write per line so that lines from threads never interleave. */
         ssize_t r = write(STDERR_FILENO, line, of);
         (void)r;
+        if (sink_cb && level <= sink_level && !kp_log_sink_off)
+                sink_cb(level, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                        msg, sink_opaque);
 }
 
 /* ------------------------------------------------------------------------
@@ -207,6 +217,15 @@ void kp_log_set_repeat_limit(int burst, int64_t window_ms) {
         memset(repeats, 0, sizeof(repeats));
         repeat_burst     = burst;
         repeat_window_ms = window_ms > 0 ? window_ms : 1;
+        pthread_mutex_unlock(&repeat_lock);
+}
+
+void kp_log_set_sink(kp_log_sink_cb *cb, kp_log_level_t max_level,
+                     void *opaque) {
+        pthread_mutex_lock(&repeat_lock);
+        sink_cb     = cb;
+        sink_opaque = opaque;
+        sink_level  = max_level;
         pthread_mutex_unlock(&repeat_lock);
 }
 

@@ -617,8 +617,23 @@ static kp_pay_err_t kp__cmd_from_json(json_t *root, kp_account_cmd_t *cmd,
                 return KP_PAY_E_WRONG_TYPE;
         }
 
-        return kp__get_int(root, "created_ms", &cmd->created_ms, &present,
-                           detail, detail_size);
+        if ((err = kp__get_int(root, "created_ms", &cmd->created_ms, &present,
+                               detail, detail_size)))
+                return err;
+
+        /* The actor labels the audit record: an odd one is cleaned, not a
+         * reason to lose the command; only a wrong JSON type is refused. */
+        val = json_object_get(root, "actor");
+        if (val && !json_is_null(val)) {
+                if (!json_is_string(val)) {
+                        kp__detail(detail, detail_size,
+                                   "field 'actor' must be a string");
+                        return KP_PAY_E_WRONG_TYPE;
+                }
+                kp_audit_actor(cmd->actor, sizeof(cmd->actor),
+                               json_string_value(val), "");
+        }
+        return KP_PAY_E_OK;
 }
 
 kp_pay_err_t kp_account_cmd_parse(const void *buf, size_t len,
@@ -656,5 +671,7 @@ char *kp_account_cmd_serialize(const kp_account_cmd_t *cmd, size_t *lenp) {
                         cmd->id[0] ? kp__jstr(cmd->id) : json_null());
         kp__pay_set_new(root, "created_ms",
                         json_integer((json_int_t)cmd->created_ms));
+        if (cmd->actor[0])
+                kp__pay_set_new(root, "actor", kp__jstr(cmd->actor));
         return kp__pay_dump(root, lenp);
 }

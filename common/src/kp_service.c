@@ -14,6 +14,7 @@
 #include "kpay/kp_kafka.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
+#include "kpay/kp_opslog.h"
 #include "kpay/kp_time.h"
 #include "kpay/kp_topics.h"
 
@@ -33,6 +34,10 @@ static const kp_conf_opt_t service_opts[] = {
      "/healthz answers 503 \"stalled\" when records are waiting and the "
      "processing loop made no progress for this long (0: never); keep it "
      "well above statistics.interval.ms (5 s), the age of the lag it sees."},
+    {"ops-log", 0, KP_CONF_BOOL, SCONF(ops_log), "false", 0, 0, NULL,
+     "Also write every WARN-and-above log line as a JSON record to "
+     "kpay.ops.log (keyed by service; lines are dropped, and counted, "
+     "rather than ever blocking or failing the daemon)."},
     {NULL},
 };
 
@@ -55,6 +60,7 @@ struct kp_service_s {
 
         kp_http_t *http;
         int http_started;
+        kp_opslog_t *opslog; /* --ops-log, or NULL */
         rd_kafka_t *announcer;
         int tombstoned; /* the tombstone is out: announce nothing more */
         kp_service_info_cb *info_cb;
@@ -446,6 +452,14 @@ kp_service_t *kp_service_new(kp_app_t *app, const kp_service_conf_t *sconf,
         }
         svc->metrics = kp_metrics_new();
         register_metrics(svc);
+        if (sconf->ops_log) {
+                char oerr[512];
+                svc->opslog = kp_opslog_start(c, service, c->instance_id,
+                                              svc->metrics, oerr, sizeof(oerr));
+                if (!svc->opslog)
+                        KP_WARN("--ops-log: %s; log lines stay on stderr only",
+                                oerr);
+        }
         svc->http = kp_http_new(c->listen, (int)sconf->http_threads, errstr,
                                 errstr_size);
         if (!svc->http) {
@@ -536,6 +550,9 @@ void kp_service_destroy(kp_service_t *svc) {
                 flush_announcer(svc);
                 rd_kafka_destroy(svc->announcer);
         }
+        /* Last: the lines of the shutdown reach kpay.ops.log too, within
+         * a short bound (the daemon's exit never waits on it for long). */
+        kp_opslog_stop(svc->opslog, 2000);
         kp_metrics_destroy(svc->metrics);
         pthread_mutex_destroy(&svc->clients_lock);
         pthread_mutex_destroy(&svc->status_lock);

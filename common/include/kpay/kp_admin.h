@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "kpay/kp_app.h"
 #include "kpay/kp_err.h"
 #include "kpay/kp_topics.h"
 
@@ -77,5 +78,50 @@ kp_err_t kp_admin_describe_topic(rd_kafka_t *rk, const char *topic,
                                  int timeout_ms, int *partitionsp,
                                  char *cleanup, size_t cleanup_size,
                                  char *errstr, size_t errstr_size);
+
+/**
+ * @brief Called by kp_admin_scan() for each record read (committed ones
+ *        only: read_committed). @returns 0 to go on, non-zero to stop.
+ */
+typedef int(kp_admin_scan_cb)(const rd_kafka_message_t *m, void *opaque);
+
+/** What kp_admin_scan() reads. */
+typedef struct kp_admin_scan_s {
+        const char *topic;
+        /** Partitions to read, or NULL for every partition of the topic. */
+        const int32_t *partitions;
+        size_t partition_cnt;
+        /** Start at the first record at or after this time (ms since the
+         *  epoch, offsetsForTimes); 0: at the start of the log. */
+        int64_t since_ms;
+        /** Stop a partition after this many records (0: no bound); the
+         *  scan is then reported as truncated. */
+        int64_t max_per_partition;
+        int timeout_ms; /**< bound of the whole scan */
+} kp_admin_scan_t;
+
+/**
+ * @brief Reads the partitions of @p s from their start (or since_ms) to
+ *        the end offsets queried when it begins, with a consumer of its own
+ *        (@p c's bootstrap and -X; no group offsets are committed), calling
+ *        @p cb for each record. The end of a partition is reached when the
+ *        consumer's position is there (transaction markers are never
+ *        delivered), so an empty or fully aborted partition ends at once.
+ * @param scannedp receives the records read (may be NULL).
+ * @param truncatedp receives 1 when a partition hit max_per_partition.
+ * @returns KP_OK, KP_ERR_NOT_FOUND (no such topic), KP_ERR_KAFKA or
+ *          KP_ERR_TIMED_OUT, with a reason in errstr.
+ * @locality any thread
+ */
+kp_err_t kp_admin_scan(const kp_app_conf_t *c, const kp_admin_scan_t *s,
+                       kp_admin_scan_cb *cb, void *opaque, int64_t *scannedp,
+                       int *truncatedp, char *errstr, size_t errstr_size);
+
+/**
+ * @brief The partition count of @p topic through any client @p rk.
+ * @returns the count, or -1 (no such topic, or no answer).
+ */
+int32_t kp_admin_partition_count(rd_kafka_t *rk, const char *topic,
+                                 int timeout_ms);
 
 #endif /* KPAY_KP_ADMIN_H */

@@ -86,4 +86,28 @@ json_t *kp_kafka_conf_json(rd_kafka_t *rk);
  */
 kp_err_t kp_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms);
 
+/**
+ * @brief The delivery-report callback (rd_kafka_conf_set_dr_msg_cb) of a
+ *        producer used with kp_kafka_produce_sync(). Messages produced
+ *        without its opaque are ignored. @locality the polling thread
+ */
+void kp_kafka_sync_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                         void *opaque);
+
+/**
+ * @brief Produces one record and waits for its delivery report, polling
+ *        @p rk (whose dr_msg_cb must be kp_kafka_sync_dr_cb) for at most
+ *        @p timeout_ms + 5 s; keep message.timeout.ms below @p timeout_ms.
+ *        When no report comes in time the producer's queue is purged.
+ * @param partition a partition or RD_KAFKA_PARTITION_UA (the partitioner).
+ * @param hdrs headers or NULL; always taken (freed on error too).
+ * @returns KP_OK, KP_ERR_KAFKA (logged with the cause) or
+ *          KP_ERR_TIMED_OUT.
+ * @locality one thread at a time per producer (it polls it)
+ */
+kp_err_t kp_kafka_produce_sync(rd_kafka_t *rk, const char *topic,
+                               int32_t partition, const void *key, size_t klen,
+                               const void *val, size_t vlen,
+                               rd_kafka_headers_t *hdrs, int timeout_ms);
+
 #endif /* KPAY_KP_KAFKA_H */

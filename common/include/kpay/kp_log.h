@@ -98,6 +98,28 @@ void kp_log_set_clock(int64_t (*now_ms)(void));
  */
 char *kp_log_fmt_count(char *buf, size_t size, int64_t n);
 
+/**
+ * @brief Receives every line written at @p max_level or above (more
+ *        severe), after the repeat limit, while kp_log's lock is held:
+ *        it must only copy the line and return, and never log.
+ */
+typedef void(kp_log_sink_cb)(kp_log_level_t level, int64_t ts_ms,
+                             const char *msg, void *opaque);
+
+/**
+ * @brief Installs @p cb (NULL removes it). Once it returns, the previous
+ *        sink is not running and will not be called again.
+ * @locality any thread
+ */
+void kp_log_set_sink(kp_log_sink_cb *cb, kp_log_level_t max_level,
+                     void *opaque);
+
+/**
+ * @brief Set to 1 on a thread whose lines must not reach the sink (the
+ *        sink's own threads: what they log would feed the sink itself).
+ */
+extern _Thread_local int kp_log_sink_off;
+
 struct rd_kafka_s;
 /**
  * @brief librdkafka log callback (rd_kafka_conf_set_log_cb) that maps syslog

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kpay/kp_audit.h"
+
 #define KP_PAYMENT_VERSION 1
 #define KP_PAYMENT_ID_MAX  128
 #define KP_ACCOUNT_ID_MAX  64
@@ -211,7 +213,7 @@ void kp_payment_clear(kp_payment_t *p);
 
 /** An account command (freeze / unfreeze), on kpay.payments.inflight keyed
  *  by account: {"v":1,"command":"FREEZE","account":"alice","id":"cmd-1",
- *  "created_ms":...}. */
+ *  "created_ms":...,"actor":"alice"}. */
 typedef enum kp_cmd_type_e {
         KP_CMD_FREEZE,
         KP_CMD_UNFREEZE,
@@ -223,6 +225,11 @@ typedef struct kp_account_cmd_s {
         char account[KP_ACCOUNT_FIELD_MAX + 2];
         char id[KP_PAYMENT_ID_MAX + 2];
         int64_t created_ms;
+        /** Who asked (kpay-web: the token identity or "anonymous"), for the
+         *  audit record; "" when absent. Optional and forward compatible:
+         *  characters outside [A-Za-z0-9._@:-] become '_', cut to
+         *  KP_AUDIT_ACTOR_MAX (kp_audit_actor()). */
+        char actor[KP_AUDIT_ACTOR_MAX + 1];
 } kp_account_cmd_t;
 
 /**

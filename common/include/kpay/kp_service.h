@@ -65,6 +65,7 @@ typedef struct kp_service_conf_s {
         int64_t http_threads;
         int64_t shutdown_timeout_ms;
         int64_t stall_timeout_ms;
+        int ops_log; /**< --ops-log: WARN+ lines to kpay.ops.log */
 } kp_service_conf_t;
 
 /** @brief The option table of kp_service_conf_t. */
