@@ -674,12 +674,18 @@ static int setup(void **state) {
                 return -1;
         if (it_admin_topics(prefix, PARTITIONS))
                 return -1;
+        /* One after the other: on a loaded machine five processes
+         * starting at once against a new broker can take kpay-inflight
+         * past its 30 s for reading the control plane. */
         it_daemon_start(&inflight, "KPAY_INFLIGHT_BIN", root, "inflight-1",
                         prefix, NULL);
+        it_daemon_wait_ready(&inflight, 90000);
         it_daemon_start(&account, "KPAY_ACCOUNT_BIN", root, "account-1", prefix,
                         NULL);
         it_daemon_start(&confirmed, "KPAY_CONFIRMED_BIN", root, "confirmed-1",
                         prefix, NULL);
+        it_daemon_wait_ready(&account, 90000);
+        it_daemon_wait_ready(&confirmed, 90000);
         const char *wextra[] = {"--instance-timeout-ms", "4000", NULL};
         for (int i = 0; i < 2; i++) {
                 char id[16];
@@ -687,9 +693,6 @@ static int setup(void **state) {
                 it_daemon_init(&web[i], "KPAY_WEB_BIN", root, id);
                 it_daemon_spawn(&web[i], prefix, wextra);
         }
-        it_daemon_wait_ready(&inflight, 90000);
-        it_daemon_wait_ready(&account, 90000);
-        it_daemon_wait_ready(&confirmed, 90000);
         for (int i = 0; i < 2; i++) {
                 it_daemon_wait_ready(&web[i], 90000);
                 wait_discovered(i);
