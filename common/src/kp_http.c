@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "kpay/kp_log.h"
@@ -36,7 +37,14 @@ typedef struct kp_http_route_s {
         void *opaque;
 } kp_http_route_t;
 
+struct kp_http_hdr_s {
+        char *name;
+        char *value;
+        struct kp_http_hdr_s *next;
+};
+
 struct kp_http_s {
+        kp_http_opts_t opts; /* defaults filled in */
         char *listen;
         struct sockaddr_in addr;
         unsigned int threads;
@@ -85,8 +93,28 @@ static void misuse(const char *fmt, ...) {
 /* ---------------------------------------------------------------------- */
 /* Responses */
 
+/* Drops a stream set on @p resp (its opaque freed). */
+static void resp_unstream(kp_http_resp_t *resp) {
+        if (resp->stream && resp->stream_free)
+                resp->stream_free(resp->stream_opaque);
+        resp->stream        = NULL;
+        resp->stream_free   = NULL;
+        resp->stream_opaque = NULL;
+}
+
+static void resp_free_headers(kp_http_resp_t *resp) {
+        while (resp->headers) {
+                kp_http_hdr_t *h = resp->headers;
+                resp->headers    = h->next;
+                kp_free(h->name);
+                kp_free(h->value);
+                kp_free(h);
+        }
+}
+
 static void resp_set(kp_http_resp_t *resp, int status, char *body, size_t len,
                      const char *content_type) {
+        resp_unstream(resp);
         kp_free(resp->body);
         resp->status       = status;
         resp->body         = body;
@@ -170,10 +198,57 @@ void kp_http_resp_text(kp_http_resp_t *resp, int status,
                  content_type ? content_type : KP_HTTP_TEXT);
 }
 
-/* Queues @p resp on @p conn (taking its body). @p allow is the Allow
- * header for a 405, or NULL. */
-static enum MHD_Result queue(struct MHD_Connection *conn, kp_http_resp_t *resp,
-                             const char *allow) {
+void kp_http_resp_header(kp_http_resp_t *resp, const char *name,
+                         const char *value) {
+        if (!name || !value || !*name || strpbrk(name, "\r\n:") ||
+            strpbrk(value, "\r\n")) {
+                KP_ERROR("http: refusing a malformed response header");
+                return;
+        }
+        kp_http_hdr_t *h = kp_calloc(1, sizeof(*h)), **tail = &resp->headers;
+        h->name  = kp_strdup(name);
+        h->value = kp_strdup(value);
+        while (*tail)
+                tail = &(*tail)->next;
+        *tail = h;
+}
+
+void kp_http_resp_stream(kp_http_resp_t *resp, int status,
+                         const char *content_type, kp_http_stream_cb *cb,
+                         kp_http_stream_free_cb *free_cb, void *opaque) {
+        resp_set(resp, status, NULL, 0, content_type);
+        resp->stream        = cb;
+        resp->stream_free   = free_cb;
+        resp->stream_opaque = opaque;
+}
+
+/* A stream as MHD reads it. */
+typedef struct kp_http_stream_s {
+        kp_http_stream_cb *cb;
+        kp_http_stream_free_cb *free_cb;
+        void *opaque;
+} kp_http_stream_t;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+        kp_http_stream_t *st = cls;
+        (void)pos;
+        long n = st->cb(st->opaque, buf, max);
+        if (n <= 0)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        return (ssize_t)n;
+}
+
+static void stream_free(void *cls) {
+        kp_http_stream_t *st = cls;
+        if (st->free_cb)
+                st->free_cb(st->opaque);
+        kp_free(st);
+}
+
+/* Queues @p resp on @p conn (taking its body, headers and stream). @p allow
+ * is the Allow header for a 405, or NULL. */
+static enum MHD_Result queue(kp_http_t *http, struct MHD_Connection *conn,
+                             kp_http_resp_t *resp, const char *allow) {
         struct MHD_Response *r;
         int status = resp->status ? resp->status : 200;
         if (status < 100 || status > 599) {
@@ -181,7 +256,23 @@ static enum MHD_Result queue(struct MHD_Connection *conn, kp_http_resp_t *resp,
                          status);
                 status = 500;
         }
-        if (resp->body && resp->body_len > 0) {
+        if (resp->stream && !(http && http->opts.thread_per_connection)) {
+                KP_ERROR("http: a streamed response on a pooled server");
+                kp_http_resp_error(resp, 500, "internal",
+                                   "this server cannot stream responses");
+                status = 500;
+        }
+        if (resp->stream) {
+                kp_http_stream_t *st = kp_malloc(sizeof(*st));
+                st->cb               = resp->stream;
+                st->free_cb          = resp->stream_free;
+                st->opaque           = resp->stream_opaque;
+                resp->stream         = NULL;
+                r                    = MHD_create_response_from_callback(
+                                       MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
+                if (!r)
+                        stream_free(st);
+        } else if (resp->body && resp->body_len > 0) {
                 r = MHD_create_response_from_buffer_with_free_callback(
                     resp->body_len, resp->body, kp_free);
                 if (!r)
@@ -194,14 +285,24 @@ static enum MHD_Result queue(struct MHD_Connection *conn, kp_http_resp_t *resp,
         resp->body = NULL;
         if (!r) {
                 KP_ERROR("http: cannot create a response");
+                resp_free_headers(resp);
                 return MHD_NO;
         }
-        if (MHD_add_response_header(
+        bool cache_set = false, ok = true;
+        for (kp_http_hdr_t *h = resp->headers; h && ok; h = h->next) {
+                if (!strcasecmp(h->name, MHD_HTTP_HEADER_CACHE_CONTROL))
+                        cache_set = true;
+                ok = MHD_add_response_header(r, h->name, h->value) == MHD_YES;
+        }
+        resp_free_headers(resp);
+        if (!ok ||
+            MHD_add_response_header(
                 r, MHD_HTTP_HEADER_CONTENT_TYPE,
                 resp->content_type ? resp->content_type : KP_HTTP_JSON) !=
                 MHD_YES ||
-            MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
-                                    "no-store") != MHD_YES ||
+            (!cache_set &&
+             MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
+                                     "no-store") != MHD_YES) ||
             (allow && MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
                                               allow) != MHD_YES)) {
                 KP_ERROR("http: cannot add response headers");
@@ -222,14 +323,14 @@ static enum MHD_Result queue_error(struct MHD_Connection *conn, int status,
 static enum MHD_Result queue_error(struct MHD_Connection *conn, int status,
                                    const char *code, const char *allow,
                                    const char *fmt, ...) {
-        kp_http_resp_t resp = {200, NULL, 0, NULL};
+        kp_http_resp_t resp = {.status = 200};
         char msg[1024];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
         kp_http_resp_error(&resp, status, code, "%s", msg);
-        return queue(conn, &resp, allow);
+        return queue(NULL, conn, &resp, allow);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -417,9 +518,9 @@ static enum MHD_Result dispatch(kp_http_t *http, kp_http_req_t *req) {
                 return queue_error(req->conn, 400, "bad_request", NULL,
                                    "malformed request target: %s", req->bad);
         if (req->too_large)
-                return queue_error(req->conn, 413, "payload_too_large", NULL,
-                                   "the request body exceeds %zu bytes",
-                                   KP_HTTP_BODY_MAX);
+                return queue_error(req->conn, 413, http->opts.too_large_code,
+                                   NULL, "the request body exceeds %zu bytes",
+                                   http->opts.body_max);
         const kp_http_route_t *r =
             route_find(http, req->method, req->path, allow, sizeof(allow));
         if (!r && allow[0])
@@ -429,16 +530,17 @@ static enum MHD_Result dispatch(kp_http_t *http, kp_http_req_t *req) {
         if (!r)
                 return queue_error(req->conn, 404, "not_found", NULL,
                                    "no such resource: %s", req->path);
-        kp_http_resp_t resp = {200, NULL, 0, NULL};
+        kp_http_resp_t resp = {.status = 200};
         r->handler(req, r->prefix ? req->path + r->path_len : "", &resp,
                    r->opaque);
-        return queue(req->conn, &resp, NULL);
+        return queue(http, req->conn, &resp, NULL);
 }
 
 /* The first call for a request: decodes the target. @returns the request,
  * or NULL when a response (413) was queued already via *retp. */
-static kp_http_req_t *req_new(struct MHD_Connection *conn, const char *url,
-                              const char *method, enum MHD_Result *retp) {
+static kp_http_req_t *req_new(kp_http_t *http, struct MHD_Connection *conn,
+                              const char *url, const char *method,
+                              enum MHD_Result *retp) {
         kp_http_req_t *req = kp_calloc(1, sizeof(*req));
         const char *why    = NULL;
         req->conn          = conn;
@@ -460,12 +562,12 @@ static kp_http_req_t *req_new(struct MHD_Connection *conn, const char *url,
         if (cl) {
                 errno                = 0;
                 unsigned long long n = strtoull(cl, NULL, 10);
-                if (errno == ERANGE || n > KP_HTTP_BODY_MAX) {
+                if (errno == ERANGE || n > http->opts.body_max) {
                         req_free(req);
-                        *retp =
-                            queue_error(conn, 413, "payload_too_large", NULL,
-                                        "the request body exceeds %zu bytes",
-                                        KP_HTTP_BODY_MAX);
+                        *retp = queue_error(
+                            conn, 413, http->opts.too_large_code, NULL,
+                            "the request body exceeds %zu bytes",
+                            http->opts.body_max);
                         return NULL;
                 }
         }
@@ -482,7 +584,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 
         if (!req) {
                 enum MHD_Result ret = MHD_NO;
-                req                 = req_new(conn, url, method, &ret);
+                req                 = req_new(http, conn, url, method, &ret);
                 if (!req)
                         return ret;
                 *con_cls = req;
@@ -494,7 +596,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
                 *upload_data_size = 0;
                 if (req->too_large)
                         return MHD_YES; /* drain; 413 at the end */
-                if (req->body_len + n > KP_HTTP_BODY_MAX) {
+                if (req->body_len + n > http->opts.body_max) {
                         req->too_large = true;
                         kp_free(req->body);
                         req->body     = NULL;
@@ -616,6 +718,7 @@ kp_http_t *kp_http_new(const char *listen, int threads, char *errstr,
                 kp_free(http);
                 return NULL;
         }
+        kp_http_set_opts(http, NULL);
         http->listen  = kp_strdup(listen);
         http->addr    = addr;
         http->threads = (unsigned int)threads;
@@ -646,6 +749,19 @@ void kp_http_route(kp_http_t *http, const char *method, const char *path,
         r->opaque          = opaque;
 }
 
+void kp_http_set_opts(kp_http_t *http, const kp_http_opts_t *opts) {
+        static const kp_http_opts_t none = {0};
+        if (http->daemon)
+                misuse("kp_http_set_opts() after kp_http_start()");
+        http->opts = opts ? *opts : none;
+        if (!http->opts.body_max)
+                http->opts.body_max = KP_HTTP_BODY_MAX;
+        if (!http->opts.too_large_code)
+                http->opts.too_large_code = "payload_too_large";
+        if (!http->opts.max_connections)
+                http->opts.max_connections = 64;
+}
+
 kp_err_t kp_http_start(kp_http_t *http, char *errstr, size_t errstr_size) {
         if (http->daemon) {
                 snprintf(errstr, errstr_size, "HTTP server already started");
@@ -660,16 +776,27 @@ kp_err_t kp_http_start(kp_http_t *http, char *errstr, size_t errstr_size) {
             {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)http->threads, NULL},
             {MHD_OPTION_END, 0, NULL},
         };
+        struct MHD_OptionItem per_conn[] = {
+            {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)http->opts.max_connections,
+             NULL},
+            {MHD_OPTION_END, 0, NULL},
+        };
+        unsigned int flags =
+            MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+        struct MHD_OptionItem *extra = http->threads > 1 ? pool : pool + 1;
+        if (http->opts.thread_per_connection) {
+                flags |= MHD_USE_THREAD_PER_CONNECTION;
+                extra = per_conn;
+        }
         errno        = 0;
         http->daemon = MHD_start_daemon(
-            MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-            ntohs(http->addr.sin_port), NULL, NULL, access_cb, http,
+            flags, ntohs(http->addr.sin_port), NULL, NULL, access_cb, http,
             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, http, MHD_OPTION_SOCK_ADDR,
-            (struct sockaddr *)&http->addr, MHD_OPTION_ARRAY,
-            http->threads > 1 ? pool : pool + 1, MHD_OPTION_NOTIFY_COMPLETED,
-            completed_cb, http, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none,
-            http, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned int)KP_HTTP_CONN_TIMEOUT, MHD_OPTION_END);
+            (struct sockaddr *)&http->addr, MHD_OPTION_ARRAY, extra,
+            MHD_OPTION_NOTIFY_COMPLETED, completed_cb, http,
+            MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, http,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)KP_HTTP_CONN_TIMEOUT,
+            MHD_OPTION_END);
         if (!http->daemon) {
                 /* MHD reports why (bind: address in use, say) only to its
                  * logger; errno is a fallback. */

@@ -469,6 +469,10 @@ void kp_service_route(kp_service_t *svc, const char *method, const char *path,
         kp_http_route(svc->http, method, path, handler, opaque);
 }
 
+kp_http_t *kp_service_http(kp_service_t *svc) {
+        return svc->http;
+}
+
 void kp_service_set_info_cb(kp_service_t *svc, kp_service_info_cb *cb,
                             void *opaque) {
         svc->info_cb     = cb;

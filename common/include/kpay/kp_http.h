@@ -14,13 +14,51 @@
 typedef struct kp_http_s kp_http_t;
 typedef struct kp_http_req_s kp_http_req_t;
 
-/** What a handler fills in. The server frees body with kp_free(). */
+typedef struct kp_http_hdr_s kp_http_hdr_t;
+
+/**
+ * @brief Writes the next piece of a streamed response into @p buf (at most
+ *        @p max bytes), blocking until there is something to send.
+ * @returns the bytes written (> 0), or -1 to end the response. It runs on
+ *          the connection's thread: only a server with one thread per
+ *          connection (kp_http_opts_t.thread_per_connection) may take
+ *          streamed responses, since a blocked call would hold every other
+ *          connection of a pooled thread.
+ * @locality http threads
+ */
+typedef long(kp_http_stream_cb)(void *opaque, char *buf, size_t max);
+
+/** @brief Frees a stream's opaque once the response is over (sent, the
+ *         client gone, or the server stopping). */
+typedef void(kp_http_stream_free_cb)(void *opaque);
+
+/** What a handler fills in. The server frees body with kp_free().
+ *  Zero-initialise the fields after content_type; set them only through
+ *  kp_http_resp_header() and kp_http_resp_stream(). */
 typedef struct kp_http_resp_s {
         int status; /**< default 200 */
         char *body; /**< kp_malloc()ed, or NULL */
         size_t body_len;
-        const char *content_type; /**< static string; default JSON */
+        const char *content_type;  /**< static string; default JSON */
+        kp_http_hdr_t *headers;    /**< extra headers (kp_http_resp_header) */
+        kp_http_stream_cb *stream; /**< set: a streamed response */
+        kp_http_stream_free_cb *stream_free;
+        void *stream_opaque;
 } kp_http_resp_t;
+
+/** Server options (kp_http_set_opts()); zero means the default. */
+typedef struct kp_http_opts_s {
+        /** Request bodies larger than this get 413 (default 1 MiB). */
+        size_t body_max;
+        /** The error code of that 413 (default "payload_too_large"). */
+        const char *too_large_code;
+        /** One thread per connection instead of a pool: handlers may block
+         *  (a fan-out to other daemons) and responses may stream. */
+        int thread_per_connection;
+        /** With thread_per_connection: at most this many connections at
+         *  once (default 64); more are refused by the server. */
+        unsigned max_connections;
+} kp_http_opts_t;
 
 /**
  * @brief A route handler. @p rest is the part of the (decoded) path after
@@ -49,6 +87,12 @@ kp_http_t *kp_http_new(const char *listen, int threads, char *errstr,
  */
 void kp_http_route(kp_http_t *http, const char *method, const char *path,
                    kp_http_handler_t *handler, void *opaque);
+
+/**
+ * @brief Sets the server's options before kp_http_start() (copied; the
+ *        code string must be static).
+ */
+void kp_http_set_opts(kp_http_t *http, const kp_http_opts_t *opts);
 
 /**
  * @brief Starts listening.
@@ -87,6 +131,26 @@ void kp_http_resp_error(kp_http_resp_t *resp, int status, const char *code,
 /** @brief Sets a text response (copied) with the given content type. */
 void kp_http_resp_text(kp_http_resp_t *resp, int status,
                        const char *content_type, const char *text, size_t len);
+
+/**
+ * @brief Adds a response header (both strings copied): Location,
+ *        Cache-Control (which replaces the default "no-store"), and the
+ *        like. Content-Type is set with the body, not here. A name or value
+ *        holding CR or LF is ignored (logged), never sent.
+ */
+void kp_http_resp_header(kp_http_resp_t *resp, const char *name,
+                         const char *value);
+
+/**
+ * @brief Makes the response a stream (chunked; Server-Sent Events, say):
+ *        after the handler returns, @p cb is called for each piece until it
+ *        returns -1 or the client goes away, then @p free_cb(@p opaque).
+ *        Only on a server with thread_per_connection (else 500 and
+ *        @p free_cb at once). Replaces any body already set.
+ */
+void kp_http_resp_stream(kp_http_resp_t *resp, int status,
+                         const char *content_type, kp_http_stream_cb *cb,
+                         kp_http_stream_free_cb *free_cb, void *opaque);
 
 /* ------------------------------------------------------------------------
  * A minimal blocking client (kp_http_client.c), for tools and tests that

@@ -103,6 +103,13 @@ void kp_service_destroy(kp_service_t *svc);
 void kp_service_route(kp_service_t *svc, const char *method, const char *path,
                       kp_http_handler_t *handler, void *opaque);
 
+/**
+ * @brief The service's HTTP server, for kp_http_set_opts() before
+ *        kp_service_start() (kpay-web: one thread per connection, its own
+ *        body limit). @locality main thread
+ */
+kp_http_t *kp_service_http(kp_service_t *svc);
+
 /** @brief Sets the InstanceInfo callback (before kp_service_start()). */
 void kp_service_set_info_cb(kp_service_t *svc, kp_service_info_cb *cb,
                             void *opaque);
