@@ -103,7 +103,12 @@ static void serve(web_req_t *r, const char *rel) {
                 return;
         }
         char path[PATH_MAX + WEB_STATIC_PATH_MAX + 2], real[PATH_MAX];
-        snprintf(path, sizeof(path), "%s/%s", s->root, rel);
+        int pl = snprintf(path, sizeof(path), "%s/%s", s->root, rel);
+        if (pl < 0 || (size_t)pl >= sizeof(path)) {
+                kp_http_resp_error(resp, 400, "bad_request",
+                                   "file name too long");
+                return;
+        }
         if (!realpath(path, real)) {
                 if (errno == ENOENT || errno == ENOTDIR)
                         kp_http_resp_error(resp, 404, "not_found",

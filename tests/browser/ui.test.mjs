@@ -222,10 +222,10 @@ const failed = await run('ui', [
     await op.locator('.opblock-summary').click();
     await op.locator('button.try-out__btn').click();
     await op.locator('button.execute').click();
-    const resp = op.locator('.live-responses-table .response-col_status').first();
+    const resp = op.locator('.live-responses-table tr.response .response-col_status').first();
     await resp.waitFor({timeout: 15000});
     assert.equal((await resp.textContent()).trim(), '200');
-    assert.match(await op.locator('.live-responses-table .response-col_description').first().textContent(), /USD/);
+    assert.match(await op.locator('.live-responses-table tr.response .response-col_description').first().textContent(), /USD/);
     await shot('docs');
   }],
 

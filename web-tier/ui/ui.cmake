@@ -63,3 +63,7 @@ endif()
 if(TARGET kpay_ui AND TARGET kpay-web)
   add_dependencies(kpay-web kpay_ui)
 endif()
+# static.c's pure path checks (static_path.c, unit.static).
+if(TARGET kpay-web-logic)
+  target_sources(kpay-web-logic PRIVATE ${CMAKE_SOURCE_DIR}/web-tier/static_path.c)
+endif()

@@ -83,12 +83,13 @@ async function submit(ev) {
     return status(st, e.message, 'error');
   }
   const body = {from: f.from.value.trim(), to: f.to.value.trim(), amount, currency: c};
-  if (f.id.value.trim()) body.id = f.id.value.trim();
+  const idv = f.elements.namedItem('id').value.trim();
+  if (idv) body.id = idv;
   status(st, 'submitting…');
   try {
     const r = await api('POST', '/api/v1/payments?wait_ms=10000', {body});
     const p = r.body;
-    f.closest('main').querySelector('#lookup-form').id.value = p.id;
+    $('#lookup-form').elements.namedItem('id').value = p.id;
     if (r.status === 200 && FINAL.has(p.state)) {
       renderPayment(p);
       return status(st, `payment ${p.id}: ${p.state}${p.reason ? ` (${p.reason})` : ''}`, p.state === 'REJECTED' ? 'error' : 'ok');
@@ -123,6 +124,6 @@ export function init() {
   f.addEventListener('submit', submit);
   $('#lookup-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
-    lookup(ev.target.id.value.trim());
+    lookup(ev.target.elements.namedItem('id').value.trim());
   });
 }
