@@ -50,7 +50,7 @@ static void spawn(it_daemon_t *d, const char *bin_env, const char *id) {
         const char *ctl[]  = {"--token-file", token_file,
                               "--instance-timeout-ms", "4000", NULL};
         const char *w[]    = {"--token-file", token_file, "--ui-dir", ui_dir,
-                              "--partitions", "4",        NULL};
+                              NULL};
         it_daemon_spawn(d, prefix, d == &control ? ctl : d == &web ? w : proc);
 }
 
