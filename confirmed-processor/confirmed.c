@@ -18,7 +18,9 @@ static const kp_topic_id_t confirmed_inputs[] = {KP_TOPIC_COMPLETE,
                                                  KP_TOPIC_NONE};
 
 static const char *const confirmed_stores[] = {
-    [CONFIRMED_ST_TOTALS] = "totals",
+    [CONFIRMED_ST_TOTALS]   = "totals",
+    [CONFIRMED_ST_OUTCOMES] = "outcomes",
+    [CONFIRMED_ST_EXPIRY]   = "expiry",
     NULL,
 };
 
@@ -227,4 +229,53 @@ void confirmed_decision_clear(confirmed_decision_t *d) {
                 return;
         kp_free(d->value);
         d->value = NULL;
+}
+
+int confirmed_outcome_kept(const kp_payment_t *p) {
+        return p && kp_payment_id_valid(p->id);
+}
+
+char *confirmed_outcome_encode(const kp_payment_t *p, int64_t recorded_ms,
+                               size_t *lenp) {
+        kp_payment_t c = *p;
+        /* Only the known fields: a client's extras are not kept for days. */
+        c.extra = json_pack("{s:I}", "recorded_ms", (json_int_t)recorded_ms);
+        if (!c.extra)
+                return kp_json_dump(NULL); /* aborts: out of memory */
+        char *s = kp_payment_serialize(&c, lenp);
+        json_decref(c.extra);
+        return s;
+}
+
+kp_err_t confirmed_outcome_decode(const void *buf, size_t len, kp_payment_t *p,
+                                  int64_t *recorded_msp) {
+        kp_payment_t o;
+        char detail[128];
+        if (!buf || kp_payment_parse(buf, len, &o, detail, sizeof(detail)) !=
+                        KP_PAY_E_OK)
+                return KP_ERR_PARSE;
+        json_t *r = o.extra ? json_object_get(o.extra, "recorded_ms") : NULL;
+        if ((o.state != KP_PAY_COMPLETE && o.state != KP_PAY_REJECTED) ||
+            !json_is_integer(r) || json_integer_value(r) < 0) {
+                kp_payment_clear(&o);
+                return KP_ERR_PARSE;
+        }
+        if (recorded_msp)
+                *recorded_msp = json_integer_value(r);
+        if (p)
+                *p = o;
+        else
+                kp_payment_clear(&o);
+        return KP_OK;
+}
+
+size_t confirmed_expiry_key(char *buf, size_t size, int64_t recorded_ms,
+                            const char *id) {
+        return kp_expiry_key(buf, size, CONFIRMED_EXPIRY_PREFIX, recorded_ms,
+                             id);
+}
+
+int confirmed_outcome_expired(int64_t recorded_ms, int64_t now_ms,
+                              int64_t retention_ms) {
+        return recorded_ms < kp_expiry_cutoff(now_ms, retention_ms);
 }

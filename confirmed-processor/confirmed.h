@@ -8,6 +8,15 @@
  * confirmed_record_t as JSON: `all` (all time) and `day:YYYY-MM-DD` (the
  * UTC day of the outcome's complete_ms). Readers sum the partitions, and
  * the amounts per currency (issue 13, defect 7).
+ *
+ * Store `outcomes` of partition p: payment id -> the outcome (the Payment
+ * as it arrived on kpay.payments.complete, COMPLETE or REJECTED, without
+ * its unknown fields, plus `recorded_ms`), which kpay-web's
+ * GET /api/v1/payments/{id} reads; partition p is the id's home
+ * (murmur2(id) % N), since kpay writes every outcome to partition
+ * origin_partition. Store `expiry`: the outcomes' expiry index
+ * (kp_expiry.h) `t:<16 hex of recorded_ms>:<id>` -> "1", so that an outcome
+ * is kept for --outcome-retention-ms (default 7 days) and then deleted.
  * Everything here may be called on any thread.
  */
 #ifndef KPAY_CONFIRMED_H
@@ -17,6 +26,7 @@
 #include <stdint.h>
 
 #include "kpay/kp_err.h"
+#include "kpay/kp_expiry.h"
 #include "kpay/kp_money.h"
 #include "kpay/kp_payment.h"
 #include "kpay/kp_topics.h"
@@ -28,7 +38,21 @@ extern const kp_proc_layout_t confirmed_layout;
 /** The stores of confirmed_layout, by index. */
 typedef enum confirmed_store_e {
         CONFIRMED_ST_TOTALS,
+        CONFIRMED_ST_OUTCOMES,
+        CONFIRMED_ST_EXPIRY,
 } confirmed_store_t;
+
+/** The key prefix of the `expiry` store's index (kp_expiry.h). */
+#define CONFIRMED_EXPIRY_PREFIX "t:"
+/** Room for any expiry key of a valid payment id (with its NUL). */
+#define CONFIRMED_EXPIRY_KEY_SIZE KP_EXPIRY_KEY_SIZE(KP_PAYMENT_ID_MAX)
+
+/** Default and minimum of --outcome-retention-ms. */
+#define CONFIRMED_OUTCOME_RETENTION_DEFAULT_MS 604800000 /* 7 days */
+#define CONFIRMED_OUTCOME_RETENTION_MIN_MS     1000
+/** How often the outcome expiry runs, and how much it deletes at most. */
+#define CONFIRMED_PUNCTUATE_MS       60000
+#define CONFIRMED_EXPIRY_MAX_PER_RUN 10000
 
 /** The all-time key of the `totals` store. */
 #define CONFIRMED_ALL_KEY "all"
@@ -186,5 +210,49 @@ kp_err_t confirmed_on_complete(const kp_payment_t *p,
 
 /** @brief Frees what a decision owns. The struct can be reused. */
 void confirmed_decision_clear(confirmed_decision_t *d);
+
+/**
+ * @brief 1 if the outcome of @p p is kept in the `outcomes` store: its id
+ *        is valid (kp_payment_id_valid()), so that it can be a key and be
+ *        asked for. An outcome with a broken id is counted and forwarded,
+ *        not kept.
+ */
+int confirmed_outcome_kept(const kp_payment_t *p);
+
+/**
+ * @brief Encodes the `outcomes` value of @p p recorded at @p recorded_ms:
+ *        the Payment JSON (kp_payment_serialize(): id, state, reason, from,
+ *        to, amount, currency, the stage times...) without the payment's
+ *        unknown fields, plus "recorded_ms".
+ * @returns a kp_malloc()ed NUL-terminated string; *lenp its length.
+ */
+char *confirmed_outcome_encode(const kp_payment_t *p, int64_t recorded_ms,
+                               size_t *lenp);
+
+/**
+ * @brief Decodes an `outcomes` value, strictly: a Payment
+ *        (kp_payment_parse()) in state COMPLETE or REJECTED with an
+ *        integer "recorded_ms" >= 0.
+ * @param p receives the payment (release with kp_payment_clear()); its
+ *        `extra` holds recorded_ms. May be NULL.
+ * @returns KP_OK or KP_ERR_PARSE (then @p p needs no clearing).
+ */
+kp_err_t confirmed_outcome_decode(const void *buf, size_t len, kp_payment_t *p,
+                                  int64_t *recorded_msp);
+
+/**
+ * @brief Writes the expiry index key of the outcome of @p id recorded at
+ *        @p recorded_ms ("t:<16 hex>:<id>").
+ * @returns its length, or 0 when it does not fit @p size.
+ */
+size_t confirmed_expiry_key(char *buf, size_t size, int64_t recorded_ms,
+                            const char *id);
+
+/**
+ * @brief 1 if an outcome recorded at @p recorded_ms has expired at
+ *        @p now_ms with @p retention_ms (recorded before now - retention).
+ */
+int confirmed_outcome_expired(int64_t recorded_ms, int64_t now_ms,
+                              int64_t retention_ms);
 
 #endif /* KPAY_CONFIRMED_H */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kpay/kp_conf.h"
+#include "kpay/kp_expiry.h"
 #include "kpay/kp_json.h"
 #include "kpay/kp_mem.h"
 
@@ -131,41 +132,14 @@ size_t inflight_dedup_key(char *buf, size_t size, const char *id) {
 
 size_t inflight_expiry_key(char *buf, size_t size, int64_t first_seen_ms,
                            const char *id) {
-        if (first_seen_ms < 0)
-                return 0;
-        int n = snprintf(buf, size, INFLIGHT_EXPIRY_PREFIX "%016" PRIx64 ":%s",
-                         (uint64_t)first_seen_ms, id);
-        if (n < 0 || (size_t)n >= size)
-                return 0;
-        return (size_t)n;
+        return kp_expiry_key(buf, size, INFLIGHT_EXPIRY_PREFIX, first_seen_ms,
+                             id);
 }
 
 int inflight_expiry_key_parse(const void *key, size_t klen, int64_t *msp,
                               const char **idp, size_t *idlenp) {
-        const char *k = key;
-        uint64_t ms   = 0;
-
-        if (klen < 2 || memcmp(k, INFLIGHT_EXPIRY_PREFIX, 2))
-                return 0;
-        if (klen < 2 + 16 + 1 || k[2 + 16] != ':')
-                return -1;
-        for (size_t i = 2; i < 2 + 16; i++) {
-                int d;
-                if (k[i] >= '0' && k[i] <= '9')
-                        d = k[i] - '0';
-                else if (k[i] >= 'a' && k[i] <= 'f')
-                        d = k[i] - 'a' + 10;
-                else
-                        return -1;
-                ms = ms << 4 | (uint64_t)d;
-        }
-        /* The writer never stores a negative time. */
-        if (ms > (uint64_t)INT64_MAX)
-                return -1;
-        *msp    = (int64_t)ms;
-        *idp    = k + 2 + 16 + 1;
-        *idlenp = klen - (2 + 16 + 1);
-        return 1;
+        return kp_expiry_key_parse(key, klen, INFLIGHT_EXPIRY_PREFIX, msp, idp,
+                                   idlenp);
 }
 
 kp_err_t inflight_dedup_value_decode(const void *buf, size_t len,
@@ -188,10 +162,7 @@ kp_err_t inflight_dedup_value_decode(const void *buf, size_t len,
 }
 
 int64_t inflight_dedup_cutoff(int64_t now_ms, int64_t retention_ms) {
-        int64_t cutoff;
-        if (__builtin_sub_overflow(now_ms, retention_ms, &cutoff))
-                return retention_ms > 0 ? INT64_MIN : INT64_MAX;
-        return cutoff;
+        return kp_expiry_cutoff(now_ms, retention_ms);
 }
 
 /* Copies @p p with the changes of an outcome or a stamp, serialized.

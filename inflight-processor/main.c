@@ -14,6 +14,7 @@
 #include "inflight.h"
 #include "kpay/kp_app.h"
 #include "kpay/kp_conf.h"
+#include "kpay/kp_expiry.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_metrics.h"
@@ -275,78 +276,48 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
         return err;
 }
 
-/* State of one expiry run over the dedup store's "t:" index. */
-typedef struct expiry_s {
-        kp_ctx_t *ctx;
-        int64_t cutoff; /* first-seen times below it have expired */
-        int64_t deleted;
-        kp_err_t err;
-} expiry_t;
-
 /* Deletes "i:<id>" unless it was re-recorded after the expired time (a
  * resubmission after the window): then a newer "t:" key covers it. */
-static kp_err_t expire_id(expiry_t *x, const char *id, size_t idlen) {
+static kp_err_t expire_id(kp_ctx_t *ctx, const char *id, size_t idlen,
+                          int64_t ms, void *opaque) {
         char key[INFLIGHT_DEDUP_KEY_SIZE];
         void *val;
         size_t vlen;
-        int64_t ms;
+        int64_t seen, cutoff = *(const int64_t *)opaque;
+        (void)ms;
         if (idlen + 2 >= sizeof(key))
                 return KP_OK; /* no such i: key can exist */
         memcpy(key, INFLIGHT_DEDUP_PREFIX, 2);
         memcpy(key + 2, id, idlen);
         kp_err_t err =
-            kp_ctx_get(x->ctx, INFLIGHT_ST_DEDUP, key, idlen + 2, &val, &vlen);
+            kp_ctx_get(ctx, INFLIGHT_ST_DEDUP, key, idlen + 2, &val, &vlen);
         if (err == KP_ERR_NOT_FOUND)
                 return KP_OK;
         if (err)
                 return err;
-        err = inflight_dedup_value_decode(val, vlen, &ms);
+        err = inflight_dedup_value_decode(val, vlen, &seen);
         kp_free(val);
-        if (!err && ms >= x->cutoff)
+        if (!err && seen >= cutoff)
                 return KP_OK;
         if (err)
                 KP_WARN("store dedup [%d]: deleting an undecodable entry",
-                        (int)kp_ctx_partition(x->ctx));
-        return kp_ctx_delete(x->ctx, INFLIGHT_ST_DEDUP, key, idlen + 2);
+                        (int)kp_ctx_partition(ctx));
+        return kp_ctx_delete(ctx, INFLIGHT_ST_DEDUP, key, idlen + 2);
 }
 
-static int expire_cb(const void *key, size_t klen, const void *val, size_t vlen,
-                     void *opaque) {
-        expiry_t *x = opaque;
-        int64_t ms;
-        const char *id;
-        size_t idlen;
-        (void)val;
-        (void)vlen;
-        int r = inflight_expiry_key_parse(key, klen, &ms, &id, &idlen);
-        if (r == 0 || (r > 0 && ms >= x->cutoff) ||
-            x->deleted >= INFLIGHT_EXPIRY_MAX_PER_RUN)
-                return 1; /* past the index, the first live entry, or done */
-        if (r < 0)
-                KP_WARN("store dedup [%d]: deleting a malformed expiry key",
-                        (int)kp_ctx_partition(x->ctx));
-        else if ((x->err = expire_id(x, id, idlen)))
-                return 1;
-        if ((x->err = kp_ctx_delete(x->ctx, INFLIGHT_ST_DEDUP, key, klen)))
-                return 1;
-        x->deleted++;
-        return 0;
-}
-
-/* Expires dedup entries older than the window, oldest first. */
+/* Expires dedup entries older than the window, oldest first, through the
+ * expiry index (kp_expiry.h). */
 static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
         inflight_app_t *a = opaque;
-        expiry_t x        = {.ctx    = ctx,
-                             .cutoff = inflight_dedup_cutoff(now_ms, a->retention_ms)};
-        kp_err_t err =
-            kp_ctx_scan(ctx, INFLIGHT_ST_DEDUP, INFLIGHT_EXPIRY_PREFIX,
-                        strlen(INFLIGHT_EXPIRY_PREFIX), expire_cb, &x);
-        if (!err)
-                err = x.err;
-        if (x.deleted > 0) {
-                kp_counter_add(a->dedup_expired, x.deleted);
+        int64_t cutoff    = inflight_dedup_cutoff(now_ms, a->retention_ms);
+        int64_t deleted   = 0;
+        kp_err_t err      = kp_expiry_run(
+                 ctx, INFLIGHT_ST_DEDUP, INFLIGHT_EXPIRY_PREFIX, cutoff,
+                 INFLIGHT_EXPIRY_MAX_PER_RUN, expire_id, &cutoff, &deleted);
+        if (deleted > 0) {
+                kp_counter_add(a->dedup_expired, deleted);
                 KP_DEBUG("partition %d: %" PRId64 " dedup entries expired",
-                         (int)kp_ctx_partition(ctx), x.deleted);
+                         (int)kp_ctx_partition(ctx), deleted);
         }
         if (err)
                 KP_ERROR("partition %d: dedup expiry: %s",

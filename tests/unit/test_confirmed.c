@@ -1,7 +1,8 @@
 /* Unit tests of kpay-confirmed's business logic (confirmed.c): the UTC day
  * of an outcome (leap days, midnight, before 1970, against gmtime_r), the
  * day keys, confirmed and rejected totals with overflow, the emitted
- * records, strict JSON, and no leaks. */
+ * records, strict JSON, the store `outcomes` (encoding, strict decoding,
+ * which ids are kept, expiry keys and retention), and no leaks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -500,7 +501,182 @@ static void test_layout(void **state) {
         assert_int_equal(confirmed_layout.inputs[1], KP_TOPIC_NONE);
         assert_string_equal(confirmed_layout.stores[CONFIRMED_ST_TOTALS],
                             "totals");
-        assert_null(confirmed_layout.stores[1]);
+        assert_string_equal(confirmed_layout.stores[CONFIRMED_ST_OUTCOMES],
+                            "outcomes");
+        assert_string_equal(confirmed_layout.stores[CONFIRMED_ST_EXPIRY],
+                            "expiry");
+        assert_null(confirmed_layout.stores[3]);
+}
+
+/* ------------------------------------------------------------------------
+ * The store `outcomes`: what is kept, encoded and decoded strictly, and
+ * when it expires. */
+
+#define OUTCOME_JSON                                                           \
+        "{\"v\":1,\"id\":\"p-1\",\"from\":\"alice\",\"to\":\"bob\","           \
+        "\"amount\":1234,\"currency\":\"BHD\",\"state\":\"COMPLETE\","         \
+        "\"created_ms\":1000,\"inflight_ms\":1001,\"debit_ms\":1002,"          \
+        "\"credit_ms\":1003,\"complete_ms\":1003,\"origin_partition\":4,"      \
+        "\"client_note\":\"a long note a client attached\"}"
+
+static void test_outcome_encode_decode(void **state) {
+        kp_payment_t p, o;
+        int64_t recorded = -1;
+        size_t len;
+        (void)state;
+        parse_ok(OUTCOME_JSON, &p);
+        assert_true(confirmed_outcome_kept(&p));
+        char *s = confirmed_outcome_encode(&p, 1700000000123, &len);
+        assert_int_equal(len, strlen(s));
+        /* The client's unknown fields are not kept. */
+        assert_null(strstr(s, "client_note"));
+        assert_int_equal(confirmed_outcome_decode(s, len, &o, &recorded),
+                         KP_OK);
+        assert_true(recorded == 1700000000123);
+        assert_string_equal(o.id, "p-1");
+        assert_string_equal(o.from, "alice");
+        assert_string_equal(o.to, "bob");
+        assert_true(o.amount == 1234);
+        assert_string_equal(o.currency, "BHD");
+        assert_int_equal(o.state, KP_PAY_COMPLETE);
+        assert_string_equal(o.reason, "");
+        assert_true(o.created_ms == 1000 && o.inflight_ms == 1001 &&
+                    o.debit_ms == 1002 && o.credit_ms == 1003 &&
+                    o.complete_ms == 1003 && o.origin_partition == 4);
+        kp_payment_clear(&o);
+        /* Without a payment to fill in, only the time. */
+        recorded = -1;
+        assert_int_equal(confirmed_outcome_decode(s, len, NULL, &recorded),
+                         KP_OK);
+        assert_true(recorded == 1700000000123);
+        kp_free(s);
+        kp_payment_clear(&p);
+
+        /* A rejection keeps its reason and its missing stamps. */
+        parse_ok(
+            "{\"v\":1,\"id\":\"p-2\",\"from\":\"a\",\"to\":\"b\","
+            "\"amount\":5,\"state\":\"REJECTED\",\"reason\":"
+            "\"insufficient_funds\",\"created_ms\":7,"
+            "\"complete_ms\":9}",
+            &p);
+        s = confirmed_outcome_encode(&p, 0, &len);
+        assert_int_equal(confirmed_outcome_decode(s, len, &o, &recorded),
+                         KP_OK);
+        assert_true(recorded == 0);
+        assert_int_equal(o.state, KP_PAY_REJECTED);
+        assert_string_equal(o.reason, "insufficient_funds");
+        assert_string_equal(o.currency, "USD");
+        assert_true(o.debit_ms == -1 && o.credit_ms == -1 &&
+                    o.inflight_ms == -1);
+        kp_payment_clear(&o);
+        kp_free(s);
+        kp_payment_clear(&p);
+}
+
+static void test_outcome_decode_strict(void **state) {
+        kp_payment_t o;
+        int64_t recorded = 42;
+        (void)state;
+        static const char *bad[] = {
+            "",
+            "not json",
+            "[]",
+            /* no recorded_ms, or not a non-negative integer */
+            "{\"v\":1,\"id\":\"p\",\"from\":\"a\",\"to\":\"b\",\"amount\":1,"
+            "\"state\":\"COMPLETE\"}",
+            "{\"v\":1,\"id\":\"p\",\"from\":\"a\",\"to\":\"b\",\"amount\":1,"
+            "\"state\":\"COMPLETE\",\"recorded_ms\":\"5\"}",
+            "{\"v\":1,\"id\":\"p\",\"from\":\"a\",\"to\":\"b\",\"amount\":1,"
+            "\"state\":\"COMPLETE\",\"recorded_ms\":-1}",
+            /* not an outcome */
+            "{\"v\":1,\"id\":\"p\",\"from\":\"a\",\"to\":\"b\",\"amount\":1,"
+            "\"state\":\"DEBIT\",\"recorded_ms\":5}",
+            /* not a Payment */
+            "{\"v\":1,\"id\":\"p\",\"from\":\"a\",\"to\":\"b\","
+            "\"amount\":\"1\",\"state\":\"COMPLETE\",\"recorded_ms\":5}",
+            "{\"v\":2,\"id\":\"p\",\"from\":\"a\",\"to\":\"b\",\"amount\":1,"
+            "\"state\":\"COMPLETE\",\"recorded_ms\":5}",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                if (confirmed_outcome_decode(bad[i], strlen(bad[i]), &o,
+                                             &recorded) != KP_ERR_PARSE)
+                        fail_msg("accepted %s", bad[i]);
+                assert_true(recorded == 42);
+        }
+        assert_int_equal(confirmed_outcome_decode(NULL, 0, &o, &recorded),
+                         KP_ERR_PARSE);
+}
+
+static void test_outcome_kept(void **state) {
+        kp_payment_t p;
+        char json[512], id[KP_PAYMENT_ID_MAX + 2];
+        (void)state;
+        /* An empty or overlong id cannot be asked for: not kept. */
+        parse_ok(
+            "{\"v\":1,\"id\":\"\",\"from\":\"a\",\"to\":\"b\","
+            "\"amount\":1,\"state\":\"REJECTED\",\"reason\":"
+            "\"invalid_id\"}",
+            &p);
+        assert_false(confirmed_outcome_kept(&p));
+        kp_payment_clear(&p);
+        memset(id, 'x', KP_PAYMENT_ID_MAX + 1);
+        id[KP_PAYMENT_ID_MAX + 1] = '\0';
+        snprintf(json, sizeof(json),
+                 "{\"v\":1,\"id\":\"%s\",\"from\":\"a\",\"to\":\"b\","
+                 "\"amount\":1,\"state\":\"REJECTED\",\"reason\":"
+                 "\"invalid_id\"}",
+                 id);
+        parse_ok(json, &p);
+        assert_false(confirmed_outcome_kept(&p));
+        kp_payment_clear(&p);
+        /* The longest valid id is kept, and its expiry key fits. */
+        id[KP_PAYMENT_ID_MAX] = '\0';
+        snprintf(json, sizeof(json),
+                 "{\"v\":1,\"id\":\"%s\",\"from\":\"a\",\"to\":\"b\","
+                 "\"amount\":1,\"state\":\"COMPLETE\"}",
+                 id);
+        parse_ok(json, &p);
+        assert_true(confirmed_outcome_kept(&p));
+        char key[CONFIRMED_EXPIRY_KEY_SIZE];
+        assert_int_equal(
+            confirmed_expiry_key(key, sizeof(key), INT64_MAX, p.id),
+            CONFIRMED_EXPIRY_KEY_SIZE - 1);
+        kp_payment_clear(&p);
+        assert_false(confirmed_outcome_kept(NULL));
+}
+
+static void test_outcome_expiry(void **state) {
+        char key[CONFIRMED_EXPIRY_KEY_SIZE];
+        int64_t ms;
+        const char *id;
+        size_t idlen;
+        (void)state;
+        size_t n = confirmed_expiry_key(key, sizeof(key), 1700000000000, "a:b");
+        assert_string_equal(key, "t:0000018bcfe56800:a:b");
+        assert_int_equal(n, strlen(key));
+        assert_int_equal(kp_expiry_key_parse(key, n, CONFIRMED_EXPIRY_PREFIX,
+                                             &ms, &id, &idlen),
+                         1);
+        assert_true(ms == 1700000000000);
+        assert_int_equal(idlen, 3);
+        assert_memory_equal(id, "a:b", 3);
+        assert_int_equal(confirmed_expiry_key(key, sizeof(key), -1, "x"), 0);
+        assert_int_equal(confirmed_expiry_key(key, 10, 0, "x"), 0);
+        /* Index keys sort by time: expiry walks them oldest first. */
+        char older[CONFIRMED_EXPIRY_KEY_SIZE];
+        confirmed_expiry_key(older, sizeof(older), 255, "zzz");
+        confirmed_expiry_key(key, sizeof(key), 256, "aaa");
+        assert_true(strcmp(older, key) < 0);
+
+        /* Recorded before now - retention: expired; at the cutoff: kept. */
+        const int64_t week = CONFIRMED_OUTCOME_RETENTION_DEFAULT_MS;
+        const int64_t now  = 1700000000000;
+        assert_true(confirmed_outcome_expired(now - week - 1, now, week));
+        assert_false(confirmed_outcome_expired(now - week, now, week));
+        assert_false(confirmed_outcome_expired(now, now, week));
+        /* Saturating, never wrapping. */
+        assert_false(confirmed_outcome_expired(0, INT64_MIN + 5, week));
+        assert_true(confirmed_outcome_expired(0, INT64_MAX, 1000));
 }
 
 int main(void) {
@@ -524,6 +700,13 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_days_sum_to_all, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_layout, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_outcome_encode_decode, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_outcome_decode_strict, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_outcome_kept, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_outcome_expiry, setup,
+                                            teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -132,6 +132,8 @@ static void test_admin_layouts(void **state) {
             "kpay-inflight-totals-changelog",
             "kpay-account-balances-changelog",
             "kpay-confirmed-totals-changelog",
+            "kpay-confirmed-outcomes-changelog",
+            "kpay-confirmed-expiry-changelog",
             "kpay-metrics-windows-changelog",
             "kpay-metrics-slowest-changelog",
         };
