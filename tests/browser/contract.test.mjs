@@ -240,8 +240,9 @@ const failed = await run('contract', [
     const b = await post({from: 'acc-1', to: 'acc-2', amount: '0.10', currency: 'USD'}, {'Idempotency-Key': key});
     check('post', '/api/v1/payments', op, b, 'idempotent 2');
     assert.equal(json(a.body).id, json(b.body).id);
+    const id = json(a.body).id;
     const p = await waitFor('the outcome', async () => {
-      const r = await raw('GET', `/api/v1/payments/${encodeURIComponent(key)}`);
+      const r = await raw('GET', `/api/v1/payments/${encodeURIComponent(id)}`);
       return r.status === 200 && json(r.body).state !== 'IN_FLIGHT' ? json(r.body) : null;
     }, 30000, 300);
     assert.equal(String(p.amount), '10');
