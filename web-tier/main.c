@@ -133,6 +133,15 @@ static kp_err_t init(kp_service_t *svc, void *opaque) {
         kp_topic_name(w->topic_dlq, sizeof(w->topic_dlq), w->prefix,
                       KP_TOPIC_DLQ);
         kp_err_t err = load_token(&w->token, errstr, sizeof(errstr));
+        char hp[256], base[256];
+        if (!err && wconf.control_url &&
+            kp_http_split_url(wconf.control_url, hp, sizeof(hp), base,
+                              sizeof(base))) {
+                snprintf(errstr, sizeof(errstr),
+                         "--control-url %s: expected http://HOST:PORT[/BASE]",
+                         wconf.control_url);
+                err = KP_ERR_CONFIG;
+        }
         if (!err && !(w->disc = kp_discovery_new(kp_service_app_conf(svc),
                                                  wconf.instance_timeout_ms,
                                                  errstr, sizeof(errstr))))

@@ -189,3 +189,23 @@ int kp_http_request(const char *method, const char *hostport, const char *path,
         kp_free(buf);
         return status;
 }
+
+char *kp_http_url_encode(const char *s) {
+        static const char hex[] = "0123456789ABCDEF";
+        size_t n = strlen(s), o = 0;
+        char *out = kp_malloc(n * 3 + 1);
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+                    c == '_' || c == '~') {
+                        out[o++] = (char)c;
+                } else {
+                        out[o++] = '%';
+                        out[o++] = hex[c >> 4];
+                        out[o++] = hex[c & 15];
+                }
+        }
+        out[o] = '\0';
+        return out;
+}

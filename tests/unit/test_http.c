@@ -872,6 +872,123 @@ static void test_lifecycle_no_leaks(void **state) {
         assert_int_equal(kp_mem_live_allocations(), live);
 }
 
+/* Response headers, streams and the server options (kp_http_set_opts). */
+typedef struct stream_state_s {
+        int step;
+        int *freed;
+} stream_state_t;
+
+static long stream_piece(void *opaque, char *buf, size_t max) {
+        stream_state_t *st                = opaque;
+        static const char *const pieces[] = {"event: a\n\n", "event: b\n\n"};
+        if (st->step >= 2)
+                return -1;
+        size_t n = strlen(pieces[st->step]);
+        assert_true(n <= max);
+        memcpy(buf, pieces[st->step++], n);
+        return (long)n;
+}
+
+static void stream_done(void *opaque) {
+        stream_state_t *st = opaque;
+        (*st->freed)++;
+        kp_free(st);
+}
+
+static void streamed(const kp_http_req_t *req, const char *rest,
+                     kp_http_resp_t *resp, void *opaque) {
+        (void)req;
+        (void)rest;
+        stream_state_t *st = kp_calloc(1, sizeof(*st));
+        st->freed          = opaque;
+        kp_http_resp_header(resp, "Cache-Control", "no-cache");
+        kp_http_resp_stream(resp, 200, "text/event-stream", stream_piece,
+                            stream_done, st);
+}
+
+static void located(const kp_http_req_t *req, const char *rest,
+                    kp_http_resp_t *resp, void *opaque) {
+        (void)req;
+        (void)rest;
+        (void)opaque;
+        kp_http_resp_header(resp, "Location", "/api/v1/payments/p-1");
+        kp_http_resp_header(resp, "Bad\r\nName", "x");         /* refused */
+        kp_http_resp_header(resp, "X-Ok", "a\r\nInjected: 1"); /* refused */
+        kp_http_resp_json(resp, 202, json_pack("{s:s}", "id", "p-1"));
+}
+
+static void test_headers_stream_opts(void **state) {
+        (void)state;
+        char errstr[256], hv[128];
+        res_t res;
+        int freed       = 0;
+        int64_t live    = kp_mem_live_allocations();
+        kp_http_t *http = kp_http_new("127.0.0.1:0", 1, errstr, sizeof(errstr));
+        assert_non_null(http);
+        kp_http_opts_t o = {.body_max              = 100,
+                            .too_large_code        = "too_large",
+                            .thread_per_connection = 1,
+                            .max_connections       = 8};
+        kp_http_set_opts(http, &o);
+        kp_http_route(http, "GET", "/stream", streamed, &freed);
+        kp_http_route(http, "POST", "/located", located, NULL);
+        assert_int_equal(kp_http_start(http, errstr, sizeof(errstr)), KP_OK);
+        int port = kp_http_port(http);
+
+        request(port, "POST", "/located", NULL, "{}", 2, &res);
+        assert_int_equal(res.status, 202);
+        assert_string_equal(res_header(&res, "Location", hv, sizeof(hv)),
+                            "/api/v1/payments/p-1");
+        assert_string_equal(res_header(&res, "Cache-Control", hv, sizeof(hv)),
+                            "no-store");
+        assert_null(res_header(&res, "X-Ok", hv, sizeof(hv)));
+        assert_null(res_header(&res, "Injected", hv, sizeof(hv)));
+        res_free(&res);
+
+        /* The body limit and its code are the server's. */
+        char big[101];
+        memset(big, 'x', sizeof(big));
+        request(port, "POST", "/located", NULL, big, 100, &res);
+        assert_int_equal(res.status, 202);
+        res_free(&res);
+        request(port, "POST", "/located", NULL, big, 101, &res);
+        assert_error(&res, 413, "too_large");
+        res_free(&res);
+
+        /* A stream: both pieces, chunked, then the end; its state freed. */
+        get(port, "/stream", &res);
+        assert_int_equal(res.status, 200);
+        assert_string_equal(res_header(&res, "Content-Type", hv, sizeof(hv)),
+                            "text/event-stream");
+        assert_string_equal(res_header(&res, "Cache-Control", hv, sizeof(hv)),
+                            "no-cache");
+        assert_non_null(strstr(res.body, "event: a\n\n"));
+        assert_non_null(strstr(res.body, "event: b\n\n"));
+        assert_true(strstr(res.body, "event: a") <
+                    strstr(res.body, "event: b"));
+        res_free(&res);
+        kp_http_destroy(http);
+        assert_int_equal(freed, 1);
+
+        /* A pooled server cannot stream: 500, and the state is freed. */
+        http = kp_http_new("127.0.0.1:0", 2, errstr, sizeof(errstr));
+        kp_http_route(http, "GET", "/stream", streamed, &freed);
+        assert_int_equal(kp_http_start(http, errstr, sizeof(errstr)), KP_OK);
+        get(kp_http_port(http), "/stream", &res);
+        assert_error(&res, 500, "internal");
+        res_free(&res);
+        kp_http_destroy(http);
+        assert_int_equal(freed, 2);
+        assert_int_equal(kp_mem_live_allocations(), live);
+}
+
+static void test_url_encode(void **state) {
+        (void)state;
+        char *e = kp_http_url_encode("0:acc-1 /?&=%~._\x01");
+        assert_string_equal(e, "0%3Aacc-1%20%2F%3F%26%3D%25~._%01");
+        kp_free(e);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_exact_route),
@@ -893,6 +1010,8 @@ int main(void) {
         const struct CMUnitTest standalone[] = {
             cmocka_unit_test(test_bad_listen),
             cmocka_unit_test(test_lifecycle_no_leaks),
+            cmocka_unit_test(test_headers_stream_opts),
+            cmocka_unit_test(test_url_encode),
         };
         int failed =
             cmocka_run_group_tests_name("server", tests, setup, teardown);

@@ -177,6 +177,13 @@ int kp_http_request(const char *method, const char *hostport, const char *path,
                     size_t errstr_size);
 
 /**
+ * @brief Percent-encodes @p s for a path segment or a query value: every
+ *        byte but the unreserved ones (A-Z a-z 0-9 - . _ ~) as %XX.
+ * @returns a kp_malloc()ed string. @locality any thread
+ */
+char *kp_http_url_encode(const char *s);
+
+/**
  * @brief Splits "http://HOST:PORT[/BASE]" (or "HOST:PORT[/BASE]") into
  *        @p hostport and @p base (the path prefix without a trailing '/',
  *        "" when none).
