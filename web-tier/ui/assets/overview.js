@@ -48,7 +48,15 @@ function initCharts() {
   };
 }
 
-function push(chart, t, values) {
+function push(chart, t, values, gap) {
+  // Seconds without a window had no outcomes: 0 throughput, no latency.
+  const last = chart.x[chart.x.length - 1];
+  if (last !== undefined && t - last > 1 && t - last <= MAX_POINTS) {
+    for (let s = last + 1; s < t; s++) {
+      chart.x.push(s);
+      chart.ys.forEach((y) => y.push(gap));
+    }
+  }
   const n = chart.x.length;
   if (n > 0 && chart.x[n - 1] === t) {
     values.forEach((v, i) => (chart.ys[i][n - 1] = v)); // an amended window
@@ -57,7 +65,7 @@ function push(chart, t, values) {
   } else {
     chart.x.push(t);
     values.forEach((v, i) => chart.ys[i].push(v));
-    if (chart.x.length > MAX_POINTS) {
+    while (chart.x.length > MAX_POINTS) {
       chart.x.shift();
       chart.ys.forEach((y) => y.shift());
     }
@@ -73,10 +81,10 @@ function onWindow(w) {
   if (!w || typeof w.start_ms !== 'number') return;
   const t = w.start_ms / 1000;
   const outcomes = (w.complete?.count ?? 0) + (w.rejected?.count ?? 0);
-  push(charts.tp, t, [outcomes]);
+  push(charts.tp, t, [outcomes], 0);
   const e2e = w.latency_ms?.e2e;
   const has = e2e && e2e.count > 0;
-  push(charts.lat, t, [has ? e2e.p50 : null, has ? e2e.p99 : null]);
+  push(charts.lat, t, [has ? e2e.p50 : null, has ? e2e.p99 : null], null);
 }
 
 function totals(prefix, t) {
