@@ -3,14 +3,19 @@
 #include "kpay/kp_http.h"
 #include "kpay/kp_mem.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -304,6 +309,74 @@ int it_http_h(const char *method, const char *hostport, const char *path,
         if (bodyp && status >= 0)
                 *bodyp = strdup(b ? b : "");
         kp_free(b);
+        return status;
+}
+
+int it_http_hv(const char *method, const char *hostport, const char *path,
+               const char *headers, const char *body, const char *name,
+               char *value, size_t size, char **bodyp) {
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        char host[64], *raw = NULL;
+        size_t len = 0, cap = 0;
+        const char *colon = strrchr(hostport, ':');
+        value[0]          = '\0';
+        if (!colon || (size_t)(colon - hostport) >= sizeof(host))
+                fail_msg("it_http_hv: %s is not HOST:PORT", hostport);
+        memcpy(host, hostport, (size_t)(colon - hostport));
+        host[colon - hostport] = '\0';
+        sa.sin_port            = htons((uint16_t)atoi(colon + 1));
+        if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+                fail_msg("it_http_hv: %s is not an IPv4 address", host);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+                if (fd >= 0)
+                        close(fd);
+                return -1;
+        }
+        struct timeval tv = {10, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        char *req = kp_asprintf(
+            "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: "
+            "close\r\n%sContent-Length: %zu\r\n\r\n%s",
+            method, path, hostport, headers ? headers : "",
+            body ? strlen(body) : 0, body ? body : "");
+        size_t rl    = strlen(req);
+        ssize_t sent = send(fd, req, rl, MSG_NOSIGNAL);
+        kp_free(req);
+        while (sent == (ssize_t)rl) {
+                if (cap - len < 4096 && !(raw = realloc(raw, cap += 65536)))
+                        fail_msg("out of memory");
+                ssize_t r = recv(fd, raw + len, cap - len - 1, 0);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        break;
+                len += (size_t)r;
+        }
+        close(fd);
+        int status = -1;
+        char *hend = NULL;
+        if (raw) {
+                raw[len] = '\0';
+                hend     = strstr(raw, "\r\n\r\n");
+        }
+        if (!hend || sscanf(raw, "HTTP/1.%*d %d", &status) != 1) {
+                free(raw);
+                return -1;
+        }
+        *hend     = '\0';
+        size_t nl = strlen(name);
+        for (char *h = strstr(raw, "\r\n"); h; h = strstr(h + 2, "\r\n"))
+                if (!strncasecmp(h + 2, name, nl) && h[2 + nl] == ':') {
+                        const char *v = h + 3 + nl;
+                        while (*v == ' ')
+                                v++;
+                        size_t vl = strcspn(v, "\r");
+                        snprintf(value, size, "%.*s", (int)vl, v);
+                }
+        if (bodyp)
+                *bodyp = strdup(hend + 4);
+        free(raw);
         return status;
 }
 
@@ -830,6 +903,19 @@ void it_daemon_spawn(it_daemon_t *d, const char *prefix,
                 argv[n++] = (char *)*extra;
         argv[n] = NULL;
         d->pid  = it_spawn(argv, d->log);
+}
+
+void it_daemon_start(it_daemon_t *d, const char *bin_env, const char *root,
+                     const char *id, const char *prefix,
+                     const char *const *extra) {
+        const char *argv[32] = {"--state-dir", NULL};
+        size_t n             = 2;
+        it_daemon_init(d, bin_env, root, id);
+        argv[1] = d->state;
+        for (; extra && *extra && n < 31; extra++)
+                argv[n++] = *extra;
+        argv[n] = NULL;
+        it_daemon_spawn(d, prefix, argv);
 }
 
 void it_daemon_wait_ready(it_daemon_t *d, int timeout_ms) {

@@ -87,6 +87,13 @@ int it_http(const char *method, const char *hostport, const char *path,
 int it_http_h(const char *method, const char *hostport, const char *path,
               const char *headers, const char *body, char **bodyp);
 
+/** it_http_h() that also returns the value of response header @p name
+ *  (case-insensitive) in @p value ("" when absent), e.g. Location. The
+ *  request is sent with Connection: close and read to the end. */
+int it_http_hv(const char *method, const char *hostport, const char *path,
+               const char *headers, const char *body, const char *name,
+               char *value, size_t size, char **bodyp);
+
 /** One consumed record. */
 typedef struct it_rec_s {
         char *key;
@@ -250,6 +257,13 @@ void it_daemon_init(it_daemon_t *d, const char *bin_env, const char *root,
 /** Starts @p d with -b, --topic-prefix @p prefix, --instance-id,
  *  --listen, --heartbeat-ms 1000 and @p extra (NULL-terminated, or NULL). */
 void it_daemon_spawn(it_daemon_t *d, const char *prefix,
+                     const char *const *extra);
+
+/** it_daemon_init() and it_daemon_spawn() with --state-dir <its state>
+ *  before @p extra: one instance of a processor, as the pipeline tests
+ *  start them. */
+void it_daemon_start(it_daemon_t *d, const char *bin_env, const char *root,
+                     const char *id, const char *prefix,
                      const char *const *extra);
 
 /** Waits until /readyz answers 200; fails the test (with the log) when the
