@@ -32,13 +32,18 @@ function deref(obj) {
   return o;
 }
 
-// A schema of the document, its local $refs pointed at the document.
+// A schema of the document as JSON Schema: its local $refs pointed at the
+// document, and OpenAPI 3.0's `nullable: true` as "this, or null" (also
+// for the `{allOf: [{$ref}], nullable: true}` idiom, which has no type).
 function rebase(s) {
   if (Array.isArray(s)) return s.map(rebase);
   if (s && typeof s === 'object') {
     const o = {};
-    for (const [k, v] of Object.entries(s)) o[k] = k === '$ref' && typeof v === 'string' && v.startsWith('#') ? `openapi.json${v}` : rebase(v);
-    return o;
+    for (const [k, v] of Object.entries(s)) {
+      if (k === 'nullable') continue;
+      o[k] = k === '$ref' && typeof v === 'string' && v.startsWith('#') ? `openapi.json${v}` : rebase(v);
+    }
+    return s.nullable === true ? {anyOf: [o, {type: 'null'}]} : o;
   }
   return s;
 }
@@ -159,7 +164,7 @@ const failed = await run('contract', [
       v = new Ajv2020({strict: false, allErrors: true, validateFormats: false}).compile(oas.openapiV31);
     }
     assert.ok(v(doc), `not OpenAPI ${doc.openapi}: ${JSON.stringify(v.errors?.slice(0, 5))}`);
-    ajv.addSchema(doc, 'openapi.json');
+    ajv.addSchema(rebase(doc), 'openapi.json');
     assert.ok(Object.keys(doc.paths).length > 0, 'the document has no paths');
     for (const p of ['/api/v1/payments', '/api/v1/currencies', '/api/v1/accounts', '/api/v1/pipeline', '/api/v1/instances',
       '/api/v1/dlq', '/api/v1/control', '/api/v1/events']) {
@@ -186,6 +191,12 @@ const failed = await run('contract', [
         assert.match(String(e.headers['content-type']), /^text\/event-stream/);
         const tick = json(e.data, 'tick');
         assert.ok(typeof tick.ts === 'number' && tick.pipeline && 'window' in tick && 'control' in tick, `tick: ${e.data.slice(0, 200)}`);
+        // The data of a tick is the document's Event (its description says
+        // so), its pipeline what GET /api/v1/pipeline answers.
+        const ev = doc.components?.schemas?.Event;
+        assert.ok(ev, 'the document has no Event schema for the ticks');
+        const v = ajv.compile({$ref: 'openapi.json#/components/schemas/Event'});
+        assert.ok(v(tick), `a tick does not match Event: ${ajv.errorsText(v.errors)}\n${e.data.slice(0, 500)}`);
         const pipe = doc.paths['/api/v1/pipeline']?.get;
         if (pipe) check('get', '/api/v1/pipeline', pipe, {status: 200, headers: {'content-type': 'application/json'}, body: JSON.stringify(tick.pipeline)}, 'the tick\'s pipeline');
         validated.set(key, new Set(['200']));
