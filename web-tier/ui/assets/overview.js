@@ -104,11 +104,13 @@ function onSla(sla) {
   }
   node.textContent = v.ok ? 'OK' : 'FAILING';
   node.className = `big ${v.ok ? 'ok' : 'bad'}`;
+  // Rates and latencies are measurements (not money): rounded for show.
+  const num = (x, d) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '—');
   const parts = [
-    `p99 ${v.p99_ms ?? '—'} ms${v.latency_ok ? '' : ' ✗'}`,
-    `${v.throughput ?? 0}/s${v.throughput_ok ? '' : ' ✗'}`,
-    `rejected ${v.rejection_rate ?? 0}${v.rejection_ok ? '' : ' ✗'}`,
-    `burn ${v.burn_rate ?? 0}`,
+    `p99 ${num(v.p99_ms, 0)} ms${v.latency_ok ? '' : ' ✗'}`,
+    `${num(v.throughput, 1)}/s${v.throughput_ok ? '' : ' ✗'}`,
+    `rejected ${num((v.rejection_rate ?? 0) * 100, 2)} %${v.rejection_ok ? '' : ' ✗'}`,
+    `burn ${num(v.burn_rate, 2)}`,
     `${v.outcomes ?? 0} outcomes`,
   ];
   $('#sla-detail').textContent = parts.join(' · ');
