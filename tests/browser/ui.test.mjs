@@ -229,12 +229,13 @@ const failed = await run('ui', [
   ['/docs: Swagger UI runs a GET through "Try it out"', async () => {
     await page.goto(`${BASE}/docs`);
     const op = page.locator('.opblock-get').filter({hasText: '/api/v1/currencies'}).first();
-    await op.waitFor({timeout: 30000});
+    await op.waitFor({timeout: 90000});
+    log('/docs: Swagger UI rendered the document');
     await op.locator('.opblock-summary').click();
     await op.locator('button.try-out__btn').click();
     await op.locator('button.execute').click();
     const resp = op.locator('.live-responses-table tr.response .response-col_status').first();
-    await resp.waitFor({timeout: 15000});
+    await resp.waitFor({timeout: 30000});
     assert.equal((await resp.textContent()).trim(), '200');
     assert.match(await op.locator('.live-responses-table tr.response .response-col_description').first().textContent(), /USD/);
     await shot('docs');
