@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "it_util.h"
+#include "kpay/kp_time.h"
 
 #define PARTITIONS 4
 #define TOKEN      "it-browser-token"
@@ -49,8 +50,11 @@ static void spawn(it_daemon_t *d, const char *bin_env, const char *id) {
                               NULL};
         const char *ctl[]  = {"--token-file", token_file,
                               "--instance-timeout-ms", "4000", NULL};
-        const char *w[]    = {"--token-file", token_file, "--ui-dir", ui_dir,
-                              NULL};
+        /* A busy machine (and ASan) can take kpay-control past the
+         * default 1 s to write a pause. */
+        const char *w[] = {
+            "--token-file",         token_file, "--ui-dir", ui_dir,
+            "--request-timeout-ms", "5000",     NULL};
         it_daemon_spawn(d, prefix, d == &control ? ctl : d == &web ? w : proc);
 }
 
@@ -122,6 +126,35 @@ static int setup(void **state) {
                         "--quiet",
                         NULL};
         gen          = it_spawn(argv, gen_log);
+
+        /* The pages need payments flowing: wait until kpay-web counts
+         * confirmed ones (the funding's, then the load's). */
+        int64_t deadline = it_now_ms() + READY_MS;
+        for (;;) {
+                char *body   = NULL;
+                json_int_t n = -1;
+                if (it_http_get(web.endpoint, "/api/v1/pipeline", &body) ==
+                    200) {
+                        json_error_t jerr;
+                        json_t *j = json_loads(body, 0, &jerr);
+                        n         = json_integer_value(json_object_get(
+                                    json_object_get(json_object_get(j, "confirmed"),
+                                                    "all"),
+                                    "count"));
+                        json_decref(j);
+                }
+                free(body);
+                if (n > 0)
+                        break;
+                if (it_exit_status(gen) > 0 || it_now_ms() > deadline) {
+                        it_dump_log(gen_log, 20);
+                        it_dump_log(web.log, 20);
+                        fprintf(stderr, "no confirmed payment in %d s\n",
+                                READY_MS / 1000);
+                        return -1;
+                }
+                kp_sleep_ms(500);
+        }
         return 0;
 }
 

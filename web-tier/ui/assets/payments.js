@@ -83,27 +83,25 @@ async function submit(ev) {
     return status(st, e.message, 'error');
   }
   const body = {from: f.from.value.trim(), to: f.to.value.trim(), amount, currency: c};
+  // The id (the user's, or a new one) is also the Idempotency-Key: sending
+  // the same request again is the same payment, so the form can wait for
+  // the outcome by asking again (wait_ms) rather than polling the lookup.
   const idv = f.elements.namedItem('id').value.trim();
-  if (idv) body.id = idv;
+  body.id = idv || `ui-${crypto.randomUUID()}`;
+  const headers = {'Idempotency-Key': body.id};
   status(st, 'submitting…');
   try {
-    const r = await api('POST', '/api/v1/payments?wait_ms=10000', {body});
-    const p = r.body;
-    $('#lookup-form').elements.namedItem('id').value = p.id;
-    if (r.status === 200 && FINAL.has(p.state)) {
-      renderPayment(p);
-      return status(st, `payment ${p.id}: ${p.state}${p.reason ? ` (${p.reason})` : ''}`, p.state === 'REJECTED' ? 'error' : 'ok');
-    }
-    status(st, `payment ${p.id}: ${p.state}, waiting for its outcome…`);
-    // The outcome was not known within wait_ms: ask a few more times.
-    for (let i = 0; i < 20; i++) {
-      const q = await lookup(p.id);
-      if (q && FINAL.has(q.state)) {
-        return status(st, `payment ${q.id}: ${q.state}${q.reason ? ` (${q.reason})` : ''}`, q.state === 'REJECTED' ? 'error' : 'ok');
+    for (let i = 0; i < 6; i++) {
+      const r = await api('POST', '/api/v1/payments?wait_ms=10000', {body, headers});
+      const p = r.body;
+      $('#lookup-form').elements.namedItem('id').value = p.id;
+      if (r.status === 200 && FINAL.has(p.state)) {
+        renderPayment(p);
+        return status(st, `payment ${p.id}: ${p.state}${p.reason ? ` (${p.reason})` : ''}`, p.state === 'REJECTED' ? 'error' : 'ok');
       }
-      await new Promise((res) => setTimeout(res, 1000));
+      status(st, `payment ${p.id}: ${p.state}, waiting for its outcome…`);
     }
-    status(st, `payment ${p.id} submitted; no outcome yet (look it up later)`);
+    status(st, `payment ${body.id} submitted; no outcome within a minute (look it up later)`);
   } catch (e) {
     status(st, e.status === 401 ? 'a token is required (the field at the top)' : e.message, 'error');
   }
