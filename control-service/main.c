@@ -6,8 +6,6 @@
  * (RUNNING, PAUSED, DRAINED) from what the kpay-inflight instances report
  * in their InstanceInfo. The decisions are control.c's pure functions;
  * this file is the Kafka and HTTP glue. */
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -464,42 +462,6 @@ static void tick(kp_service_t *svc, int64_t now_ms, void *opaque) {
 /* ------------------------------------------------------------------------
  * Start-up. */
 
-/* The token from --token-file (surrounding whitespace removed) or
- * KPAY_CONTROL_TOKEN; NULL when neither is set. */
-static kp_err_t load_token(char **tokenp, char *errstr, size_t errstr_size) {
-        char buf[4096];
-        *tokenp = NULL;
-        if (cconf.token_file) {
-                FILE *f = fopen(cconf.token_file, "r");
-                if (!f) {
-                        snprintf(errstr, errstr_size, "--token-file %s: %s",
-                                 cconf.token_file, strerror(errno));
-                        return KP_ERR_CONFIG;
-                }
-                size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-                fclose(f);
-                buf[n] = '\0';
-        } else {
-                const char *env = getenv("KPAY_CONTROL_TOKEN");
-                if (!env)
-                        return KP_OK;
-                snprintf(buf, sizeof(buf), "%s", env);
-        }
-        char *s = buf, *e = buf + strlen(buf);
-        while (*s && isspace((unsigned char)*s))
-                s++;
-        while (e > s && isspace((unsigned char)e[-1]))
-                *--e = '\0';
-        if (!*s) {
-                snprintf(
-                    errstr, errstr_size, "the control token is empty (%s)",
-                    cconf.token_file ? cconf.token_file : "KPAY_CONTROL_TOKEN");
-                return KP_ERR_CONFIG;
-        }
-        *tokenp = kp_strdup(s);
-        return KP_OK;
-}
-
 static rd_kafka_t *producer_new(control_app_t *a, char *errstr,
                                 size_t errstr_size) {
         static const kp_kafka_prop_t props[] = {
@@ -591,7 +553,9 @@ static kp_err_t init(kp_service_t *svc, void *opaque) {
                       kp_service_prefix(svc), KP_TOPIC_CONTROL_STATUS);
         kp_topic_name(a->audit_topic, sizeof(a->audit_topic),
                       kp_service_prefix(svc), KP_TOPIC_OPS_AUDIT);
-        kp_err_t err = load_token(&a->token, errstr, sizeof(errstr));
+        kp_err_t err = kp_conf_read_secret(
+            cconf.token_file, "KPAY_CONTROL_TOKEN", "the control token",
+            &a->token, errstr, sizeof(errstr));
         if (!err)
                 err = start_clients(a, errstr, sizeof(errstr));
         if (err) {

@@ -333,12 +333,16 @@ static json_t *account_json(const char *id, size_t idlen, const json_t *value) {
         return o;
 }
 
-/* The items of an instance's scan answer as web_items (borrowing it). */
-static void page_of(json_t *answer, web_page_t *pg) {
+/* The items of an instance's scan answer as web_items (borrowing it).
+ * The instances are asked for one item more than the page when they can
+ * be (up to their maximum): one that returns it has more, whatever its
+ * "next" says. */
+static void page_of(json_t *answer, size_t limit, web_page_t *pg) {
         json_t *items = json_object_get(answer, "items"), *it;
         size_t i;
-        pg->cnt   = 0;
-        pg->more  = json_is_string(json_object_get(answer, "next"));
+        pg->cnt  = 0;
+        pg->more = json_is_string(json_object_get(answer, "next")) ||
+                   json_array_size(items) > limit;
         pg->items = kp_calloc(json_array_size(items) + 1, sizeof(web_item_t));
         json_array_foreach(items, i, it) {
                 json_t *k = json_object_get(it, "key");
@@ -400,14 +404,14 @@ static void h_accounts(web_req_t *r) {
                 cursor = web_prefix_cursor(prefix, pp, &lookup);
         }
         char *path;
+        int64_t ask = limit < ACCOUNTS_LIMIT_MAX ? limit + 1 : limit;
         if (cursor) {
                 char *ec = kp_http_url_encode(cursor);
-                path     = kp_asprintf("/v1/stores/balances?limit=%" PRId64
-                                       "&after=%s",
-                                       limit, ec);
+                path     = kp_asprintf(
+                        "/v1/stores/balances?limit=%" PRId64 "&after=%s", ask, ec);
                 kp_free(ec);
         } else {
-                path = kp_asprintf("/v1/stores/balances?limit=%" PRId64, limit);
+                path = kp_asprintf("/v1/stores/balances?limit=%" PRId64, ask);
         }
         kp_free(cursor);
         fan_t f, *fp = &f;
@@ -426,7 +430,7 @@ static void h_accounts(web_req_t *r) {
         for (size_t i = 0; i < f.cnt; i++) {
                 if (!f.answers[i])
                         continue;
-                page_of(f.answers[i], &pages[pcnt]);
+                page_of(f.answers[i], (size_t)limit, &pages[pcnt]);
                 total += pages[pcnt++].cnt;
         }
         web_item_t ex;

@@ -5,8 +5,6 @@
  * to their HTTP endpoints (kp_fanout) with one deadline,
  * --request-timeout-ms. This file is the daemon: options, clients, the
  * router of the web_route() templates, the shared helpers of web.h. */
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -54,42 +52,6 @@ static const kp_conf_opt_t web_opts[] = {
 /* ------------------------------------------------------------------------
  * Start-up. */
 
-/* The token from --token-file (surrounding whitespace removed) or
- * KPAY_WEB_TOKEN; NULL when neither is set. */
-static kp_err_t load_token(char **tokenp, char *errstr, size_t errstr_size) {
-        char buf[4096];
-        *tokenp = NULL;
-        if (wconf.token_file) {
-                FILE *f = fopen(wconf.token_file, "r");
-                if (!f) {
-                        snprintf(errstr, errstr_size, "--token-file %s: %s",
-                                 wconf.token_file, strerror(errno));
-                        return KP_ERR_CONFIG;
-                }
-                size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-                fclose(f);
-                buf[n] = '\0';
-        } else {
-                const char *env = getenv("KPAY_WEB_TOKEN");
-                if (!env)
-                        return KP_OK;
-                snprintf(buf, sizeof(buf), "%s", env);
-        }
-        char *s = buf, *e = buf + strlen(buf);
-        while (*s && isspace((unsigned char)*s))
-                s++;
-        while (e > s && isspace((unsigned char)e[-1]))
-                *--e = '\0';
-        if (!*s) {
-                snprintf(
-                    errstr, errstr_size, "the web token is empty (%s)",
-                    wconf.token_file ? wconf.token_file : "KPAY_WEB_TOKEN");
-                return KP_ERR_CONFIG;
-        }
-        *tokenp = kp_strdup(s);
-        return KP_OK;
-}
-
 static rd_kafka_t *producer_new(web_t *w, char *errstr, size_t errstr_size) {
         static const kp_kafka_prop_t props[] = {
             {"enable.idempotence", "true", KP_PROP_REQUIRE},
@@ -132,7 +94,9 @@ static kp_err_t init(kp_service_t *svc, void *opaque) {
                       KP_TOPIC_INFLIGHT);
         kp_topic_name(w->topic_dlq, sizeof(w->topic_dlq), w->prefix,
                       KP_TOPIC_DLQ);
-        kp_err_t err = load_token(&w->token, errstr, sizeof(errstr));
+        kp_err_t err = kp_conf_read_secret(wconf.token_file, "KPAY_WEB_TOKEN",
+                                           "the web token", &w->token, errstr,
+                                           sizeof(errstr));
         char hp[256], base[256];
         if (!err && wconf.control_url &&
             kp_http_split_url(wconf.control_url, hp, sizeof(hp), base,

@@ -547,3 +547,38 @@ void kp_conf_destroy(kp_conf_t *conf) {
         kp_free(conf->args);
         kp_free(conf);
 }
+
+kp_err_t kp_conf_read_secret(const char *file, const char *env,
+                             const char *what, char **secretp, char *errstr,
+                             size_t errstr_size) {
+        char buf[4096];
+        *secretp = NULL;
+        if (file) {
+                FILE *f = fopen(file, "r");
+                if (!f) {
+                        snprintf(errstr, errstr_size, "%s: %s: %s", what, file,
+                                 strerror(errno));
+                        return KP_ERR_CONFIG;
+                }
+                size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+                fclose(f);
+                buf[n] = '\0';
+        } else {
+                const char *v = env ? getenv(env) : NULL;
+                if (!v)
+                        return KP_OK;
+                snprintf(buf, sizeof(buf), "%s", v);
+        }
+        char *s = buf, *e = buf + strlen(buf);
+        while (*s && isspace((unsigned char)*s))
+                s++;
+        while (e > s && isspace((unsigned char)e[-1]))
+                *--e = '\0';
+        if (!*s) {
+                snprintf(errstr, errstr_size, "%s is empty (%s)", what,
+                         file ? file : env);
+                return KP_ERR_CONFIG;
+        }
+        *secretp = kp_strdup(s);
+        return KP_OK;
+}

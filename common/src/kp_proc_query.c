@@ -157,7 +157,9 @@ static int scan_collect(const void *key, size_t klen, const void *val,
         memcpy(it->val, val, vlen);
         it->vlen      = vlen;
         it->partition = acc->partition;
-        return acc->cnt - acc->from >= acc->limit;
+        /* One more than a page: a partition that fills the page alone
+         * must still show that it has more ("next"). */
+        return acc->cnt - acc->from > acc->limit;
 }
 
 /* The scan's order: by key (bytewise), then by partition, so that a key
@@ -242,8 +244,9 @@ static void h_store_scan(kp_proc_t *proc, int s, const kp_http_req_t *req,
                                    "limit must be an integer from 1 to 1000");
                 return;
         }
-        /* Each partition contributes at most `limit` items after the
-         * cursor; the merged first `limit` are the page. */
+        /* Each partition contributes at most `limit` + 1 items after the
+         * cursor; the merged first `limit` are the page, and any item
+         * beyond them means a next page. */
         scan_acc_t acc    = {.limit = (size_t)limit};
         kp_err_t err      = KP_OK;
         const char *after = NULL;

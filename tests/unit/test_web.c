@@ -478,6 +478,45 @@ static void test_openapi_routes(void **state) {
         json_decref(doc);
 }
 
+/* docs/api.md lists exactly the operations of openapi.json, each as a
+ * table row "| `METHOD /path` |". */
+static void test_api_doc(void **state) {
+        (void)state;
+        json_t *doc = json_loads(web_openapi_json(), 0, NULL);
+        assert_non_null(doc);
+        FILE *f = fopen(KPAY_SOURCE_DIR "/docs/api.md", "r");
+        assert_non_null(f);
+        char line[2048];
+        size_t rows = 0;
+        while (fgets(line, sizeof(line), f)) {
+                char method[16], rest[255], path[256], m[16];
+                if (sscanf(line, "| `%15[A-Z] /%254[^`]` |", method, rest) != 2)
+                        continue;
+                snprintf(path, sizeof(path), "/%s", rest);
+                size_t n = strlen(method);
+                for (size_t j = 0; j <= n; j++)
+                        m[j] = (char)(j < n ? method[j] | 0x20 : 0);
+                if (!json_object_get(
+                        json_object_get(json_object_get(doc, "paths"), path),
+                        m))
+                        fail_msg(
+                            "docs/api.md lists %s %s, which "
+                            "openapi.json does not have",
+                            method, path);
+                rows++;
+        }
+        fclose(f);
+        size_t ops = 0;
+        const char *path, *method;
+        json_t *item, *op;
+        json_object_foreach(json_object_get(doc, "paths"), path, item) {
+                json_object_foreach(item, method, op) ops++;
+        }
+        /* Each listed once (a row twice would be counted twice). */
+        assert_int_equal(rows, ops);
+        json_decref(doc);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_missing_partitions),
@@ -489,6 +528,7 @@ int main(void) {
             cmocka_unit_test(test_merge_slowest),
             cmocka_unit_test(test_route_match),
             cmocka_unit_test(test_openapi_routes),
+            cmocka_unit_test(test_api_doc),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,6 +117,19 @@ const char *kp_conf_kv_get(const kp_conf_kv_t *kv, const char *key);
  */
 kp_err_t kp_parse_int64(const char *s, int64_t *valp);
 
+/**
+ * @brief Reads a secret (a bearer token): the contents of @p file, else
+ *        the environment variable @p env, with surrounding whitespace
+ *        removed. Neither set: *secretp is NULL and KP_OK.
+ * @param what names the secret in errors ("the control token").
+ * @returns KP_OK with *secretp kp_malloc()ed (or NULL), or KP_ERR_CONFIG
+ *          with a reason (the file cannot be read, the secret is empty).
+ *          The secret itself never appears in errstr.
+ */
+kp_err_t kp_conf_read_secret(const char *file, const char *env,
+                             const char *what, char **secretp, char *errstr,
+                             size_t errstr_size);
+
 /** The version string of every kpay binary. */
 extern const char kp_version_str[];
 
