@@ -330,24 +330,6 @@ static int lookup(payments_t *ps, const char *id, int fresh, char **answerp,
         return 404;
 }
 
-static void percent_encode(char *out, size_t size, const char *s) {
-        static const char hex[] = "0123456789ABCDEF";
-        size_t n                = 0;
-        for (; *s && n + 4 < size; s++) {
-                unsigned char c = (unsigned char)*s;
-                if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-                    c == '_' || c == '~' || c == ':') {
-                        out[n++] = (char)c;
-                } else {
-                        out[n++] = '%';
-                        out[n++] = hex[c >> 4];
-                        out[n++] = hex[c & 15];
-                }
-        }
-        out[n] = '\0';
-}
-
 /* Sets 200 with @p answer (taken over). */
 static void resp_answer(kp_http_resp_t *resp, int status, char *answer) {
         json_error_t jerr;
@@ -598,13 +580,14 @@ bad:
 }
 
 static void resp_submitted(kp_http_resp_t *resp, const char *id) {
-        char enc[3 * KP_PAYMENT_ID_MAX + 1], loc[sizeof(enc) + 32];
-        percent_encode(enc, sizeof(enc), id);
-        snprintf(loc, sizeof(loc), "/api/v1/payments/%s", enc);
+        char *enc = kp_http_url_encode(id);
+        char *loc = kp_asprintf("/api/v1/payments/%s", enc);
+        kp_free(enc);
         kp_http_resp_header(resp, "Location", loc);
         kp_http_resp_json(resp, 202,
                           json_pack("{s:s, s:s, s:s}", "id", id, "state",
                                     "SUBMITTED", "location", loc));
+        kp_free(loc);
 }
 
 static void h_post(web_req_t *r) {
@@ -750,7 +733,12 @@ void web_payments_routes(web_t *w) {
         ps->w = w;
         web_route(w, "POST", "/api/v1/payments", WEB_ROUTE_MUTATION, h_post,
                   ps);
-        web_route(w, "GET", "/api/v1/payments/{id+}", 0, h_get, ps);
+        web_route(w, "GET", "/api/v1/payments/{id}", 0, h_get, ps);
+        /* An id may hold '/' (printable ASCII): its %2F is decoded before
+         * routing, so it arrives as several segments. The same operation
+         * as above for OpenAPI, whose {id} is the encoded id. */
+        web_route(w, "GET", "/api/v1/payments/{id+}", WEB_ROUTE_HIDDEN, h_get,
+                  ps);
         web_route(w, "GET", "/api/v1/currencies", 0, h_currencies, ps);
         if (!w->svc)
                 return; /* unit tests: routes only */
