@@ -34,6 +34,11 @@ bin=$build/bin
 
 export KPAY_KAFKA_PORT=$port KPAY_KAFKA_BROKERS=3 KPAY_KAFKA_DATA=$out/kafka
 export KPAY_KAFKA_HEAP=${KPAY_KAFKA_HEAP:-1G}
+# The broker SIGKILLed mid-run recovers its logs when it restarts: on a
+# busy machine that took longer than ./kpay kafka's default wait (120 s),
+# which then stopped it and failed the run. The chaos test's own wait for
+# `kpay kafka start` is 300 s.
+export KPAY_KAFKA_START_TIMEOUT=${KPAY_KAFKA_START_TIMEOUT:-280}
 "$root/kpay" kafka stop >/dev/null 2>&1 || true
 rm -rf "$out"
 mkdir -p "$out"

@@ -208,8 +208,15 @@ kp_err_t inflight_on_incoming(const kp_payment_t *p, int64_t first_seen_ms,
         d->expired_first_seen_ms = -1;
         t                        = *totals;
 
-        /* 1. Dedup, before validation: every id gets one outcome. */
-        if (first_seen_ms >= 0 &&
+        /* 1. Dedup, before validation: every id gets one outcome. But an
+         * id that is not valid is no dedup key: every empty id would share
+         * the key "i:" on its partition, every over-long id the key of its
+         * first KP_PAYMENT_ID_MAX + 1 characters, so a second such payment
+         * would be dropped as a duplicate of another one, without an
+         * outcome. Such a payment is rejected (invalid_id) each time, and
+         * not recorded. */
+        int id_valid = kp_payment_id_valid(p->id);
+        if (id_valid && first_seen_ms >= 0 &&
             first_seen_ms >= inflight_dedup_cutoff(now_ms, retention_ms)) {
                 if (__builtin_add_overflow(t.duplicates, 1, &t.duplicates))
                         return KP_ERR_OVERFLOW;
@@ -253,8 +260,8 @@ kp_err_t inflight_on_incoming(const kp_payment_t *p, int64_t first_seen_ms,
                                         partition, &d->stored_len);
         }
         set_key(&d->emit, reason != KP_REASON_NONE ? p->id : p->from);
-        d->record_dedup = 1;
-        if (first_seen_ms >= 0)
+        d->record_dedup = id_valid;
+        if (id_valid && first_seen_ms >= 0)
                 d->expired_first_seen_ms = first_seen_ms;
         d->totals = t;
         return KP_OK;

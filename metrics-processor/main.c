@@ -423,18 +423,31 @@ static kp_err_t close_window(close_run_t *r, const char *wkey, size_t wklen) {
         int64_t start;
         char tkey[METRICS_KEY_SIZE];
         int found;
+        int64_t grace = r->a->conf.grace_ms;
         if (metrics_window_key_parse(wkey, wklen, &size, &start))
                 return KP_OK; /* not a window key: the closing key goes */
         kp_err_t err =
             window_load(r->ctx, r->a, wkey, wklen, size, start, &w, &found);
         if (err)
                 return err;
-        metrics_close_t what =
-            found ? metrics_window_due(&w, r->now, r->a->conf.grace_ms)
-                  : METRICS_CLOSE_NOTHING; /* expired meanwhile */
-        if (what == METRICS_CLOSE_NOTHING) {
+        if (!found) {
                 metrics_window_clear(&w);
-                return KP_OK;
+                return KP_OK; /* expired meanwhile */
+        }
+        metrics_close_t what = metrics_window_due(&w, r->now, grace);
+        if (what == METRICS_CLOSE_NOTHING) {
+                /* Not due under the grace period in force (raised since
+                 * the key was written): the key moves to when it is. */
+                int64_t at = metrics_window_next_due(&w, r->now, grace);
+                metrics_window_clear(&w);
+                if (at <= r->now)
+                        return KP_OK;
+                char wk[METRICS_KEY_SIZE], ckey[METRICS_KEY_SIZE];
+                memcpy(wk, wkey, wklen); /* NUL-terminated */
+                wk[wklen]   = '\0';
+                size_t clen = metrics_close_key(ckey, sizeof(ckey), at, wk);
+                return kp_ctx_put(r->ctx, METRICS_ST_WINDOWS, ckey, clen, "1",
+                                  1);
         }
         metrics_window_emitted(&w, r->now);
         size_t vlen;

@@ -71,15 +71,9 @@ static size_t map_find(const metrics_map_t *m, const char *key, int *found) {
         return lo;
 }
 
-kp_err_t metrics_map_add(metrics_map_t *m, const char *key, int64_t v) {
-        int found;
-        size_t at = map_find(m, key, &found);
-        if (!found && m->n >= METRICS_MAP_MAX_KEYS && strcmp(key, "other"))
-                return metrics_map_add(m, "other", v);
-        if (found)
-                return __builtin_add_overflow(m->kv[at].v, v, &m->kv[at].v)
-                           ? KP_ERR_OVERFLOW
-                           : KP_OK;
+/* Inserts @p key with @p v at @p at (not there yet). */
+static void map_insert(metrics_map_t *m, size_t at, const char *key,
+                       int64_t v) {
         if (m->n == m->cap) {
                 m->cap = m->cap ? m->cap * 2 : 4;
                 m->kv  = kp_realloc(m->kv, m->cap * sizeof(*m->kv));
@@ -88,6 +82,42 @@ kp_err_t metrics_map_add(metrics_map_t *m, const char *key, int64_t v) {
         m->kv[at].key = kp_strdup(key);
         m->kv[at].v   = v;
         m->n++;
+}
+
+kp_err_t metrics_map_add(metrics_map_t *m, const char *key, int64_t v) {
+        int found, ofound;
+        size_t at = map_find(m, key, &found);
+        if (found)
+                return __builtin_add_overflow(m->kv[at].v, v, &m->kv[at].v)
+                           ? KP_ERR_OVERFLOW
+                           : KP_OK;
+        size_t oat  = map_find(m, METRICS_MAP_OTHER, &ofound);
+        size_t kept = m->n - (size_t)ofound;
+        if (!strcmp(key, METRICS_MAP_OTHER) || kept < METRICS_MAP_MAX_KEYS) {
+                map_insert(m, at, key, v);
+                return KP_OK;
+        }
+        /* Full: the largest key other than "other" leaves, or @p key
+         * itself when it is the larger. */
+        size_t last = m->n - 1;
+        if (ofound && last == oat)
+                last--;
+        int displace  = strcmp(key, m->kv[last].key) < 0;
+        int64_t moved = displace ? m->kv[last].v : v, sum;
+        if (__builtin_add_overflow(ofound ? m->kv[oat].v : 0, moved, &sum))
+                return KP_ERR_OVERFLOW;
+        if (displace) {
+                kp_free(m->kv[last].key);
+                memmove(&m->kv[last], &m->kv[last + 1],
+                        (m->n - last - 1) * sizeof(*m->kv));
+                m->n--;
+                map_insert(m, map_find(m, key, &found), key, v);
+        }
+        oat = map_find(m, METRICS_MAP_OTHER, &ofound);
+        if (ofound)
+                m->kv[oat].v = sum;
+        else
+                map_insert(m, oat, METRICS_MAP_OTHER, sum);
         return KP_OK;
 }
 
@@ -112,17 +142,29 @@ static kp_err_t map_merge(metrics_map_t *dst, const metrics_map_t *src) {
         return KP_OK;
 }
 
-static int map_from_json(const json_t *o, metrics_map_t *m, int positive) {
+/* A count map: every count > 0. */
+static int map_from_json(const json_t *o, metrics_map_t *m) {
         const char *key;
         json_t *v;
         if (!json_is_object(o))
                 return -1;
         json_object_foreach((json_t *)o, key, v) {
-                if (!json_is_integer(v) ||
-                    (positive && json_integer_value(v) <= 0) ||
+                if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
                     metrics_map_add(m, key, (int64_t)json_integer_value(v)))
                         return -1;
         }
+        return 0;
+}
+
+/* An amount map: decimal strings (kp_money.h), or the JSON integers a
+ * window stored before amounts were 128 bits wide; no amount < 0. */
+static int money_from_json(const json_t *o, kp_money_t *m) {
+        if (kp_money_from_json(o, KP_MONEY_JSON_STRING, m) &&
+            kp_money_from_json(o, KP_MONEY_JSON_INT64, m))
+                return -1;
+        for (size_t i = 0; i < m->cnt; i++)
+                if (m->e[i].amount < 0)
+                        return -1;
         return 0;
 }
 
@@ -139,8 +181,8 @@ void metrics_window_init(metrics_window_t *w, metrics_size_t size,
 }
 
 void metrics_window_clear(metrics_window_t *w) {
-        metrics_map_clear(&w->complete_amount);
-        metrics_map_clear(&w->rejected_amount);
+        kp_money_clear(&w->complete_amount);
+        kp_money_clear(&w->rejected_amount);
         metrics_map_clear(&w->rejected_by_reason);
         metrics_map_clear(&w->invalid_by_cause);
         metrics_map_clear(&w->dlq_by_error);
@@ -241,15 +283,6 @@ void metrics_event_make_invalid(metrics_event_t *ev, const char *cause) {
         ev->cause = cause;
 }
 
-static int currency_valid(const char *c) {
-        if (strlen(c) != 3)
-                return 0;
-        for (int i = 0; i < 3; i++)
-                if (c[i] < 'A' || c[i] > 'Z')
-                        return 0;
-        return 1;
-}
-
 /* A duration from @p from to @p to when both stamps are set; -1 when one
  * is missing; -2 when negative. */
 static int64_t span(int64_t from, int64_t to) {
@@ -291,7 +324,7 @@ void metrics_classify_payment(const kp_payment_t *p, kp_pay_err_t perr,
                 ev->cause = "invalid_amount";
                 return;
         }
-        if (!currency_valid(p->currency)) {
+        if (!kp_currency_valid(p->currency)) {
                 ev->cause = "invalid_currency";
                 return;
         }
@@ -371,13 +404,13 @@ kp_err_t metrics_window_add(metrics_window_t *w, const metrics_event_t *ev,
                 if (ev->complete)
                         err = inc(&w->complete_count, 1);
                 if (ev->complete && !err)
-                        err = metrics_map_add(&w->complete_amount, ev->currency,
-                                              ev->amount);
+                        err = kp_money_add(&w->complete_amount, ev->currency,
+                                           ev->amount);
                 if (!ev->complete)
                         err = inc(&w->rejected_count, 1);
                 if (!ev->complete && !err)
-                        err = metrics_map_add(&w->rejected_amount, ev->currency,
-                                              ev->amount);
+                        err = kp_money_add(&w->rejected_amount, ev->currency,
+                                           ev->amount);
                 if (!ev->complete && !err)
                         err = metrics_map_add(&w->rejected_by_reason,
                                               ev->reason, 1);
@@ -419,6 +452,13 @@ metrics_close_t metrics_window_due(const metrics_window_t *w, int64_t now_ms,
                                        : METRICS_CLOSE_NOTHING;
 }
 
+int64_t metrics_window_next_due(const metrics_window_t *w, int64_t now_ms,
+                                int64_t grace_ms) {
+        if (!w->final)
+                return metrics_window_end(w) + grace_ms;
+        return w->rev > w->emitted_rev ? now_ms : -1;
+}
+
 void metrics_window_emitted(metrics_window_t *w, int64_t now_ms) {
         if (!w->final) {
                 w->final     = 1;
@@ -433,9 +473,11 @@ kp_err_t metrics_window_merge(metrics_window_t *dst,
         if (dst->size != src->size || dst->start_ms != src->start_ms)
                 return KP_ERR_INVALID_ARG;
         if ((err = inc(&dst->complete_count, src->complete_count)) ||
-            (err = map_merge(&dst->complete_amount, &src->complete_amount)) ||
+            (err = kp_money_add_all(&dst->complete_amount,
+                                    &src->complete_amount)) ||
             (err = inc(&dst->rejected_count, src->rejected_count)) ||
-            (err = map_merge(&dst->rejected_amount, &src->rejected_amount)) ||
+            (err = kp_money_add_all(&dst->rejected_amount,
+                                    &src->rejected_amount)) ||
             (err = map_merge(&dst->rejected_by_reason,
                              &src->rejected_by_reason)) ||
             (err = inc(&dst->invalid_count, src->invalid_count)) ||
@@ -487,16 +529,37 @@ static void buf_kint(kp_buf_t *b, const char *k, int64_t v) {
         kp_buf_add(b, ",", 1);
 }
 
+/* Member @p i of an object: its key (a comma before all but the first). */
+static void buf_member(kp_buf_t *b, size_t i, const char *key) {
+        if (i)
+                kp_buf_add(b, ",", 1);
+        kp_buf_json_str(b, key);
+        kp_buf_add(b, ":", 1);
+}
+
 static void buf_map(kp_buf_t *b, const char *k, const metrics_map_t *m,
                     const char *after) {
         buf_key(b, k);
         kp_buf_add(b, "{", 1);
         for (size_t i = 0; i < m->n; i++) {
-                if (i)
-                        kp_buf_add(b, ",", 1);
-                kp_buf_json_str(b, m->kv[i].key);
-                kp_buf_add(b, ":", 1);
+                buf_member(b, i, m->kv[i].key);
                 kp_buf_int(b, m->kv[i].v);
+        }
+        kp_buf_add(b, "}", 1);
+        kp_buf_puts(b, after);
+}
+
+/* Amounts per currency as decimal strings (docs/metrics.md). */
+static void buf_money(kp_buf_t *b, const char *k, const kp_money_t *m,
+                      const char *after) {
+        char dec[KP_I128_DEC_SIZE + 2] = "\"";
+        buf_key(b, k);
+        kp_buf_add(b, "{", 1);
+        for (size_t i = 0; i < m->cnt; i++) {
+                size_t n = 1 + kp_i128_format(m->e[i].amount, dec + 1);
+                dec[n++] = '"';
+                buf_member(b, i, m->e[i].currency);
+                kp_buf_add(b, dec, n);
         }
         kp_buf_add(b, "}", 1);
         kp_buf_puts(b, after);
@@ -555,10 +618,10 @@ char *metrics_window_encode(const metrics_window_t *w, int flags,
         buf_kint(&b, "end_ms", metrics_window_end(w));
         kp_buf_puts(&b, "\"complete\":{");
         buf_kint(&b, "count", w->complete_count);
-        buf_map(&b, "amount", &w->complete_amount, "},");
+        buf_money(&b, "amount", &w->complete_amount, "},");
         kp_buf_puts(&b, "\"rejected\":{");
         buf_kint(&b, "count", w->rejected_count);
-        buf_map(&b, "amount", &w->rejected_amount, ",");
+        buf_money(&b, "amount", &w->rejected_amount, ",");
         buf_map(&b, "by_reason", &w->rejected_by_reason, "},");
         kp_buf_puts(&b, "\"invalid\":{");
         buf_kint(&b, "count", w->invalid_count);
@@ -658,21 +721,20 @@ kp_err_t metrics_window_from_json(const json_t *j, metrics_window_t *w,
         st  = json_object_get(lat, "stages");
         x   = json_object_get(j, "closed_ms");
         if (get_int(c, "count", &w->complete_count, 0) ||
-            map_from_json(json_object_get(c, "amount"), &w->complete_amount,
-                          0) ||
+            money_from_json(json_object_get(c, "amount"),
+                            &w->complete_amount) ||
             get_int(r, "count", &w->rejected_count, 0) ||
-            map_from_json(json_object_get(r, "amount"), &w->rejected_amount,
-                          0) ||
+            money_from_json(json_object_get(r, "amount"),
+                            &w->rejected_amount) ||
             map_from_json(json_object_get(r, "by_reason"),
-                          &w->rejected_by_reason, 1) ||
+                          &w->rejected_by_reason) ||
             get_int(inv, "count", &w->invalid_count, 0) ||
             map_from_json(json_object_get(inv, "by_cause"),
-                          &w->invalid_by_cause, 1) ||
+                          &w->invalid_by_cause) ||
             get_int(d, "count", &w->dlq_count, 0) ||
-            map_from_json(json_object_get(d, "by_error"), &w->dlq_by_error,
-                          1) ||
-            map_from_json(json_object_get(d, "by_service"), &w->dlq_by_service,
-                          1) ||
+            map_from_json(json_object_get(d, "by_error"), &w->dlq_by_error) ||
+            map_from_json(json_object_get(d, "by_service"),
+                          &w->dlq_by_service) ||
             get_int(j, "late", &w->late, 0) ||
             get_int(j, "skewed", &w->skewed, 0) ||
             get_int(j, "active_mask", &w->active_mask, 0) ||

@@ -26,6 +26,7 @@
 
 #include "kpay/kp_err.h"
 #include "kpay/kp_hist.h"
+#include "kpay/kp_money.h"
 #include "kpay/kp_payment.h"
 #include "kpay/kp_topics.h"
 
@@ -82,12 +83,18 @@ typedef enum metrics_lat_e {
 /** @brief "e2e" for METRICS_LAT_E2E... */
 const char *metrics_lat2str(metrics_lat_t lat);
 
-/** The most distinct keys a map of a window holds; more go to "other". */
+/** The most distinct keys a count map of a window holds besides "other"
+ *  (reasons, causes, kpay-error and kpay-service values: strings a record
+ *  brings, so they are bounded). Amounts are never in such a map: they
+ *  are kp_money_t, one entry per currency, never capped. */
 #define METRICS_MAP_MAX_KEYS 64
 
-/** A small map of string -> int64 (currency -> minor units, reason ->
- *  count), sorted by key. Zero-initialise; release with
- *  metrics_map_clear(). */
+/** The key counts fold into past METRICS_MAP_MAX_KEYS (also a key of its
+ *  own: a rejection without a reason). */
+#define METRICS_MAP_OTHER "other"
+
+/** A small map of string -> count (reason -> outcomes...), sorted by key.
+ *  Zero-initialise; release with metrics_map_clear(). */
 typedef struct metrics_map_s {
         struct metrics_kv_s {
                 char *key;
@@ -97,8 +104,12 @@ typedef struct metrics_map_s {
 } metrics_map_t;
 
 /**
- * @brief Adds @p v to @p key (created at 0). Past METRICS_MAP_MAX_KEYS
- *        distinct keys, a new key counts under "other".
+ * @brief Adds @p v to @p key (created at 0). The map keeps the
+ *        METRICS_MAP_MAX_KEYS smallest keys (byte order) besides "other";
+ *        the count of any larger key goes to "other" (a kept key that a
+ *        smaller one displaces moves its count there). So the map is a
+ *        function of the counted keys alone, whatever their order, and
+ *        merging maps equals counting all their records in one.
  * @returns KP_OK or KP_ERR_OVERFLOW (the map unchanged).
  */
 kp_err_t metrics_map_add(metrics_map_t *m, const char *key, int64_t v);
@@ -114,9 +125,9 @@ typedef struct metrics_window_s {
         metrics_size_t size;
         int64_t start_ms;
         int64_t complete_count;
-        metrics_map_t complete_amount; /**< currency -> minor units */
+        kp_money_t complete_amount; /**< currency -> minor units (128 bits) */
         int64_t rejected_count;
-        metrics_map_t rejected_amount;    /**< currency -> minor units */
+        kp_money_t rejected_amount;       /**< currency -> minor units */
         metrics_map_t rejected_by_reason; /**< reason -> count */
         int64_t invalid_count;
         metrics_map_t invalid_by_cause; /**< cause -> count */
@@ -276,6 +287,17 @@ typedef enum metrics_close_e {
 /** @brief What to do with @p w at @p now_ms. */
 metrics_close_t metrics_window_due(const metrics_window_t *w, int64_t now_ms,
                                    int64_t grace_ms);
+
+/**
+ * @brief When @p w next wants punctuation under the grace period in force:
+ *        its end plus @p grace_ms while it is not final; @p now_ms once a
+ *        late record amended it since its last emission; -1 when nothing
+ *        is pending. A closing key that fires before this (it was written
+ *        under a shorter grace period, before a restart with a longer one)
+ *        is put back at this time rather than dropped.
+ */
+int64_t metrics_window_next_due(const metrics_window_t *w, int64_t now_ms,
+                                int64_t grace_ms);
 
 /** @brief Marks @p w emitted at @p now_ms (final, closed_ms the first time,
  *         emitted_rev = rev). */

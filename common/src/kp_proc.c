@@ -27,9 +27,12 @@ static const kp_conf_opt_t proc_opts[] = {
      1048576, NULL,
      "Memtable memory shared by every store of the process (MiB)."},
     {"transaction-timeout-ms", 0, KP_CONF_INT, PCONF(transaction_timeout_ms),
-     "10000", 1000, 900000, NULL,
-     "transaction.timeout.ms: how long a dead instance's open transaction "
-     "can hold up the partitions it owned."},
+     "30000", 1000, 900000, NULL,
+     "transaction.timeout.ms (message.timeout.ms just below it): longer "
+     "than a broker failover, so that one neither times out the open "
+     "transaction's records nor lets the coordinator expire (fence) it; "
+     "also how long a dead instance's open transaction can hold up the "
+     "partitions it owned."},
     {"static-membership", 0, KP_CONF_BOOL, PCONF(static_membership), "false", 0,
      0, NULL,
      "Use --instance-id as group.instance.id, so a restart within the "

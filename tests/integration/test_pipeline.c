@@ -1057,6 +1057,63 @@ static void test_commands_with_empty_id(void **state) {
         kp_discovery_destroy(d);
 }
 
+/* Issue 13: payments with "id":"" shared the dedup key "i:" of their
+ * partition, so the second one there was dropped as a duplicate, with no
+ * outcome. Each gets its REJECTED outcome (invalid_id). */
+static void test_payments_with_empty_id(void **state) {
+        (void)state;
+        enum { N = 3 };
+        char complete[256], buf[512];
+        topic(complete, sizeof(complete), KP_TOPIC_COMPLETE);
+        for (int i = 0; i < N; i++) {
+                snprintf(buf, sizeof(buf),
+                         "{\"v\":1,\"id\":\"\",\"from\":\"rt-eid-%d\","
+                         "\"to\":\"rt-eid-to\",\"amount\":10,"
+                         "\"currency\":\"USD\",\"state\":\"INCOMING\"}",
+                         i);
+                produce_one(KP_TOPIC_INCOMING, 1, "rt-eid", buf);
+        }
+        int64_t deadline = it_now_ms() + 60000;
+        for (;;) {
+                it_rec_t *recs;
+                size_t cnt  = it_read_all(complete, "read_committed", &recs);
+                int seen[N] = {0}, n = 0;
+                for (size_t i = 0; i < cnt; i++) {
+                        int k;
+                        const char *v = recs[i].value;
+                        const char *at =
+                            v ? strstr(v, "\"from\":\"rt-eid-") : NULL;
+                        if (!at ||
+                            sscanf(at, "\"from\":\"rt-eid-%d\"", &k) != 1 ||
+                            k < 0 || k >= N)
+                                continue;
+                        if (!strstr(v, "\"state\":\"REJECTED\"") ||
+                            !strstr(v, "\"reason\":\"invalid_id\""))
+                                fail_msg("not a rejection: %s", v);
+                        seen[k]++;
+                        n++;
+                }
+                it_free_recs(recs, cnt);
+                int all = 1;
+                for (int k = 0; k < N; k++) {
+                        if (seen[k] > 1)
+                                fail_msg("rt-eid-%d has %d outcomes", k,
+                                         seen[k]);
+                        all = all && seen[k] == 1;
+                }
+                if (all)
+                        break;
+                if (it_now_ms() > deadline)
+                        fail_msg(
+                            "%d of %d payments with an empty id have an "
+                            "outcome",
+                            n, N);
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        assert_int_equal(dead_letters("\"rt-eid-", NULL), 0);
+}
+
 /* kpay-gen against the running pipeline: everything it sends is
  * acknowledged, every valid payment gets exactly one outcome. */
 static void test_gen_end_to_end(void **state) {
@@ -1154,6 +1211,7 @@ int main(void) {
             cmocka_unit_test(test_account_records_on_another_partition),
             cmocka_unit_test(test_overlong_account_ids),
             cmocka_unit_test(test_commands_with_empty_id),
+            cmocka_unit_test(test_payments_with_empty_id),
             cmocka_unit_test(test_gen_end_to_end),
             cmocka_unit_test(test_clean_shutdown),
         };

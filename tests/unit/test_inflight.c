@@ -603,9 +603,11 @@ static void test_reject_reasons(void **state) {
                     d.reason == KP_REASON_OTHER)
                         fail_msg("case %zu (%s): action %d reason %s", i, json,
                                  (int)d.action, kp_reason2str(d.reason));
-                /* One outcome: recorded for dedup, in rejected, never in
+                /* One outcome: recorded for dedup (unless the id itself,
+                 * the dedup key, is invalid), in rejected, never in
                  * flight. */
-                assert_int_equal(d.record_dedup, 1);
+                assert_int_equal(d.record_dedup,
+                                 strcmp(cases[i].reason, "invalid_id") != 0);
                 assert_null(d.stored);
                 assert_totals(&d.totals, 1, 100, 1, 1, 0, 0, 0);
                 assert_int_equal(d.emit.topic, KP_TOPIC_COMPLETE);
@@ -704,6 +706,46 @@ static void test_dedup_before_validation(void **state) {
         assert_int_equal(d.action, INFLIGHT_DUPLICATE);
         inflight_decision_clear(&d);
         kp_payment_clear(&p);
+}
+
+/* Issue 13: payments with an empty (or otherwise invalid) id shared one
+ * dedup key, so the second on a partition was dropped as a duplicate with
+ * no outcome. Each is rejected with invalid_id, and none is recorded. */
+static void test_invalid_id_never_a_duplicate(void **state) {
+        (void)state;
+        char longid[KP_PAYMENT_ID_MAX + 8], json[512];
+        memset(longid, 'q', sizeof(longid) - 1);
+        longid[sizeof(longid) - 1] = '\0';
+        const char *ids[]          = {"", longid};
+        for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+                kp_payment_t p;
+                inflight_totals_t t = {0};
+                inflight_decision_t d;
+                snprintf(json, sizeof(json),
+                         "{\"v\":1,\"id\":\"%s\",\"from\":\"alice\","
+                         "\"to\":\"bob\",\"amount\":5,\"state\":\"INCOMING\"}",
+                         ids[i]);
+                parse_ok(json, &p);
+                /* The first, and a second that finds the shared key
+                 * recorded (by an older kpay, or a second ago). */
+                const int64_t seen[] = {-1, NOW - 1000};
+                for (int k = 0; k < 2; k++) {
+                        assert_int_equal(
+                            inflight_on_incoming(&p, seen[k], RETENTION, &t,
+                                                 PART, NOW, &d),
+                            KP_OK);
+                        assert_int_equal(d.action, INFLIGHT_REJECT);
+                        assert_int_equal(d.reason, KP_REASON_INVALID_ID);
+                        assert_int_equal(d.record_dedup, 0);
+                        assert_int_equal(d.expired_first_seen_ms, -1);
+                        assert_int_equal(d.emit.topic, KP_TOPIC_COMPLETE);
+                        assert_non_null(d.emit.value);
+                        t = d.totals;
+                        inflight_decision_clear(&d);
+                }
+                assert_totals(&t, 0, 0, 0, 2, 0, 0, 0);
+                kp_payment_clear(&p);
+        }
 }
 
 static void test_incoming_overflow(void **state) {
@@ -1030,6 +1072,8 @@ int main(void) {
                                             teardown),
             cmocka_unit_test_setup_teardown(test_dedup_duplicate, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_invalid_id_never_a_duplicate,
+                                            setup, teardown),
             cmocka_unit_test_setup_teardown(test_dedup_before_validation, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_incoming_overflow, setup,

@@ -184,7 +184,7 @@ static void test_window_closing(void **state) {
         metrics_window_init(&w, METRICS_1S, start);
         assert_int_equal(metrics_window_add(&w, &ev, T0 + 300, GRACE), KP_OK);
         assert_int_equal(w.complete_count, 1);
-        assert_int_equal(metrics_map_get(&w.complete_amount, "USD"), 100);
+        assert_true(kp_money_get(&w.complete_amount, "USD") == 100);
         assert_int_equal(w.late, 0);
         assert_int_equal(w.active_mask, 1);
         /* Not due before end + grace, due at it. */
@@ -260,11 +260,11 @@ static void test_merge_and_json(void **state) {
         assert_int_equal(metrics_window_add(&all, &ev, T0 + 1000, GRACE),
                          KP_OK);
         /* EUR and USD are never added together. */
-        assert_true(metrics_map_get(&all.complete_amount, "EUR") > 0);
-        assert_true(metrics_map_get(&all.complete_amount, "USD") > 0);
-        assert_int_equal(metrics_map_get(&all.complete_amount, "EUR") +
-                             metrics_map_get(&all.complete_amount, "USD"),
-                         100 * all.complete_count);
+        assert_true(kp_money_get(&all.complete_amount, "EUR") > 0);
+        assert_true(kp_money_get(&all.complete_amount, "USD") > 0);
+        assert_true(kp_money_get(&all.complete_amount, "EUR") +
+                        kp_money_get(&all.complete_amount, "USD") ==
+                    (kp_i128_t)100 * all.complete_count);
 
         /* (p0 + p1) + p2 and p2 + (p1 + p0) both equal `all`. */
         metrics_window_init(&m, METRICS_1M, T0);
@@ -320,35 +320,209 @@ static void test_merge_and_json(void **state) {
         metrics_window_clear(&m);
 }
 
-static void test_overflow(void **state) {
+/* Issue 10: amounts are 128 bits wide, so an outcome whose amount would
+ * pass INT64_MAX in its window, or in a merge of windows, is still counted
+ * as the outcome it is (not as invalid "overflow"). */
+static void test_amounts_beyond_int64(void **state) {
         (void)state;
-        metrics_window_t w;
+        metrics_window_t w[2], m, back;
         kp_payment_t p;
         metrics_event_t ev;
+        char err[256];
+        const kp_i128_t max = INT64_MAX;
         mkpay(&p, "p-1", T0, 5, NULL);
         p.amount = INT64_MAX;
         classify(&p, T0 + 10, &ev);
-        metrics_window_init(&w, METRICS_1S, T0);
-        assert_int_equal(metrics_window_add(&w, &ev, T0 + 10, GRACE), KP_OK);
-        assert_int_equal(metrics_window_add(&w, &ev, T0 + 10, GRACE),
-                         KP_ERR_OVERFLOW);
-        metrics_window_clear(&w);
-        /* The caller counts it as invalid "overflow" instead. */
-        metrics_event_make_invalid(&ev, "overflow");
-        metrics_window_init(&w, METRICS_1S, T0);
-        assert_int_equal(metrics_window_add(&w, &ev, T0 + 10, GRACE), KP_OK);
-        assert_int_equal(metrics_map_get(&w.invalid_by_cause, "overflow"), 1);
-        metrics_window_clear(&w);
-        /* Maps hold at most METRICS_MAP_MAX_KEYS keys; more count as other. */
-        metrics_map_t m = {0};
-        char k[16];
-        for (int i = 0; i < METRICS_MAP_MAX_KEYS + 10; i++) {
-                snprintf(k, sizeof(k), "r%03d", i);
-                assert_int_equal(metrics_map_add(&m, k, 1), KP_OK);
+        for (int i = 0; i < 2; i++) {
+                metrics_window_init(&w[i], METRICS_1S, T0);
+                assert_int_equal(metrics_window_add(&w[i], &ev, T0 + 10, GRACE),
+                                 KP_OK);
+                assert_int_equal(metrics_window_add(&w[i], &ev, T0 + 10, GRACE),
+                                 KP_OK);
+                assert_int_equal(w[i].complete_count, 2);
+                assert_int_equal(w[i].invalid_count, 0);
+                assert_true(kp_money_get(&w[i].complete_amount, "USD") ==
+                            2 * max);
         }
-        assert_int_equal(m.n, METRICS_MAP_MAX_KEYS + 1);
-        assert_int_equal(metrics_map_get(&m, "other"), 10);
-        metrics_map_clear(&m);
+        /* The JSON holds the exact sum as a decimal string and reads back. */
+        size_t len;
+        char *s = metrics_window_encode(&w[0], METRICS_JSON_STORE, &len);
+        assert_non_null(
+            strstr(s, "\"amount\":{\"USD\":\"18446744073709551614\"}"));
+        assert_int_equal(metrics_window_decode(s, len, &back, err, sizeof(err)),
+                         KP_OK);
+        assert_true(kp_money_get(&back.complete_amount, "USD") == 2 * max);
+        metrics_window_clear(&back);
+        kp_free(s);
+        /* A merge across partitions or instances does not fail either. */
+        metrics_window_init(&m, METRICS_1S, T0);
+        m.partitions = 0;
+        for (int i = 0; i < 2; i++)
+                assert_int_equal(metrics_window_merge(&m, &w[i]), KP_OK);
+        assert_int_equal(m.complete_count, 4);
+        assert_true(kp_money_get(&m.complete_amount, "USD") == 4 * max);
+        metrics_window_clear(&m);
+        for (int i = 0; i < 2; i++)
+                metrics_window_clear(&w[i]);
+        /* A window stored before (amounts as JSON integers) still reads. */
+        static const char legacy_amount[] = "{\"USD\":100}";
+        json_error_t jerr;
+        metrics_window_init(&m, METRICS_1S, T0);
+        json_t *j = metrics_window_to_json(&m, METRICS_JSON_STORE);
+        kp_json_set(json_object_get(j, "complete"), "amount",
+                    json_loads(legacy_amount, 0, &jerr));
+        assert_int_equal(metrics_window_from_json(j, &back, err, sizeof(err)),
+                         KP_OK);
+        assert_true(kp_money_get(&back.complete_amount, "USD") == 100);
+        metrics_window_clear(&back);
+        /* ... but a negative amount does not. */
+        kp_json_set(json_object_get(j, "complete"), "amount",
+                    json_loads("{\"USD\":\"-1\"}", 0, &jerr));
+        assert_int_equal(metrics_window_from_json(j, &back, err, sizeof(err)),
+                         KP_ERR_PARSE);
+        json_decref(j);
+        metrics_window_clear(&m);
+        /* What can still overflow (a count) is counted as invalid
+         * "overflow" by the caller: that path stays. */
+        metrics_event_make_invalid(&ev, "overflow");
+        metrics_window_init(&w[0], METRICS_1S, T0);
+        assert_int_equal(metrics_window_add(&w[0], &ev, T0 + 10, GRACE), KP_OK);
+        assert_int_equal(metrics_map_get(&w[0].invalid_by_cause, "overflow"),
+                         1);
+        metrics_window_clear(&w[0]);
+}
+
+/* Issue 10: currency maps are never capped, so more than
+ * METRICS_MAP_MAX_KEYS currencies are never added together; count maps
+ * keep a cap whose fold does not depend on the order of the records or of
+ * the merges. */
+static void test_maps(void **state) {
+        (void)state;
+        enum { NCUR = METRICS_MAP_MAX_KEYS + 36 };
+        metrics_window_t part[2], m, back;
+        kp_payment_t p;
+        metrics_event_t ev;
+        char id[32], err[256];
+        for (int i = 0; i < 2; i++)
+                metrics_window_init(&part[i], METRICS_1M, T0);
+        for (int i = 0; i < NCUR; i++) {
+                snprintf(id, sizeof(id), "p-%d", i);
+                mkpay(&p, id, T0, 5, i % 2 ? "limit" : NULL);
+                snprintf(p.currency, sizeof(p.currency), "%c%c%c", 'A' + i / 26,
+                         'A' + i % 26, 'Z' - i % 26);
+                p.amount = 1000 + i;
+                classify(&p, T0 + 10, &ev);
+                /* Currencies in opposite orders on the two partitions. */
+                assert_int_equal(metrics_window_add(&part[i < NCUR / 2], &ev,
+                                                    T0 + 10, GRACE),
+                                 KP_OK);
+        }
+        for (int order = 0; order < 2; order++) {
+                metrics_window_init(&m, METRICS_1M, T0);
+                m.partitions = 0;
+                for (int i = 0; i < 2; i++)
+                        assert_int_equal(
+                            metrics_window_merge(&m, &part[order ? 1 - i : i]),
+                            KP_OK);
+                size_t len;
+                char *s = metrics_window_encode(&m, 0, &len);
+                assert_int_equal(
+                    metrics_window_decode(s, len, &back, err, sizeof(err)),
+                    KP_OK);
+                kp_free(s);
+                metrics_window_t *v[] = {&m, &back};
+                for (int k = 0; k < 2; k++) {
+                        size_t ncur = v[k]->complete_amount.cnt +
+                                      v[k]->rejected_amount.cnt;
+                        assert_int_equal(ncur, NCUR);
+                        for (int i = 0; i < NCUR; i++) {
+                                char cur[4];
+                                snprintf(cur, sizeof(cur), "%c%c%c",
+                                         'A' + i / 26, 'A' + i % 26,
+                                         'Z' - i % 26);
+                                assert_true(
+                                    kp_money_get(i % 2 ? &v[k]->rejected_amount
+                                                       : &v[k]->complete_amount,
+                                                 cur) == 1000 + i);
+                        }
+                }
+                metrics_window_clear(&back);
+                metrics_window_clear(&m);
+        }
+        for (int i = 0; i < 2; i++)
+                metrics_window_clear(&part[i]);
+
+        /* A count map keeps the METRICS_MAP_MAX_KEYS smallest keys and
+         * "other" (also a key of its own), in whatever order they come. */
+        enum { NKEY = METRICS_MAP_MAX_KEYS + 10 };
+        metrics_map_t maps[4] = {{0}};
+        char k[16];
+        for (int i = 0; i < NKEY; i++) {
+                int up = i, down = NKEY - 1 - i, mixed = (i * 31) % NKEY;
+                snprintf(k, sizeof(k), "r%03d", up);
+                assert_int_equal(metrics_map_add(&maps[0], k, 1), KP_OK);
+                snprintf(k, sizeof(k), "r%03d", down);
+                assert_int_equal(metrics_map_add(&maps[1], k, 1), KP_OK);
+                snprintf(k, sizeof(k), "r%03d", mixed);
+                /* the mixed order split over two maps, then merged */
+                assert_int_equal(metrics_map_add(&maps[2 + i % 2], k, 1),
+                                 KP_OK);
+        }
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(metrics_map_add(&maps[i], "other", 2), KP_OK);
+        for (size_t i = 0; i < maps[3].n; i++)
+                assert_int_equal(metrics_map_add(&maps[2], maps[3].kv[i].key,
+                                                 maps[3].kv[i].v),
+                                 KP_OK);
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(maps[i].n, METRICS_MAP_MAX_KEYS + 1);
+                assert_int_equal(metrics_map_get(&maps[i], "other"), 12);
+                for (int r = 0; r < METRICS_MAP_MAX_KEYS; r++) {
+                        snprintf(k, sizeof(k), "r%03d", r);
+                        assert_int_equal(metrics_map_get(&maps[i], k), 1);
+                }
+        }
+        for (int i = 0; i < 4; i++)
+                metrics_map_clear(&maps[i]);
+}
+
+/* Issue 10: a window's closing key was written at end + the grace period
+ * of its first record; when the daemon restarts with a longer grace
+ * period the key fires before the window is due, and is put back at the
+ * new due time instead of being dropped (the window becomes final). */
+static void test_grace_raised(void **state) {
+        (void)state;
+        kp_payment_t p;
+        metrics_event_t ev;
+        metrics_window_t w;
+        const int64_t long_grace = 10000;
+        mkpay(&p, "p-1", T0, 250, NULL);
+        classify(&p, T0 + 300, &ev);
+        metrics_window_init(&w, METRICS_1S, T0);
+        assert_int_equal(metrics_window_add(&w, &ev, T0 + 300, GRACE), KP_OK);
+        /* Written under GRACE: the closing key is due at end + GRACE. */
+        assert_int_equal(metrics_window_next_due(&w, T0 + 300, GRACE),
+                         T0 + 1000 + GRACE);
+        /* It fires after a restart with the longer grace: not due yet, the
+         * key moves to the new due time. */
+        assert_int_equal(metrics_window_due(&w, T0 + 1000 + GRACE, long_grace),
+                         METRICS_CLOSE_NOTHING);
+        assert_int_equal(
+            metrics_window_next_due(&w, T0 + 1000 + GRACE, long_grace),
+            T0 + 1000 + long_grace);
+        assert_int_equal(
+            metrics_window_due(&w, T0 + 1000 + long_grace, long_grace),
+            METRICS_CLOSE_FINAL);
+        metrics_window_emitted(&w, T0 + 1000 + long_grace);
+        /* Final with nothing new: no key is needed. */
+        assert_int_equal(metrics_window_next_due(&w, T0 + 99999, long_grace),
+                         -1);
+        /* A late record: due at once. */
+        assert_int_equal(metrics_window_add(&w, &ev, T0 + 99999, long_grace),
+                         KP_OK);
+        assert_int_equal(metrics_window_next_due(&w, T0 + 99999, long_grace),
+                         T0 + 99999);
+        metrics_window_clear(&w);
 }
 
 static void test_slowest(void **state) {
@@ -480,7 +654,9 @@ int main(void) {
             cmocka_unit_test(test_classify),
             cmocka_unit_test(test_window_closing),
             cmocka_unit_test(test_merge_and_json),
-            cmocka_unit_test(test_overflow),
+            cmocka_unit_test(test_amounts_beyond_int64),
+            cmocka_unit_test(test_maps),
+            cmocka_unit_test(test_grace_raised),
             cmocka_unit_test(test_slowest),
             cmocka_unit_test(test_sla),
         };
