@@ -136,7 +136,21 @@ static kp_err_t init(kp_service_t *svc, void *opaque) {
         };
         kp_http_set_opts(kp_service_http(svc), &ho);
         web_register_routes(w);
-        kp_service_route(svc, NULL, "/", web_h_dispatch, w);
+        /* kp_http routes for the templates: a template's literal part (up
+         * to its first parameter) as an exact or a prefix route, each once,
+         * so that the runtime's own routes keep their 404 and 405. */
+        for (size_t i = 0; i < w->route_cnt; i++) {
+                char *p = web_route_http_path(w->routes[i].tmpl);
+                int dup = 0;
+                for (size_t j = 0; j < i && !dup; j++) {
+                        char *q = web_route_http_path(w->routes[j].tmpl);
+                        dup     = !strcmp(p, q);
+                        kp_free(q);
+                }
+                if (!dup)
+                        kp_service_route(svc, NULL, p, web_h_dispatch, w);
+                kp_free(p);
+        }
         return KP_OK;
 }
 

@@ -110,6 +110,14 @@ int web_route_match(const char *tmpl, const char *path, char **names,
         return ok;
 }
 
+char *web_route_http_path(const char *tmpl) {
+        const char *brace = strchr(tmpl, '{');
+        if (!brace)
+                return kp_strdup(tmpl);
+        /* Up to the '/' before the first parameter: a prefix route. */
+        return kp_strndup(tmpl, (size_t)(brace - tmpl));
+}
+
 /* The mutations' gate: 0 to go on, else the answer is set. */
 static int authorize(web_req_t *r, char *actor, size_t actor_size) {
         int code = control_authorize(

@@ -43,6 +43,14 @@ void web_api_tick(web_t *w, int64_t now_ms);
 void web_api_fini(web_t *w);
 
 /**
+ * @brief The kp_http route that carries @p tmpl's requests to the router:
+ *        the template itself when it has no parameter (an exact route),
+ *        else its part before the first parameter (a prefix route ending
+ *        in '/'). @returns a kp_malloc()ed string.
+ */
+char *web_route_http_path(const char *tmpl);
+
+/**
  * @brief Matches a request path against a web_route() template.
  * @param names, values receive kp_malloc()ed copies of the parameters
  *        (WEB_PARAMS_MAX room each), for the caller to free.

@@ -395,6 +395,17 @@ static void test_route_match(void **state) {
         match("/", "/", 1, NULL, NULL);
         match("/", "/x", 0, NULL, NULL);
         match("/x", "/", 0, NULL, NULL);
+        const char *const http[][2] = {
+            {"/api/v1/accounts", "/api/v1/accounts"},
+            {"/api/v1/accounts/{id}", "/api/v1/accounts/"},
+            {"/api/v1/accounts/{id}/freeze", "/api/v1/accounts/"},
+            {"/assets/{path+}", "/assets/"},
+            {"/", "/"}};
+        for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++) {
+                char *p = web_route_http_path(http[i][0]);
+                assert_string_equal(p, http[i][1]);
+                kp_free(p);
+        }
 }
 
 /* ------------------------------------------------------------------------
