@@ -23,6 +23,7 @@
 
 typedef struct confirmed_conf_s {
         int64_t outcome_retention_ms;
+        int64_t outcome_expiry_interval_ms;
 } confirmed_conf_t;
 
 /* The configuration and the business counters. */
@@ -41,6 +42,11 @@ static const kp_conf_opt_t confirmed_opts[] = {
      CONFIRMED_OUTCOME_RETENTION_MIN_MS, INT64_C(3153600000000), "MS",
      "How long a payment's outcome stays in the store `outcomes` (what "
      "GET /api/v1/payments/{id} answers from) after it is recorded."},
+    {"outcome-expiry-interval-ms", 0, KP_CONF_INT,
+     offsetof(confirmed_conf_t, outcome_expiry_interval_ms), "60000", 100,
+     INT64_C(3600000), "MS",
+     "How often expired outcomes are deleted (at most 10,000 per partition "
+     "and run)."},
     {NULL},
 };
 
@@ -207,6 +213,13 @@ static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
                          (int)kp_ctx_partition(ctx), kp_err2str(err));
 }
 
+/* Takes the expiry interval from its option. */
+static kp_err_t configure(kp_proc_def_t *def, void *opaque) {
+        (void)opaque;
+        def->punctuate_interval_ms = cconf.outcome_expiry_interval_ms;
+        return KP_OK;
+}
+
 /* Registers the business counters. */
 static kp_err_t init(kp_proc_t *proc, void *opaque) {
         confirmed_app_t *a  = opaque;
@@ -236,6 +249,7 @@ int main(int argc, char **argv) {
                        .process               = process,
                        .punctuate             = punctuate,
                        .punctuate_interval_ms = CONFIRMED_PUNCTUATE_MS,
+                       .configure             = configure,
                        .init                  = init,
                        .opaque                = &a,
         };

@@ -643,7 +643,7 @@ static void h_post(web_req_t *r) {
                         if (waiting)
                                 kp_free(waiter_remove(ps, &wt));
                         kp_http_resp_error(
-                            r->resp, 503,
+                            r->resp, err == KP_ERR_TIMED_OUT ? 504 : 503,
                             err == KP_ERR_TIMED_OUT ? "timeout" : "unavailable",
                             "payment %s was not accepted by Kafka (%s); "
                             "retry with the same Idempotency-Key",

@@ -333,7 +333,7 @@ int it_http_hv(const char *method, const char *hostport, const char *path,
                         close(fd);
                 return -1;
         }
-        struct timeval tv = {10, 0};
+        struct timeval tv = {60, 0}; /* more than wait_ms can ask */
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         char *req = kp_asprintf(
             "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: "

@@ -89,7 +89,8 @@ int it_http_h(const char *method, const char *hostport, const char *path,
 
 /** it_http_h() that also returns the value of response header @p name
  *  (case-insensitive) in @p value ("" when absent), e.g. Location. The
- *  request is sent with Connection: close and read to the end. */
+ *  request is sent with Connection: close and read to the end (reads time
+ *  out after 60 s, longer than any ?wait_ms). */
 int it_http_hv(const char *method, const char *hostport, const char *path,
                const char *headers, const char *body, const char *name,
                char *value, size_t size, char **bodyp);

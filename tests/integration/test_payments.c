@@ -16,7 +16,8 @@
  * - GET /api/v1/payments/{id} in flight (kpay-account stopped) and final,
  *   with the timeline, also for payments produced straight to Kafka with
  *   librdkafka's consistent_random partitioner (kcat's default), which
- *   kpay-inflight moves to their home partition. */
+ *   kpay-inflight moves to their home partition;
+ * - kpay-confirmed's outcomes expire after --outcome-retention-ms. */
 #include <inttypes.h>
 #include <jansson.h>
 #include <setjmp.h>
@@ -593,6 +594,55 @@ static void test_outcomes_store(void **state) {
         }
 }
 
+/* Retention: kpay-confirmed restarted with a retention of 1 s deletes the
+ * outcomes (and kpay-web then knows the ids no more), counting them. */
+static void test_outcome_retention(void **state) {
+        (void)state;
+        const char *extra[] = {"--outcome-retention-ms", "1000",
+                               "--outcome-expiry-interval-ms", "200", NULL};
+        it_daemon_stop(&confirmed);
+        it_daemon_start(&confirmed, "KPAY_CONFIRMED_BIN", root, "confirmed-1",
+                        prefix, extra);
+        it_daemon_wait_ready(&confirmed, 90000);
+        int64_t deadline = it_now_ms() + 60000;
+        for (int i = 0; i < FOREIGN; i++) {
+                char path[300];
+                snprintf(path, sizeof(path), "/v1/stores/outcomes/keys/crc-%d",
+                         i);
+                while (it_http_get(confirmed.endpoint, path, NULL) != 404) {
+                        if (it_now_ms() > deadline) {
+                                it_dump_log(confirmed.log, 40);
+                                fail_msg("%s still there", path);
+                        }
+                        nap_ms(100);
+                }
+        }
+        assert_true(it_metric(confirmed.endpoint,
+                              "kpay_confirmed_outcomes_expired_total") >=
+                    FOREIGN);
+        /* Gone from the store: no kpay-web instance that did not see the
+         * outcome itself knows the payment (kpay-web 0 saw it, and keeps
+         * it in its recent outcomes). A new instance does not. */
+        it_daemon_t fresh;
+        const char *wextra[] = {"--instance-timeout-ms", "4000", NULL};
+        it_daemon_init(&fresh, "KPAY_WEB_BIN", root, "web-3");
+        it_daemon_spawn(&fresh, prefix, wextra);
+        it_daemon_wait_ready(&fresh, 90000);
+        int st    = 0;
+        char *out = NULL;
+        deadline  = it_now_ms() + 60000;
+        while ((st = it_http_get(fresh.endpoint, "/api/v1/payments/crc-0",
+                                 &out)) != 404) {
+                free(out);
+                out = NULL;
+                if (st != 503 || it_now_ms() > deadline)
+                        fail_msg("GET crc-0 on a new kpay-web: %d", st);
+                nap_ms(100);
+        }
+        free(out);
+        it_daemon_stop(&fresh);
+}
+
 /* ------------------------------------------------------------------------ */
 
 /* Waits until kpay-web @p wi knows the owners of every partition: a GET of
@@ -624,12 +674,18 @@ static int setup(void **state) {
                 return -1;
         if (it_admin_topics(prefix, PARTITIONS))
                 return -1;
+        /* One after the other: on a loaded machine five processes
+         * starting at once against a new broker can take kpay-inflight
+         * past its 30 s for reading the control plane. */
         it_daemon_start(&inflight, "KPAY_INFLIGHT_BIN", root, "inflight-1",
                         prefix, NULL);
+        it_daemon_wait_ready(&inflight, 90000);
         it_daemon_start(&account, "KPAY_ACCOUNT_BIN", root, "account-1", prefix,
                         NULL);
         it_daemon_start(&confirmed, "KPAY_CONFIRMED_BIN", root, "confirmed-1",
                         prefix, NULL);
+        it_daemon_wait_ready(&account, 90000);
+        it_daemon_wait_ready(&confirmed, 90000);
         const char *wextra[] = {"--instance-timeout-ms", "4000", NULL};
         for (int i = 0; i < 2; i++) {
                 char id[16];
@@ -637,9 +693,6 @@ static int setup(void **state) {
                 it_daemon_init(&web[i], "KPAY_WEB_BIN", root, id);
                 it_daemon_spawn(&web[i], prefix, wextra);
         }
-        it_daemon_wait_ready(&inflight, 90000);
-        it_daemon_wait_ready(&account, 90000);
-        it_daemon_wait_ready(&confirmed, 90000);
         for (int i = 0; i < 2; i++) {
                 it_daemon_wait_ready(&web[i], 90000);
                 wait_discovered(i);
@@ -664,6 +717,7 @@ int main(void) {
             cmocka_unit_test(test_wait_outcomes),
             cmocka_unit_test(test_in_flight_then_final),
             cmocka_unit_test(test_outcomes_store),
+            cmocka_unit_test(test_outcome_retention),
         };
         if (getenv("KPAY_IT_FILTER"))
                 cmocka_set_test_filter(getenv("KPAY_IT_FILTER"));
