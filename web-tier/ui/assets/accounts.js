@@ -29,7 +29,8 @@ async function load(after) {
   const st = $('#acct-status');
   const prefix = $('#acct-prefix').value.trim();
   const limit = $('#acct-limit').value;
-  const q = new URLSearchParams({prefix, limit});
+  const q = new URLSearchParams({limit});
+  if (prefix) q.set('prefix', prefix);
   if (after) q.set('after', after);
   status(st, 'loading…');
   try {
