@@ -69,7 +69,10 @@ static int item_cmp(const void *a, const void *b) {
 }
 
 static int has_prefix(const web_item_t *it, const char *prefix, size_t plen) {
-        return it->klen >= plen && !memcmp(it->key, prefix, plen);
+        /* No prefix (NULL, plen 0) matches everything: memcmp() must not
+         * see a NULL pointer, even for 0 bytes (UBSan). */
+        return it->klen >= plen &&
+               (plen == 0 || !memcmp(it->key, prefix, plen));
 }
 
 size_t web_page_merge(const web_page_t *pages, size_t page_cnt,
