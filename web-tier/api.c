@@ -829,7 +829,8 @@ static json_t *pipeline_build(web_t *w, int with_window, json_t **windowp,
                 *windowp = last ? json_incref(last) : json_null();
                 json_decref(m);
         }
-        for (size_t i = 0; i < gcnt; i++)
+        for (size_t i = 0; i < PG__CNT;
+             i++) /* the window group too, asked or not */
                 fan_clear(&g[i]);
         return o;
 }

@@ -14,10 +14,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "kpay/kp_fanout.h"
 #include "kpay/kp_http.h"
 #include "kpay/kp_mem.h"
 
@@ -989,6 +991,77 @@ static void test_url_encode(void **state) {
         kp_free(e);
 }
 
+/* kp_fanout: answers that come in, and one that does not by the deadline
+ * is reported as timed out without being waited for. */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cond  = PTHREAD_COND_INITIALIZER;
+static int hold_released;
+
+static void held(const kp_http_req_t *req, const char *rest,
+                 kp_http_resp_t *resp, void *opaque) {
+        (void)req;
+        (void)rest;
+        (void)opaque;
+        pthread_mutex_lock(&hold_lock);
+        while (!hold_released)
+                pthread_cond_wait(&hold_cond, &hold_lock);
+        pthread_mutex_unlock(&hold_lock);
+        kp_http_resp_json(resp, 200, json_pack("{s:s}", "late", "yes"));
+}
+
+static void test_fanout(void **state) {
+        (void)state;
+        char errstr[256], hp[64], dead[64];
+        int64_t live    = kp_mem_live_allocations();
+        kp_http_t *http = kp_http_new("127.0.0.1:0", 1, errstr, sizeof(errstr));
+        kp_http_opts_t o = {.thread_per_connection = 1};
+        kp_http_set_opts(http, &o);
+        kp_http_route(http, "GET", "/fast", echo, "fast");
+        kp_http_route(http, "GET", "/held", held, NULL);
+        assert_int_equal(kp_http_start(http, errstr, sizeof(errstr)), KP_OK);
+        snprintf(hp, sizeof(hp), "127.0.0.1:%d", kp_http_port(http));
+        /* A port nobody listens on (this server's, once it is gone, is
+         * not: take one from a socket closed at once). */
+        int fd                = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        sa.sin_addr.s_addr    = htonl(INADDR_LOOPBACK);
+        socklen_t sl          = sizeof(sa);
+        assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+        close(fd);
+        snprintf(dead, sizeof(dead), "127.0.0.1:%d", ntohs(sa.sin_port));
+
+        kp_fanout_req_t q[3] = {{.hostport = hp, .path = "/fast?x=1"},
+                                {.hostport = hp, .path = "/held"},
+                                {.hostport = dead, .path = "/fast"}};
+        /* The held one never answers by the deadline, however long it is;
+         * the others answer well within it. */
+        size_t answered = kp_fanout_run(q, 3, NULL, 3000);
+        assert_int_equal(answered, 1);
+        assert_int_equal(q[0].status, 200);
+        assert_non_null(strstr(q[0].resp, "\"fast\""));
+        assert_int_equal(q[0].timed_out, 0);
+        assert_int_equal(q[1].status, -1);
+        assert_int_equal(q[1].timed_out, 1);
+        assert_null(q[1].resp);
+        assert_int_equal(q[2].status, -1);
+        assert_true(strlen(q[2].errstr) > 0);
+        kp_fanout_clear(q, 3);
+
+        /* The held request ends on its own once released, and frees
+         * everything it held. */
+        pthread_mutex_lock(&hold_lock);
+        hold_released = 1;
+        pthread_cond_broadcast(&hold_cond);
+        pthread_mutex_unlock(&hold_lock);
+        kp_http_destroy(http);
+        for (int i = 0; i < 600 && kp_mem_live_allocations() != live; i++) {
+                struct timespec ts = {0, 50 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        assert_int_equal(kp_mem_live_allocations(), live);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_exact_route),
@@ -1012,6 +1085,7 @@ int main(void) {
             cmocka_unit_test(test_lifecycle_no_leaks),
             cmocka_unit_test(test_headers_stream_opts),
             cmocka_unit_test(test_url_encode),
+            cmocka_unit_test(test_fanout),
         };
         int failed =
             cmocka_run_group_tests_name("server", tests, setup, teardown);

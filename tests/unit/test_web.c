@@ -13,6 +13,7 @@
 
 #include "kpay/kp_discovery.h"
 #include "kpay/kp_mem.h"
+#include "kpay/kp_money.h"
 #include "merge.h"
 #include "metrics.h"
 #include "web.h"
@@ -255,8 +256,9 @@ static json_t *window_json(int64_t start, int64_t complete, int64_t mask,
         w.complete_count = complete;
         w.active_mask    = mask;
         w.final          = final;
-        assert_int_equal(
-            metrics_map_add(&w.complete_amount, "USD", 100 * complete), KP_OK);
+        assert_int_equal(kp_money_add(&w.complete_amount, "USD",
+                                      (kp_i128_t)(100 * complete)),
+                         KP_OK);
         json_t *j = metrics_window_to_json(&w, 0);
         metrics_window_clear(&w);
         return j;
