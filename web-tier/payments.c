@@ -670,7 +670,16 @@ static void h_post(web_req_t *r) {
         }
         if (waiting)
                 kp_free(waiter_remove(ps, &wt));
-        if (wait_ms > 0 && final && answer)
+        /* The outcome found after producing may be another payment's under
+         * the same key (the first lookup missed it, or a concurrent POST
+         * with another body won): never answer 200 with it. */
+        if (wait_ms > 0 && final && answer && conflicts(answer, &p)) {
+                kp_free(answer);
+                kp_http_resp_error(r->resp, 409, "conflict",
+                                   "payment %s exists with another from, to, "
+                                   "amount or currency",
+                                   p.id);
+        } else if (wait_ms > 0 && final && answer)
                 resp_answer(r->resp, 200, answer);
         else {
                 kp_free(answer);
