@@ -75,8 +75,13 @@ static void sink(kp_log_level_t level, int64_t ts_ms, const char *msg,
  * about the ops-log producer itself would feed itself). */
 static void opslog_rdkafka_log_cb(const rd_kafka_t *rk, int level,
                                   const char *fac, const char *buf) {
+        /* librdkafka also logs on the caller's thread (CONFWARN from
+         * rd_kafka_new() on the daemon's main thread): restore the flag,
+         * or that thread's own lines would never reach the sink again. */
+        int was         = kp_log_sink_off;
         kp_log_sink_off = 1;
         kp_log_rdkafka_cb(rk, level, fac, buf);
+        kp_log_sink_off = was;
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
