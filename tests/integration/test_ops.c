@@ -39,7 +39,7 @@
 #define TOKEN      "it-ops-token"
 #define AUTH       "Authorization: Bearer " TOKEN "\r\n"
 /* Long enough for a restart on a busy machine; the broker allows it. */
-#define SESSION_MS "30000"
+#define SESSION_MS "90000"
 
 typedef it_daemon_t proc_t;
 

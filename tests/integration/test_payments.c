@@ -624,7 +624,8 @@ static void test_outcome_retention(void **state) {
          * outcome itself knows the payment (kpay-web 0 saw it, and keeps
          * it in its recent outcomes). A new instance does not. */
         it_daemon_t fresh;
-        const char *wextra[] = {"--instance-timeout-ms", "4000", NULL};
+        const char *wextra[] = {"--instance-timeout-ms", "4000",
+                                "--request-timeout-ms", "5000", NULL};
         it_daemon_init(&fresh, "KPAY_WEB_BIN", root, "web-3");
         it_daemon_spawn(&fresh, prefix, wextra);
         it_daemon_wait_ready(&fresh, 90000);
@@ -686,7 +687,8 @@ static int setup(void **state) {
                         prefix, NULL);
         it_daemon_wait_ready(&account, 90000);
         it_daemon_wait_ready(&confirmed, 90000);
-        const char *wextra[] = {"--instance-timeout-ms", "4000", NULL};
+        const char *wextra[] = {"--instance-timeout-ms", "4000",
+                                "--request-timeout-ms", "5000", NULL};
         for (int i = 0; i < 2; i++) {
                 char id[16];
                 snprintf(id, sizeof(id), "web-%d", i + 1);

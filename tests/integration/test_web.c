@@ -45,7 +45,7 @@
 #define ACCOUNTS   40
 #define TOKEN      "it-web-token"
 #define AUTH       "Authorization: Bearer " TOKEN "\r\n"
-#define TIMEOUT_MS 1500 /* kpay-web's --request-timeout-ms */
+#define TIMEOUT_MS 5000 /* kpay-web's --request-timeout-ms */
 
 static char prefix[64], root[256], token_file[300];
 static it_daemon_t web, control, account[2], inflight, confirmed, metrics;
