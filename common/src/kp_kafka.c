@@ -113,8 +113,8 @@ rd_kafka_conf_t *kp_kafka_conf_build(const kp_app_conf_t *c,
                 if (p->kind == KP_PROP_REQUIRE && user &&
                     strcmp(user, p->value))
                         KP_WARN(
-                            "%s=%s (-X or --kafka-config) ignored for %s: "
-                            "kpay requires %s=%s there (docs/runtime.md)",
+                            "-X %s=%s ignored for %s: kpay requires "
+                            "%s=%s there (docs/runtime.md)",
                             p->name,
                             kp_kafka_prop_is_secret(p->name) ? "********"
                                                              : user,
