@@ -82,6 +82,13 @@ static void derive(const char *path, const char *pwline, const char *ca) {
                 fail_msg("writing %s", path);
 }
 
+/* What the children would inherit: none of the Kafka settings. */
+static void clear_kafka_env(void) {
+        unsetenv("KPAY_KAFKA_CONFIG");
+        unsetenv("KPAY_KAFKA_PASSWORD_FILE");
+        unsetenv("KPAY_KAFKA_SASL_PASSWORD");
+}
+
 static int setup(void **state) {
         (void)state;
         const char *cfg = getenv("KPAY_TEST_KAFKA_CONFIG");
@@ -118,9 +125,7 @@ static int setup(void **state) {
         if (system(cmd) != 0)
                 fail_msg("openssl could not make a CA: %s", cmd);
         derive(badca, NULL, otherca);
-        unsetenv("KPAY_KAFKA_CONFIG");
-        unsetenv("KPAY_KAFKA_PASSWORD_FILE");
-        unsetenv("KPAY_KAFKA_SASL_PASSWORD");
+        clear_kafka_env();
         return 0;
 }
 
@@ -270,9 +275,7 @@ static void test_pipeline_over_sasl_ssl(void **state) {
                                        "--partitions", parts, NULL};
                 it_daemon_spawn(procs[i], prefix, extra);
         }
-        unsetenv("KPAY_KAFKA_CONFIG");
-        unsetenv("KPAY_KAFKA_PASSWORD_FILE");
-        unsetenv("KPAY_KAFKA_SASL_PASSWORD");
+        clear_kafka_env();
         for (int i = 0; i < 3; i++)
                 it_daemon_wait_ready(procs[i], 120000);
 
