@@ -70,10 +70,11 @@ static const kp_conf_opt_t admin_opts[] = {
 };
 
 static int cmd_wait(rd_kafka_t *rk, const kp_app_conf_t *c) {
-        if (kp_kafka_wait_ready(rk, (int)aconf.timeout_ms) != KP_OK) {
-                fprintf(stderr,
-                        "kpay-admin: no broker answered at %s within %lld ms\n",
-                        c->bootstrap_servers, (long long)aconf.timeout_ms);
+        char errstr[700];
+        if (kp_kafka_wait_ready_reason(rk, c->bootstrap_servers,
+                                       (int)aconf.timeout_ms, errstr,
+                                       sizeof(errstr)) != KP_OK) {
+                fprintf(stderr, "kpay-admin: %s\n", errstr);
                 return 1;
         }
         return 0;

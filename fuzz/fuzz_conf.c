@@ -2,7 +2,10 @@
  * config file (the bytes before the first NUL, given with --config) and
  * command-line arguments (the NUL-separated rest), over a table with an
  * option of every type. Loading either fails with a reason or gives
- * values inside the table's bounds. */
+ * values inside the table's bounds. The whole input is also parsed as a
+ * Java-style properties file (kp_conf_props_parse(), --kafka-config):
+ * an error names its line, and each property written back escaped parses
+ * to itself. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +35,87 @@ static const kp_conf_opt_t table[] = {
 };
 
 static char path[64];
+
+/* Java-style properties (kp_conf_props_parse(), --kafka-config): every
+ * property parsed has a key, and written back escaped it parses to the
+ * same key and value. */
+static void escape(const char *s, char *out, size_t *lenp) {
+        size_t n = *lenp;
+        for (; *s; s++) {
+                char c = *s, e = 0;
+                switch (c) {
+                case '\n':
+                        e = 'n';
+                        break;
+                case '\r':
+                        e = 'r';
+                        break;
+                case '\t':
+                        e = 't';
+                        break;
+                case '\f':
+                        e = 'f';
+                        break;
+                case '\\':
+                case '=':
+                case ':':
+                case ' ':
+                case '#':
+                case '!':
+                        e = c;
+                        break;
+                }
+                if (e) {
+                        out[n++] = '\\';
+                        out[n++] = e;
+                } else {
+                        out[n++] = c;
+                }
+        }
+        *lenp = n;
+}
+
+typedef struct round_s {
+        const char *key, *value;
+        int seen;
+} round_t;
+
+static kp_err_t same_prop(const char *key, const char *value, int line,
+                          void *opaque, char *errstr, size_t errstr_size) {
+        round_t *r = opaque;
+        (void)errstr;
+        (void)errstr_size;
+        FUZZ_CHECK(line == 1 && !r->seen, "written back: line %d, %d before",
+                   line, r->seen);
+        FUZZ_CHECK(!strcmp(key, r->key) && !strcmp(value, r->value),
+                   "written back: [%s]=[%s], not [%s]=[%s]", key, value, r->key,
+                   r->value);
+        r->seen++;
+        return KP_OK;
+}
+
+static kp_err_t check_prop(const char *key, const char *value, int line,
+                           void *opaque, char *errstr, size_t errstr_size) {
+        (void)opaque;
+        (void)errstr;
+        (void)errstr_size;
+        FUZZ_CHECK(*key && value && line >= 1, "property at line %d", line);
+        size_t klen = strlen(key), vlen = strlen(value);
+        char *text = kp_malloc(2 * (klen + vlen) + 3);
+        size_t n   = 0;
+        escape(key, text, &n);
+        text[n++] = '=';
+        escape(value, text, &n);
+        text[n++] = '\n';
+        round_t r = {key, value, 0};
+        char why[256];
+        kp_err_t err = kp_conf_props_parse(text, n, "again", same_prop, &r, why,
+                                           sizeof(why));
+        FUZZ_CHECK(err == KP_OK && r.seen == 1, "written back: %s",
+                   err ? why : "no property");
+        kp_free(text);
+        return KP_OK;
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
         (void)argc;
@@ -105,6 +189,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 FUZZ_CHECK(errstr[0], "an error without a reason");
         }
         kp_conf_destroy(c);
+
+        /* The whole input as a properties file. */
+        char why[512];
+        why[0] = '\0';
+        err = kp_conf_props_parse((const char *)data, size, "fuzz.properties",
+                                  check_prop, NULL, why, sizeof(why));
+        if (err)
+                FUZZ_CHECK(!strncmp(why, "fuzz.properties:", 16),
+                           "a properties error without its line: %s", why);
 
         /* kp_parse_int64: what parses prints back as the same number. */
         int64_t v;

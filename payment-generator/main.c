@@ -838,9 +838,9 @@ static int run(gen_run_t *r) {
                 fprintf(stderr, PROG ": %s\n", errstr);
                 return EXIT_FAILED;
         }
-        if (kp_kafka_wait_ready(r->rk, 15000) != KP_OK) {
-                fprintf(stderr, PROG ": no broker answered at %s\n",
-                        r->c->bootstrap_servers);
+        if (kp_kafka_wait_ready_reason(r->rk, r->c->bootstrap_servers, 15000,
+                                       errstr, sizeof(errstr)) != KP_OK) {
+                fprintf(stderr, PROG ": %s\n", errstr);
                 return EXIT_FAILED;
         }
         if (partition_count(r->rk, r->incoming, errstr, sizeof(errstr)) <= 0) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The CTest fixture of the integration tests: a fresh single-node broker on
+# The CTest fixture of the integration tests: a fresh single-node broker (a
+# SASL_SSL one with KPAY_KAFKA_SECURE=1, the kafka_secure fixture) on
 # the port and data directory that tests/CMakeLists.txt passes in the
 # environment (KPAY_KAFKA_PORT, KPAY_KAFKA_DATA).
 #

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kpay/kp_kafka.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 
@@ -21,7 +22,15 @@ static const kp_conf_opt_t client_opts[] = {
      "fatal, error, warn, info or debug."},
     {"kafka", 'X', KP_CONF_KV, APP_OPT(kafka), NULL, 0, 0, "KEY=VALUE",
      "Any librdkafka property (security.protocol, sasl.*, ssl.*...); "
-     "repeatable."},
+     "repeatable; wins over --kafka-config."},
+    {"kafka-config", 0, KP_CONF_STR, APP_OPT(kafka_config), NULL, 0, 0, "FILE",
+     "Java-style properties file of librdkafka properties for every Kafka "
+     "client (security.protocol, sasl.mechanisms, sasl.username, "
+     "ssl.ca.location...; docs/security.md)."},
+    {"kafka-password-file", 0, KP_CONF_STR, APP_OPT(kafka_password_file), NULL,
+     0, 0, "FILE",
+     "File whose first line is sasl.password (a mounted secret); or the "
+     "password itself in env KPAY_KAFKA_SASL_PASSWORD."},
     {NULL},
 };
 
@@ -111,6 +120,13 @@ kp_app_t *kp_app_new(const kp_app_def_t *def, int argc, char **argv,
                 return NULL;
         }
 
+        if ((def->groups & KP_APP_CLIENT) &&
+            kp_kafka_config_apply(&app->common, errstr, sizeof(errstr))) {
+                fprintf(stderr, "%s: %s\n", def->name, errstr);
+                *exitp = 2;
+                kp_app_destroy(app);
+                return NULL;
+        }
         if (app->common.log_level) {
                 kp_log_level_t level;
                 if (kp_log_level_parse(app->common.log_level, &level)) {

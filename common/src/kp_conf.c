@@ -91,7 +91,11 @@ static void kv_set(kp_conf_kv_t *kv, const char *key, size_t keylen,
         kv->cnt++;
 }
 
-static void kv_clear(kp_conf_kv_t *kv) {
+void kp_conf_kv_set(kp_conf_kv_t *kv, const char *key, const char *value) {
+        kv_set(kv, key, strlen(key), value);
+}
+
+void kp_conf_kv_clear(kp_conf_kv_t *kv) {
         for (size_t i = 0; i < kv->cnt; i++) {
                 kp_free(kv->keys[i]);
                 kp_free(kv->values[i]);
@@ -540,7 +544,7 @@ void kp_conf_destroy(kp_conf_t *conf) {
                                 kp_free(*(char **)(void *)field);
                                 *(char **)(void *)field = NULL;
                         } else if (o->type == KP_CONF_KV) {
-                                kv_clear((kp_conf_kv_t *)(void *)field);
+                                kp_conf_kv_clear((kp_conf_kv_t *)(void *)field);
                         }
                 }
         }
@@ -581,4 +585,254 @@ kp_err_t kp_conf_read_secret(const char *file, const char *env,
         }
         *secretp = kp_strdup(s);
         return KP_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Java-style properties files (kp_conf_props_parse(), the format of
+ * --kafka-config). */
+
+/* A growing string. */
+typedef struct props_buf_s {
+        char *s;
+        size_t len, size;
+} props_buf_t;
+
+static void pb_put(props_buf_t *b, char c) {
+        if (b->len + 2 > b->size) {
+                b->size = b->size ? b->size * 2 : 64;
+                b->s    = kp_realloc(b->s, b->size);
+        }
+        b->s[b->len++] = c;
+        b->s[b->len]   = '\0';
+}
+
+static int props_blank(char c) {
+        return c == ' ' || c == '\t' || c == '\f';
+}
+
+/* Appends code point @p cp as UTF-8. */
+static void pb_put_utf8(props_buf_t *b, unsigned cp) {
+        if (cp < 0x80) {
+                pb_put(b, (char)cp);
+        } else if (cp < 0x800) {
+                pb_put(b, (char)(0xc0 | (cp >> 6)));
+                pb_put(b, (char)(0x80 | (cp & 0x3f)));
+        } else {
+                pb_put(b, (char)(0xe0 | (cp >> 12)));
+                pb_put(b, (char)(0x80 | ((cp >> 6) & 0x3f)));
+                pb_put(b, (char)(0x80 | (cp & 0x3f)));
+        }
+}
+
+/* One logical line (continuations joined, their leading blanks dropped),
+ * still escaped: the text between *posp and the end of the line. Returns
+ * the number of physical lines it took, 0 at the end of the text. Line
+ * ends are LF, CRLF or CR. */
+static int props_logical_line(const char *text, size_t len, size_t *posp,
+                              props_buf_t *out) {
+        size_t pos = *posp;
+        int lines  = 0;
+        out->len   = 0;
+        if (out->s)
+                out->s[0] = '\0';
+        if (pos >= len)
+                return 0;
+        for (;;) {
+                /* Leading blanks of every physical line are dropped. */
+                while (pos < len && props_blank(text[pos]))
+                        pos++;
+                size_t start = pos;
+                while (pos < len && text[pos] != '\n' && text[pos] != '\r')
+                        pos++;
+                size_t end = pos;
+                if (pos < len && text[pos] == '\r')
+                        pos++;
+                if (pos < len && text[pos] == '\n' &&
+                    (pos == end || text[pos - 1] == '\r'))
+                        pos++;
+                lines++;
+                /* An odd number of trailing backslashes continues the
+                 * line (a comment line never continues). */
+                size_t bs = 0;
+                while (end - bs > start && text[end - bs - 1] == '\\')
+                        bs++;
+                int comment = out->len == 0 && start < end &&
+                              (text[start] == '#' || text[start] == '!');
+                int cont = !comment && (bs % 2) == 1;
+                for (size_t i = start; i < end - (cont ? 1 : 0); i++)
+                        pb_put(out, text[i]);
+                if (!cont || pos >= len)
+                        break;
+        }
+        *posp = pos;
+        return lines;
+}
+
+/* Unescapes one key or value from @p s up to a stop: for a key the first
+ * unescaped '=', ':' or blank; for a value the end. Writes into @p out;
+ * sets *endp past what it read. Unescaped trailing blanks of a value are
+ * dropped. Returns 0, or -1 with a reason. */
+static int props_unescape(const char *s, int key, props_buf_t *out,
+                          const char **endp, const char **whyp) {
+        size_t keep = 0; /* length without the unescaped trailing blanks */
+        out->len    = 0;
+        if (out->s)
+                out->s[0] = '\0';
+        while (*s) {
+                char c = *s;
+                if (key && (c == '=' || c == ':' || props_blank(c)))
+                        break;
+                s++;
+                if (c != '\\') {
+                        pb_put(out, c);
+                        if (!props_blank(c))
+                                keep = out->len;
+                        continue;
+                }
+                c = *s;
+                if (!c)
+                        break; /* a lone backslash at the very end */
+                s++;
+                switch (c) {
+                case 't':
+                        pb_put(out, '\t');
+                        break;
+                case 'n':
+                        pb_put(out, '\n');
+                        break;
+                case 'r':
+                        pb_put(out, '\r');
+                        break;
+                case 'f':
+                        pb_put(out, '\f');
+                        break;
+                case 'u': {
+                        unsigned cp = 0;
+                        for (int i = 0; i < 4; i++, s++) {
+                                if (!isxdigit((unsigned char)*s)) {
+                                        *whyp =
+                                            "a \\u escape needs four "
+                                            "hexadecimal digits";
+                                        return -1;
+                                }
+                                cp = cp * 16 +
+                                     (unsigned)(isdigit((unsigned char)*s)
+                                                    ? *s - '0'
+                                                    : (tolower(
+                                                           (unsigned char)*s) -
+                                                       'a' + 10));
+                        }
+                        if (cp == 0) {
+                                *whyp = "\\u0000: a NUL cannot be a value";
+                                return -1;
+                        }
+                        pb_put_utf8(out, cp);
+                        break;
+                }
+                default:
+                        pb_put(out, c);
+                }
+                keep = out->len;
+        }
+        if (!key && out->len > keep) {
+                out->len         = keep;
+                out->s[out->len] = '\0';
+        }
+        *endp = s;
+        return 0;
+}
+
+kp_err_t kp_conf_props_parse(const char *text, size_t len, const char *name,
+                             kp_conf_prop_cb_t *cb, void *opaque, char *errstr,
+                             size_t errstr_size) {
+        props_buf_t line = {0}, key = {0}, value = {0};
+        size_t pos   = 0;
+        int lineno   = 1, n;
+        kp_err_t err = KP_OK;
+        if (memchr(text, '\0', len)) {
+                /* Its line, for the message. */
+                const char *nul = memchr(text, '\0', len);
+                for (const char *p = text; p < nul; p++)
+                        if (*p == '\n' || (*p == '\r' && p[1] != '\n'))
+                                lineno++;
+                kp_errstr_set(KP_ERR_PARSE, errstr, errstr_size,
+                              "%s:%d: a NUL byte (not a text file?)", name,
+                              lineno);
+                return KP_ERR_PARSE;
+        }
+        for (; (n = props_logical_line(text, len, &pos, &line)) > 0;
+             lineno += n) {
+                const char *s = line.s ? line.s : "", *rest, *why = NULL;
+                if (!*s || *s == '#' || *s == '!')
+                        continue;
+                if (props_unescape(s, 1, &key, &rest, &why)) {
+                        err = KP_ERR_PARSE;
+                        kp_errstr_set(err, errstr, errstr_size, "%s:%d: %s",
+                                      name, lineno, why);
+                        break;
+                }
+                if (!key.len) {
+                        err = KP_ERR_PARSE;
+                        kp_errstr_set(err, errstr, errstr_size,
+                                      "%s:%d: a property with no name "
+                                      "(expected key=value)",
+                                      name, lineno);
+                        break;
+                }
+                int sep = 0;
+                while (props_blank(*rest))
+                        rest++;
+                if (*rest == '=' || *rest == ':') {
+                        sep = 1;
+                        rest++;
+                        while (props_blank(*rest))
+                                rest++;
+                }
+                if (!sep && !*rest) {
+                        err = KP_ERR_PARSE;
+                        kp_errstr_set(err, errstr, errstr_size,
+                                      "%s:%d: %s has no value (expected "
+                                      "key=value or key: value)",
+                                      name, lineno, key.s);
+                        break;
+                }
+                if (props_unescape(rest, 0, &value, &rest, &why)) {
+                        err = KP_ERR_PARSE;
+                        kp_errstr_set(err, errstr, errstr_size, "%s:%d: %s: %s",
+                                      name, lineno, key.s, why);
+                        break;
+                }
+                if ((err = cb(key.s, value.s ? value.s : "", lineno, opaque,
+                              errstr, errstr_size)))
+                        break;
+        }
+        kp_free(line.s);
+        kp_free(key.s);
+        kp_free(value.s);
+        return err;
+}
+
+kp_err_t kp_conf_props_load(const char *path, kp_conf_prop_cb_t *cb,
+                            void *opaque, char *errstr, size_t errstr_size) {
+        enum { MAX = 1 << 20 };
+        FILE *fp = fopen(path, "rb");
+        if (!fp)
+                return kp_errstr_set(KP_ERR_IO, errstr, errstr_size,
+                                     "cannot open %s: %s", path,
+                                     strerror(errno));
+        char *text = kp_malloc(MAX + 1);
+        size_t len = fread(text, 1, MAX + 1, fp);
+        kp_err_t err;
+        if (ferror(fp))
+                err = kp_errstr_set(KP_ERR_IO, errstr, errstr_size,
+                                    "reading %s: %s", path, strerror(errno));
+        else if (len > MAX)
+                err = kp_errstr_set(KP_ERR_IO, errstr, errstr_size,
+                                    "%s: larger than 1 MiB", path);
+        else
+                err = kp_conf_props_parse(text, len, path, cb, opaque, errstr,
+                                          errstr_size);
+        fclose(fp);
+        kp_free(text);
+        return err;
 }

@@ -256,10 +256,12 @@ kp_err_t proc_clients_start(kp_proc_t *proc) {
         kp_err_t err;
         if ((err = make_producer(proc)) || (err = make_restorer(proc)))
                 return err;
-        if (kp_kafka_wait_ready(proc->producer, 60000)) {
-                KP_ERROR("no Kafka broker answered at %s within 60 s",
-                         proc->conf->bootstrap_servers);
-                return KP_ERR_TIMED_OUT;
+        char why[700];
+        if ((err = kp_kafka_wait_ready_reason(proc->producer,
+                                              proc->conf->bootstrap_servers,
+                                              60000, why, sizeof(why)))) {
+                KP_ERROR("%s", why);
+                return err;
         }
         if ((err = setup_partitions(proc)) || (err = ensure_changelogs(proc)) ||
             (err = init_transactions(proc)) || (err = make_consumer(proc)) ||

@@ -272,6 +272,14 @@ void kp_service_begin_shutdown(kp_service_t *svc) {
 static void flush_announcer(kp_service_t *svc) {
         if (!rd_kafka_outq_len(svc->announcer))
                 return;
+        if (kp_kafka_auth_failure(NULL, 0)) {
+                /* Nothing gets through a cluster that refuses the
+                 * credentials: drop what is queued (its reports served). */
+                rd_kafka_purge(svc->announcer, RD_KAFKA_PURGE_F_QUEUE |
+                                                   RD_KAFKA_PURGE_F_INFLIGHT);
+                rd_kafka_poll(svc->announcer, 0);
+                return;
+        }
         rd_kafka_resp_err_t err = rd_kafka_flush(
             svc->announcer, (int)kp_service_shutdown_left_ms(svc));
         if (err)
@@ -506,6 +514,17 @@ static char *listen_endpoint(const char *listen, int port) {
         return kp_asprintf("%.*s:%d", hlen, host, port);
 }
 
+/* A delivered InstanceInfo: the cluster accepts this process's
+ * credentials (kp_kafka_mark_ready()). @locality the thread polling the
+ * announcer */
+static void announcer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                            void *opaque) {
+        (void)rk;
+        (void)opaque;
+        if (!m->err)
+                kp_kafka_mark_ready();
+}
+
 kp_err_t kp_service_start(kp_service_t *svc, char *errstr, size_t errstr_size) {
         kp_err_t err = kp_http_start(svc->http, errstr, errstr_size);
         if (err)
@@ -528,6 +547,7 @@ kp_err_t kp_service_start(kp_service_t *svc, char *errstr, size_t errstr_size) {
             kp_kafka_conf_build(svc->conf, cid, props, errstr, errstr_size);
         if (!conf)
                 return KP_ERR_CONFIG;
+        rd_kafka_conf_set_dr_msg_cb(conf, announcer_dr_cb);
         char rderr[512];
         svc->announcer =
             rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
@@ -599,14 +619,23 @@ int64_t kp_service_shutdown_timeout_ms(const kp_service_t *svc) {
 /* ------------------------------------------------------------------------
  * The service daemon skeleton. */
 
-/* Runs a started service until a signal: RUNNING, tick(), heartbeat. */
-static void service_loop(kp_service_t *svc, const kp_service_def_t *def) {
+/* Runs a started service until a signal: RUNNING, tick(), heartbeat.
+ * @returns 0, or 1 when the cluster refused the credentials before it ever
+ *          accepted them (fatal at startup: docs/security.md). */
+static int service_loop(kp_service_t *svc, const kp_service_def_t *def) {
+        char why[700];
         while (kp_app_running()) {
                 kp_service_poll(svc);
+                if (kp_kafka_auth_failure(why, sizeof(why))) {
+                        KP_ERROR("%s", why);
+                        kp_service_set_state(svc, KP_SVC_FAILED);
+                        return 1;
+                }
                 if (def->tick)
                         def->tick(svc, kp_wall_ms(), def->opaque);
                 kp_sleep_ms(100);
         }
+        return 0;
 }
 
 int kp_service_main(const kp_service_def_t *def, int argc, char **argv) {
@@ -642,10 +671,9 @@ int kp_service_main(const kp_service_def_t *def, int argc, char **argv) {
                 KP_INFO("started: HTTP on %s", kp_service_endpoint(svc));
                 kp_service_arm_exit_guard(svc);
                 kp_service_set_state(svc, KP_SVC_RUNNING);
-                service_loop(svc, def);
+                rc = service_loop(svc, def);
                 kp_service_begin_shutdown(svc);
                 kp_service_stop(svc);
-                rc = 0;
         }
         kp_service_halt_http(svc);
         if (def->fini)

@@ -1,6 +1,7 @@
 /* Helpers shared by the integration tests. */
 #include "it_util.h"
 #include "kpay/kp_http.h"
+#include "kpay/kp_kafka.h"
 #include "kpay/kp_mem.h"
 
 #include <arpa/inet.h>
@@ -93,6 +94,20 @@ rd_kafka_t *it_client(rd_kafka_type_t type, const char *const *props) {
         if (rd_kafka_conf_set(conf, "bootstrap.servers", it_bootstrap(), errstr,
                               sizeof(errstr)))
                 fail_msg("%s", errstr);
+        /* A secured broker (the kafka_secure fixture): its client
+         * properties, read as kpay reads --kafka-config. */
+        const char *secure = getenv("KPAY_TEST_KAFKA_CONFIG");
+        if (secure && *secure) {
+                kp_app_conf_t c = {.kafka_config = (char *)secure};
+                if (kp_kafka_config_apply(&c, errstr, sizeof(errstr)))
+                        fail_msg("%s", errstr);
+                for (size_t i = 0; i < c.kafka.cnt; i++)
+                        if (rd_kafka_conf_set(conf, c.kafka.keys[i],
+                                              c.kafka.values[i], errstr,
+                                              sizeof(errstr)))
+                                fail_msg("%s: %s", c.kafka.keys[i], errstr);
+                kp_conf_kv_clear(&c.kafka);
+        }
         for (; props && props[0]; props += 2)
                 if (rd_kafka_conf_set(conf, props[0], props[1], errstr,
                                       sizeof(errstr)))

@@ -267,6 +267,210 @@ static void test_no_leaks(void **state) {
         assert_true(kp_mem_live_allocations() == before);
 }
 
+/* ------------------------------------------------------------------------
+ * Java-style properties (kp_conf_props_parse(), --kafka-config). */
+
+/* Collects "key=value|" per property, and the line numbers. */
+typedef struct props_out_s {
+        char text[1024];
+        int lines[32];
+        int cnt;
+        int stop_at; /* the callback fails on this property (1-based) */
+} props_out_t;
+
+static kp_err_t collect(const char *key, const char *value, int line,
+                        void *opaque, char *errstr, size_t errstr_size) {
+        props_out_t *o = opaque;
+        if (o->cnt < 32)
+                o->lines[o->cnt] = line;
+        o->cnt++;
+        if (o->stop_at && o->cnt == o->stop_at) {
+                snprintf(errstr, errstr_size, "stopped at %s", key);
+                return KP_ERR_CONFIG;
+        }
+        size_t len = strlen(o->text);
+        snprintf(o->text + len, sizeof(o->text) - len, "%s=%s|", key, value);
+        return KP_OK;
+}
+
+static kp_err_t parse(const char *text, props_out_t *o, char *err,
+                      size_t errsz) {
+        memset(o, 0, sizeof(*o));
+        err[0] = '\0';
+        return kp_conf_props_parse(text, strlen(text), "f.properties", collect,
+                                   o, err, errsz);
+}
+
+static void test_props_forms(void **state) {
+        (void)state;
+        props_out_t o;
+        char err[256];
+        const char *text =
+            "# a comment\n"
+            "! another comment\n"
+            "\n"
+            "   \t\n"
+            "security.protocol=SASL_SSL\n"
+            "sasl.mechanisms: SCRAM-SHA-512\n"
+            "  sasl.username   =   kpay  \n"
+            "spaced value\n"
+            "\tindented.key\t:\tv\n"
+            "empty.value=\n"
+            "   # an indented comment\n"
+            "last=1";
+        assert_int_equal(parse(text, &o, err, sizeof(err)), KP_OK);
+        assert_string_equal(o.text,
+                            "security.protocol=SASL_SSL|"
+                            "sasl.mechanisms=SCRAM-SHA-512|"
+                            "sasl.username=kpay|"
+                            "spaced=value|"
+                            "indented.key=v|"
+                            "empty.value=|"
+                            "last=1|");
+        int want[] = {5, 6, 7, 8, 9, 10, 12};
+        assert_int_equal(o.cnt, 7);
+        for (int i = 0; i < 7; i++)
+                assert_int_equal(o.lines[i], want[i]);
+
+        /* The first '=' or ':' separates; later ones are the value's. */
+        assert_int_equal(
+            parse("a=b=c\nurl: http://x:1/=\n", &o, err, sizeof(err)), KP_OK);
+        assert_string_equal(o.text, "a=b=c|url=http://x:1/=|");
+        /* "key = : v": one separator, the rest is the value. */
+        assert_int_equal(parse("k = : v\n", &o, err, sizeof(err)), KP_OK);
+        assert_string_equal(o.text, "k=: v|");
+        /* A repeated key is passed again (the caller keeps the last). */
+        assert_int_equal(parse("k=1\nk=2\n", &o, err, sizeof(err)), KP_OK);
+        assert_string_equal(o.text, "k=1|k=2|");
+        /* Empty text, only comments: nothing. */
+        assert_int_equal(parse("", &o, err, sizeof(err)), KP_OK);
+        assert_int_equal(parse("#x\n\n!y", &o, err, sizeof(err)), KP_OK);
+        assert_int_equal(o.cnt, 0);
+}
+
+static void test_props_line_ends_and_continuations(void **state) {
+        (void)state;
+        props_out_t o;
+        char err[256];
+        /* CRLF, CR and LF line ends, and line numbers across all three. */
+        assert_int_equal(
+            parse("a=1\r\nb=2\rc=3\nd=4\r\n", &o, err, sizeof(err)), KP_OK);
+        assert_string_equal(o.text, "a=1|b=2|c=3|d=4|");
+        assert_int_equal(o.lines[3], 4);
+        /* A trailing odd backslash continues the line; the next line's
+         * leading blanks are dropped; an even count does not continue. */
+        assert_int_equal(parse("list=a,\\\n    b,\\\r\n\tc\n"
+                               "even=x\\\\\n"
+                               "next=1\n",
+                               &o, err, sizeof(err)),
+                         KP_OK);
+        assert_string_equal(o.text, "list=a,b,c|even=x\\|next=1|");
+        assert_int_equal(o.lines[0], 1);
+        assert_int_equal(o.lines[1], 4);
+        assert_int_equal(o.lines[2], 5);
+        /* A comment never continues; a continuation at the end of the
+         * text just ends. */
+        assert_int_equal(parse("# c \\\nk=v\nend=\\", &o, err, sizeof(err)),
+                         KP_OK);
+        assert_string_equal(o.text, "k=v|end=|");
+        assert_int_equal(o.lines[0], 2);
+}
+
+static void test_props_escapes(void **state) {
+        (void)state;
+        props_out_t o;
+        char err[256];
+        assert_int_equal(parse("key\\ with\\=odd\\:chars = v\n"
+                               "tabs=a\\tb\\nc\\rd\\fe\n"
+                               "uni=\\u00e9\\u20AC\\u0041\n"
+                               "other=\\#\\!\\\\\\q\n"
+                               "keep.space=pw\\ \n"
+                               "trailing=pw  \t \n",
+                               &o, err, sizeof(err)),
+                         KP_OK);
+        assert_string_equal(o.text,
+                            "key with=odd:chars=v|"
+                            "tabs=a\tb\nc\rd\fe|"
+                            "uni=\xc3\xa9\xe2\x82\xac"
+                            "A|"
+                            "other=#!\\q|"
+                            "keep.space=pw |"
+                            "trailing=pw|");
+}
+
+static void test_props_bad_lines(void **state) {
+        (void)state;
+        props_out_t o;
+        char err[256];
+        /* A key with no separator and no value. */
+        assert_int_equal(parse("ok=1\n\nsecretvalue\n", &o, err, sizeof(err)),
+                         KP_ERR_PARSE);
+        assert_string_equal(err,
+                            "f.properties:3: secretvalue has no value "
+                            "(expected key=value or key: value)");
+        assert_int_equal(o.cnt, 1);
+        /* No key. */
+        assert_int_equal(parse("a=1\n=hunter2\n", &o, err, sizeof(err)),
+                         KP_ERR_PARSE);
+        assert_non_null(strstr(err, "f.properties:2: a property with no name"));
+        assert_null(strstr(err, "hunter2"));
+        assert_int_equal(parse(": v\n", &o, err, sizeof(err)), KP_ERR_PARSE);
+        assert_non_null(strstr(err, "f.properties:1:"));
+        /* Bad \u escapes: short, not hex, NUL. The value is never quoted. */
+        assert_int_equal(
+            parse("a=1\nsasl.password=hunter\\u12\n", &o, err, sizeof(err)),
+            KP_ERR_PARSE);
+        assert_string_equal(err,
+                            "f.properties:2: sasl.password: a \\u "
+                            "escape needs four hexadecimal digits");
+        assert_int_equal(parse("k=\\uzzzz\n", &o, err, sizeof(err)),
+                         KP_ERR_PARSE);
+        assert_int_equal(parse("k\\u0000=v\n", &o, err, sizeof(err)),
+                         KP_ERR_PARSE);
+        assert_non_null(strstr(err, "NUL"));
+        /* The line number of a bad line after a continuation. */
+        assert_int_equal(parse("a=1,\\\n 2\nbad\n", &o, err, sizeof(err)),
+                         KP_ERR_PARSE);
+        assert_non_null(strstr(err, "f.properties:3:"));
+        /* A NUL byte in the text. */
+        const char nul[] = "a=1\nb=\0x\n";
+        memset(&o, 0, sizeof(o));
+        assert_int_equal(kp_conf_props_parse(nul, sizeof(nul) - 1, "n", collect,
+                                             &o, err, sizeof(err)),
+                         KP_ERR_PARSE);
+        assert_string_equal(err, "n:2: a NUL byte (not a text file?)");
+        assert_int_equal(o.cnt, 0);
+        /* The callback's error stops the parse and is returned. */
+        memset(&o, 0, sizeof(o));
+        o.stop_at         = 2;
+        const char *three = "a=1\nb=2\nc=3\n";
+        assert_int_equal(kp_conf_props_parse(three, strlen(three), "s", collect,
+                                             &o, err, sizeof(err)),
+                         KP_ERR_CONFIG);
+        assert_string_equal(err, "stopped at b");
+        assert_int_equal(o.cnt, 2);
+}
+
+static void test_props_file(void **state) {
+        (void)state;
+        props_out_t o;
+        char err[256], path[] = "/tmp/kpay-test-props-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        const char *text = "# kafka\nsecurity.protocol = SASL_SSL\n";
+        assert_int_equal(write(fd, text, strlen(text)), (int)strlen(text));
+        close(fd);
+        memset(&o, 0, sizeof(o));
+        assert_int_equal(
+            kp_conf_props_load(path, collect, &o, err, sizeof(err)), KP_OK);
+        assert_string_equal(o.text, "security.protocol=SASL_SSL|");
+        assert_int_equal(o.lines[0], 2);
+        unlink(path);
+        assert_int_equal(
+            kp_conf_props_load(path, collect, &o, err, sizeof(err)), KP_ERR_IO);
+        assert_non_null(strstr(err, "cannot open /tmp/kpay-test-props-"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup(test_defaults, setup),
@@ -277,6 +481,11 @@ int main(void) {
             cmocka_unit_test_setup(test_help_and_version, setup),
             cmocka_unit_test(test_parse_int64),
             cmocka_unit_test_setup(test_no_leaks, setup),
+            cmocka_unit_test(test_props_forms),
+            cmocka_unit_test(test_props_line_ends_and_continuations),
+            cmocka_unit_test(test_props_escapes),
+            cmocka_unit_test(test_props_bad_lines),
+            cmocka_unit_test(test_props_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

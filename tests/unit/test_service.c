@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -270,6 +271,244 @@ static void test_secrets(void **state) {
         assert_false(kp_kafka_prop_is_secret("linger.ms"));
 }
 
+/* ------------------------------------------------------------------------
+ * --kafka-config, the SASL password and -X (kp_kafka_config_apply()). */
+
+/* Writes @p text to a new temporary file; returns its path (static). */
+static const char *tmpfile_with(const char *text) {
+        static char paths[4][64];
+        static int next;
+        char *path = paths[next++ % 4];
+        snprintf(path, 64, "/tmp/kpay-test-kconf-XXXXXX");
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (int)strlen(text));
+        close(fd);
+        return path;
+}
+
+static void unset_kafka_env(void) {
+        unsetenv("KPAY_KAFKA_CONFIG");
+        unsetenv("KPAY_KAFKA_PASSWORD_FILE");
+        unsetenv("KPAY_KAFKA_SASL_PASSWORD");
+        unsetenv("KPAY_KAFKA");
+}
+
+/* kp_app_new() of a client with @p argv: NULL with *rcp on an error. */
+static kp_app_t *client_app(char **argv, int *rcp) {
+        static const kp_app_def_t def = {.name   = "test-client",
+                                         .groups = KP_APP_CLIENT};
+        int argc                      = 0;
+        while (argv[argc])
+                argc++;
+        *rcp = -1;
+        return kp_app_new(&def, argc, argv, rcp);
+}
+
+static const char *kv(kp_app_t *app, const char *key) {
+        return kp_conf_kv_get(&kp_app_conf(app)->kafka, key);
+}
+
+/* The file's properties, the password from the environment, and -X over
+ * both; the file's values count as the user's against a default row. */
+static void test_kafka_config_precedence(void **state) {
+        (void)state;
+        unset_kafka_env();
+        const char *file = tmpfile_with(
+            "# the cluster\n"
+            "security.protocol = SASL_SSL\n"
+            "sasl.mechanisms: SCRAM-SHA-512\n"
+            "sasl.username=kpay\n"
+            "sasl.password=from-file\n"
+            "linger.ms=7\n"
+            "fetch.wait.max.ms=250\n");
+        char *argv[] = {"test", "--kafka-config", (char *)file,
+                        "-X",   "linger.ms=9",    NULL};
+        int rc;
+        kp_app_t *app = client_app(argv, &rc);
+        assert_non_null(app);
+        assert_string_equal(kv(app, "security.protocol"), "SASL_SSL");
+        assert_string_equal(kv(app, "sasl.mechanisms"), "SCRAM-SHA-512");
+        assert_string_equal(kv(app, "sasl.password"), "from-file");
+        assert_string_equal(kv(app, "linger.ms"), "9");
+        static const kp_kafka_prop_t props[] = {
+            {"fetch.wait.max.ms", "100", KP_PROP_DEFAULT},
+            {"linger.ms", "5", KP_PROP_DEFAULT},
+            {NULL},
+        };
+        char errstr[256];
+        rd_kafka_conf_t *conf = kp_kafka_conf_build(
+            kp_app_conf(app), "cid", props, errstr, sizeof(errstr));
+        assert_non_null(conf);
+        assert_string_equal(conf_get(conf, "fetch.wait.max.ms"), "250");
+        assert_string_equal(conf_get(conf, "linger.ms"), "9");
+        assert_string_equal(conf_get(conf, "security.protocol"), "sasl_ssl");
+        assert_string_equal(conf_get(conf, "sasl.username"), "kpay");
+        rd_kafka_conf_destroy(conf);
+        kp_app_destroy(app);
+
+        /* The environment's password over the file's, the file from
+         * KPAY_KAFKA_CONFIG. */
+        setenv("KPAY_KAFKA_CONFIG", file, 1);
+        setenv("KPAY_KAFKA_SASL_PASSWORD", "from-env", 1);
+        char *plain[] = {"test", NULL};
+        app           = client_app(plain, &rc);
+        assert_non_null(app);
+        assert_string_equal(kv(app, "sasl.password"), "from-env");
+        assert_string_equal(kv(app, "linger.ms"), "7");
+        kp_app_destroy(app);
+
+        /* -X over the environment's password. */
+        char *x[] = {"test", "-X", "sasl.password=from-x", NULL};
+        app       = client_app(x, &rc);
+        assert_non_null(app);
+        assert_string_equal(kv(app, "sasl.password"), "from-x");
+        kp_app_destroy(app);
+
+        /* A password file: its first line, without the line end. */
+        unsetenv("KPAY_KAFKA_SASL_PASSWORD");
+        const char *pw = tmpfile_with("s3cr3t with space\r\nsecond line\n");
+        setenv("KPAY_KAFKA_PASSWORD_FILE", pw, 1);
+        app = client_app(plain, &rc);
+        assert_non_null(app);
+        assert_string_equal(kv(app, "sasl.password"), "s3cr3t with space");
+        kp_app_destroy(app);
+
+        /* Both ways at once, an empty file, a missing file: errors. */
+        setenv("KPAY_KAFKA_SASL_PASSWORD", "from-env", 1);
+        assert_null(client_app(plain, &rc));
+        assert_int_equal(rc, 2);
+        unsetenv("KPAY_KAFKA_SASL_PASSWORD");
+        const char *empty = tmpfile_with("\nsecond\n");
+        setenv("KPAY_KAFKA_PASSWORD_FILE", empty, 1);
+        assert_null(client_app(plain, &rc));
+        assert_int_equal(rc, 2);
+        unlink(empty);
+        assert_null(client_app(plain, &rc));
+        assert_int_equal(rc, 2);
+        unlink(pw);
+        unlink(file);
+        unset_kafka_env();
+}
+
+/* What a bad file is told: FILE:LINE and why, never a secret. */
+static void test_kafka_config_errors(void **state) {
+        (void)state;
+        unset_kafka_env();
+        static const struct {
+                const char *text;
+                const char *want;
+        } cases[] = {
+            {"sasl.password=hunter2\nsasl.mechanisms=SCRAM-SHA-512\n"
+             "no.such.property=1\n",
+             ":3: Kafka property no.such.property=1: No such configuration "
+             "property"},
+            {"sasl.password=hunter2\nsasl.jaas.config=org.x required;\n",
+             ":2: Kafka property sasl.jaas.config: Java JAAS configuration "
+             "is not supported"},
+            {"\n\nsecurity.protocol=TLS\n",
+             ":3: Kafka property "
+             "security.protocol=TLS: Invalid "
+             "value"},
+            {"sasl.password=hunter2\nbootstrap.servers=b:9092\n",
+             ":2: bootstrap.servers: give the brokers with "
+             "--bootstrap-servers"},
+            {"client.id=me\n", ":1: client.id: kpay names each client"},
+            {"sasl.password=hunter2\nsasl.username\n",
+             ":2: sasl.username has no value"},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+                const char *file = tmpfile_with(cases[i].text);
+                kp_app_conf_t c  = {.kafka_config = (char *)file};
+                char errstr[512];
+                assert_int_equal(
+                    kp_kafka_config_apply(&c, errstr, sizeof(errstr)),
+                    KP_ERR_CONFIG);
+                char want[600];
+                snprintf(want, sizeof(want), "--kafka-config %s%s", file,
+                         cases[i].want);
+                if (strncmp(errstr, want, strlen(want)))
+                        fail_msg("case %zu: got \"%s\", want \"%s...\"", i,
+                                 errstr, want);
+                assert_null(strstr(errstr, "hunter2"));
+                assert_int_equal(c.kafka.cnt, 0);
+                unlink(file);
+        }
+        kp_app_conf_t c = {.kafka_config = "/nonexistent/kafka.properties"};
+        char errstr[512];
+        assert_int_equal(kp_kafka_config_apply(&c, errstr, sizeof(errstr)),
+                         KP_ERR_CONFIG);
+        assert_non_null(
+            strstr(errstr, "cannot open /nonexistent/kafka.properties"));
+        /* librdkafka's reason for a secret is shown unless it quotes the
+         * value. */
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        assert_int_equal(kp_kafka_conf_set(conf, "sasl.password.bogus",
+                                           "hunter2", errstr, sizeof(errstr)),
+                         KP_ERR_CONFIG);
+        assert_string_equal(errstr,
+                            "Kafka property sasl.password.bogus: No "
+                            "such configuration property: "
+                            "\"sasl.password.bogus\"");
+        rd_kafka_conf_destroy(conf);
+}
+
+/* librdkafka's broker-failure lines that mean "refused": noticed once,
+ * fatal until the cluster has accepted the process. */
+static void test_auth_failure_lines(void **state) {
+        (void)state;
+        char why[700];
+        assert_false(kp_kafka_auth_failure(why, sizeof(why)));
+        /* An ordinary disconnect is not one. */
+        kp_kafka_log_cb(NULL, 6, "FAIL",
+                        "[thrd:127.0.0.1:9092/bootstrap]: 127.0.0.1:9092/"
+                        "bootstrap: Disconnected (after 1ms in state UP)");
+        kp_kafka_log_cb(NULL, 3, "FAIL",
+                        "b: Connect to ipv4#127.0.0.1:9 "
+                        "failed: Connection refused");
+        /* A broker going away while authenticating, or a TLS handshake
+         * cut short: retried, not refused. */
+        kp_kafka_log_cb(NULL, 3, "FAIL",
+                        "GroupCoordinator: SASL authentication error: "
+                        "SaslAuthenticateRequest failed: Local: Broker "
+                        "transport failure (after 0ms in state DOWN)");
+        kp_kafka_log_cb(NULL, 3, "FAIL",
+                        "b: SSL handshake failed: error:0A000126:SSL "
+                        "routines::unexpected eof while reading (after 3ms "
+                        "in state SSL_HANDSHAKE)");
+        /* Not at an error level: not a failure either. */
+        kp_kafka_log_cb(NULL, 7, "FAIL",
+                        "b: SASL authentication error: Authentication "
+                        "failed");
+        assert_false(kp_kafka_auth_failure(why, sizeof(why)));
+        kp_kafka_log_cb(
+            NULL, 3, "FAIL",
+            "[thrd:sasl_ssl://127.0.0.1:1/bootstrap]: sasl_ssl://127.0.0.1:1/"
+            "bootstrap: SASL authentication error: Authentication failed "
+            "during authentication due to invalid credentials with SASL "
+            "mechanism SCRAM-SHA-512 (after 300ms in state AUTH_REQ)");
+        assert_true(kp_kafka_auth_failure(why, sizeof(why)));
+        assert_string_equal(
+            why,
+            "Kafka refused this client's SASL credentials: "
+            "sasl_ssl://127.0.0.1:1/bootstrap: SASL authentication error: "
+            "Authentication failed during authentication due to invalid "
+            "credentials with SASL mechanism SCRAM-SHA-512 (after 300ms in "
+            "state AUTH_REQ); check sasl.mechanisms, sasl.username and "
+            "sasl.password (--kafka-config, KPAY_KAFKA_SASL_PASSWORD or "
+            "--kafka-password-file; docs/security.md)");
+        /* The first reason stays. */
+        kp_kafka_log_cb(NULL, 3, "FAIL",
+                        "b: SSL handshake failed: error:0A000086:SSL "
+                        "routines::certificate verify failed");
+        char again[700];
+        assert_true(kp_kafka_auth_failure(again, sizeof(again)));
+        assert_string_equal(again, why);
+        /* Once the cluster has accepted the process, never fatal. */
+        kp_kafka_mark_ready();
+        assert_false(kp_kafka_auth_failure(why, sizeof(why)));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_state_transitions),
@@ -280,6 +519,9 @@ int main(void) {
             cmocka_unit_test(test_client_defaults),
             cmocka_unit_test(test_commit_policy),
             cmocka_unit_test(test_secrets),
+            cmocka_unit_test(test_kafka_config_precedence),
+            cmocka_unit_test(test_kafka_config_errors),
+            cmocka_unit_test(test_auth_failure_lines),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,12 @@ typedef struct kp_app_conf_s {
         char *bootstrap_servers;
         char *topic_prefix;
         char *log_level;
-        kp_conf_kv_t kafka; /**< -X key=value, passed to librdkafka */
+        kp_conf_kv_t kafka; /**< -X key=value, passed to librdkafka; after
+                             *   kp_app_new() also the --kafka-config
+                             *   properties and the SASL password
+                             *   (kp_kafka_config_apply()) */
+        char *kafka_config; /**< --kafka-config FILE, or NULL */
+        char *kafka_password_file; /**< --kafka-password-file FILE */
         /* KP_APP_SERVICE: long-running daemons with an HTTP endpoint. */
         char *instance_id;
         char *listen;

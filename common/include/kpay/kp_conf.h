@@ -111,6 +111,57 @@ void kp_conf_destroy(kp_conf_t *conf);
 /** @brief Looks up @p key in @p kv. @returns the value or NULL. */
 const char *kp_conf_kv_get(const kp_conf_kv_t *kv, const char *key);
 
+/** @brief Sets @p key to @p value in @p kv (replacing an earlier value in
+ *         place, else appending); both are copied. */
+void kp_conf_kv_set(kp_conf_kv_t *kv, const char *key, const char *value);
+
+/** @brief Frees every pair of @p kv and empties it. */
+void kp_conf_kv_clear(kp_conf_kv_t *kv);
+
+/**
+ * @brief Called by kp_conf_props_parse() for each property, in file order.
+ * @param line the line the property starts on (1-based).
+ * @returns KP_OK to go on; anything else stops the parse and is returned
+ *          (the callback writes the reason into errstr).
+ */
+typedef kp_err_t(kp_conf_prop_cb_t)(const char *key, const char *value,
+                                    int line, void *opaque, char *errstr,
+                                    size_t errstr_size);
+
+/**
+ * @brief Parses a Java-style properties text (java.util.Properties, as
+ *        the Kafka tools' client.properties files are written).
+ *
+ * Lines end with LF, CRLF or CR. Blank lines, and lines whose first
+ * non-blank character is `#` or `!`, are skipped. A property is
+ * `key=value`, `key: value` or `key value`; blanks (space, tab, form feed)
+ * around the key and the separator are dropped, and so, unlike Java, are
+ * unescaped blanks at the end of the value (write `\ ` to keep one). A
+ * line ending with an odd number of backslashes continues on the next one
+ * (whose leading blanks are dropped). Escapes in keys and values: `\t`,
+ * `\n`, `\r`, `\f`, `\uXXXX` (UTF-8 out), and a backslash before any
+ * other character stands for that character (`\\`, `\=`, `\:`, `\#`,
+ * `\ `). Bad lines (no separator or no value, an empty key, a bad
+ * `\u` escape, a NUL) are errors "NAME:LINE: reason"; the reason never
+ * quotes the line, which may hold a secret. A repeated key is passed again
+ * (the caller's set keeps the last).
+ *
+ * @param name what errors call the text (the file's path).
+ * @returns KP_OK, KP_ERR_PARSE for a bad line, or what @p cb returned.
+ * @locality any thread
+ */
+kp_err_t kp_conf_props_parse(const char *text, size_t len, const char *name,
+                             kp_conf_prop_cb_t *cb, void *opaque, char *errstr,
+                             size_t errstr_size);
+
+/**
+ * @brief kp_conf_props_parse() of the file at @p path (at most 1 MiB).
+ * @returns KP_OK, KP_ERR_IO when it cannot be read (reason in errstr), or
+ *          what the parse returned.
+ */
+kp_err_t kp_conf_props_load(const char *path, kp_conf_prop_cb_t *cb,
+                            void *opaque, char *errstr, size_t errstr_size);
+
 /**
  * @brief Parses a decimal int64 with no trailing garbage and no overflow.
  * @returns KP_OK or KP_ERR_INVALID_ARG.

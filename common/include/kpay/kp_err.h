@@ -25,7 +25,8 @@
         X(ERR_OVERFLOW, -10, "Arithmetic overflow")                            \
         X(ERR_FATAL, -11, "Fatal error")                                       \
         X(ERR_ABORTED, -12, "Transaction aborted")                             \
-        X(ERR_STATE, -13, "Operation not valid in the current state")
+        X(ERR_STATE, -13, "Operation not valid in the current state")          \
+        X(ERR_AUTH, -14, "Kafka refused the credentials or TLS handshake")
 
 typedef enum kp_err_e {
 #define KP__ERR_ENUM(name, value, desc) KP_##name = value,

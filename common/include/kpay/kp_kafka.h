@@ -81,8 +81,11 @@ json_t *kp_kafka_conf_json(rd_kafka_t *rk);
 
 /**
  * @brief Waits until the cluster answers a metadata request with at least
- *        one broker, or @p timeout_ms passes.
- * @returns KP_OK or KP_ERR_TIMED_OUT.
+ *        one broker, or @p timeout_ms passes. A success tells
+ *        kp_kafka_mark_ready() that the cluster accepted this process.
+ * @returns KP_OK, KP_ERR_TIMED_OUT, or KP_ERR_AUTH as soon as the cluster
+ *          refused this process's credentials or TLS handshake before it
+ *          ever accepted them (kp_kafka_auth_failure() says why).
  */
 kp_err_t kp_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms);
 
@@ -109,5 +112,64 @@ kp_err_t kp_kafka_produce_sync(rd_kafka_t *rk, const char *topic,
                                int32_t partition, const void *key, size_t klen,
                                const void *val, size_t vlen,
                                rd_kafka_headers_t *hdrs, int timeout_ms);
+
+/**
+ * @brief kp_kafka_wait_ready() that writes the one line to report when it
+ *        fails: the authentication failure (kp_kafka_auth_failure()) or
+ *        "no Kafka broker answered at BOOTSTRAP within N ms".
+ */
+kp_err_t kp_kafka_wait_ready_reason(rd_kafka_t *rk, const char *bootstrap,
+                                    int timeout_ms, char *errstr,
+                                    size_t errstr_size);
+
+/**
+ * @brief Completes the Kafka settings of @p c once its options are loaded
+ *        (kp_app_new() calls it for every binary with KP_APP_CLIENT).
+ *
+ * The properties of c->kafka_config (`--kafka-config FILE`, env
+ * KPAY_KAFKA_CONFIG: a Java-style properties file of librdkafka property
+ * names, kp_conf_props_parse(); each checked against librdkafka, errors
+ * name FILE:LINE), then sasl.password from env KPAY_KAFKA_SASL_PASSWORD or
+ * from the first line of c->kafka_password_file (at most one of the two),
+ * go into c->kafka *below* the -X properties already there: -X wins over
+ * both, the password over the file. bootstrap.servers and client.id are
+ * refused in the file (--bootstrap-servers and kpay set them).
+ * docs/security.md.
+ *
+ * @returns KP_OK or KP_ERR_CONFIG with a one-line reason that never quotes
+ *          a secret.
+ */
+kp_err_t kp_kafka_config_apply(kp_app_conf_t *c, char *errstr,
+                               size_t errstr_size);
+
+/**
+ * @brief Process-wide: the cluster has accepted this process (a metadata
+ *        answer, a delivered record). From then on an authentication or
+ *        TLS failure is logged like any broker error and retried, never
+ *        fatal. @locality any thread
+ */
+void kp_kafka_mark_ready(void);
+
+/**
+ * @brief 1 when, before kp_kafka_mark_ready(), a broker refused this
+ *        process's SASL credentials or a TLS handshake failed, with the
+ *        one line to report in @p buf (librdkafka's reason and what to
+ *        check); else 0. Noticed from librdkafka's log callback of every
+ *        client made by kp_kafka_conf_new(), so no client needs polling.
+ * @locality any thread
+ */
+int kp_kafka_auth_failure(char *buf, size_t size);
+
+/**
+ * @brief The log callback of every kpay client (kp_kafka_conf_new() sets
+ *        it): notes authentication and TLS failures for
+ *        kp_kafka_auth_failure() and hands every line to
+ *        kp_log_rdkafka_cb(). Before the cluster has accepted the process,
+ *        an authentication failure's own line (and librdkafka's "brokers
+ *        are down" that follows it) is logged at debug level: the caller's
+ *        one error line carries its text.
+ */
+void kp_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                     const char *buf);
 
 #endif /* KPAY_KP_KAFKA_H */
