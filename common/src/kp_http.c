@@ -475,36 +475,24 @@ static bool route_method_matches(const kp_http_route_t *r, const char *method) {
                !strcmp(route_methods[r->method], "GET");
 }
 
-/* The route for (method, path): among the routes whose path matches, those
- * with the longest path decide; the one of them that accepts the method
- * (any-method routes included) is returned. When none of them accepts it,
- * returns NULL with their methods in @p allow: a shorter catch-all prefix
- * (kpay-web's "/") never hides a 405 of a longer route ("" when no route
+/* The route for (method, path): the longest matching path among the routes
+ * that accept the method. When routes match the path but none accepts the
+ * method, returns NULL with their methods in @p allow ("" when no route
  * matches the path at all). */
 static const kp_http_route_t *route_find(const kp_http_t *http,
                                          const char *method, const char *path,
                                          char *allow, size_t allow_size) {
         const kp_http_route_t *best = NULL;
         unsigned int allowed        = 0;
-        size_t longest              = 0;
-        bool matched                = false;
         for (size_t i = 0; i < http->route_cnt; i++) {
                 const kp_http_route_t *r = &http->routes[i];
-                if (route_path_matches(r, path) &&
-                    (!matched || r->path_len > longest)) {
-                        longest = r->path_len;
-                        matched = true;
-                }
-        }
-        for (size_t i = 0; matched && i < http->route_cnt; i++) {
-                const kp_http_route_t *r = &http->routes[i];
-                if (r->path_len != longest || !route_path_matches(r, path))
+                if (!route_path_matches(r, path))
                         continue;
                 if (!route_method_matches(r, method)) {
                         allowed |= 1u << r->method;
                         continue;
                 }
-                if (!best)
+                if (!best || r->path_len > best->path_len)
                         best = r;
         }
         allow[0] = '\0';
