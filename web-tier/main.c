@@ -138,17 +138,29 @@ static kp_err_t init(kp_service_t *svc, void *opaque) {
         web_register_routes(w);
         /* kp_http routes for the templates: a template's literal part (up
          * to its first parameter) as an exact or a prefix route, each once,
-         * so that the runtime's own routes keep their 404 and 405. */
+         * so that the runtime's own routes keep their 404 and 405. A path
+         * whose templates all take one method is registered for that method
+         * only: the UI's GET "/" is a prefix of every path, and for any
+         * method it would turn POST /healthz into a 404 instead of 405. */
         for (size_t i = 0; i < w->route_cnt; i++) {
-                char *p = web_route_http_path(w->routes[i].tmpl);
-                int dup = 0;
-                for (size_t j = 0; j < i && !dup; j++) {
-                        char *q = web_route_http_path(w->routes[j].tmpl);
-                        dup     = !strcmp(p, q);
+                char *p            = web_route_http_path(w->routes[i].tmpl);
+                const char *method = w->routes[i].method;
+                int dup            = 0;
+                for (size_t j = 0; j < w->route_cnt && !dup; j++) {
+                        char *q  = web_route_http_path(w->routes[j].tmpl);
+                        int same = !strcmp(p, q);
                         kp_free(q);
+                        if (!same)
+                                continue;
+                        if (j < i)
+                                dup = 1;
+                        else if (method &&
+                                 (!w->routes[j].method ||
+                                  strcmp(method, w->routes[j].method)))
+                                method = NULL;
                 }
                 if (!dup)
-                        kp_service_route(svc, NULL, p, web_h_dispatch, w);
+                        kp_service_route(svc, method, p, web_h_dispatch, w);
                 kp_free(p);
         }
         return KP_OK;
