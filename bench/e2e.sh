@@ -15,6 +15,8 @@
 # the peak RSS of every daemon. It writes build/bench-e2e/result.json and
 # build/bench-e2e/e2e.png (throughput and latency over time).
 # KPAY_BENCH_BIN=dir runs the daemons from another build (to compare);
+# KPAY_BENCH_DAEMON_ARGS="-X linger.ms=5 ..." adds options to every daemon
+# (to measure one setting against its default);
 # KPAY_BENCH_KAFKA_PORT and KPAY_BENCH_HTTP_BASE_PORT move it off the
 # default ports (29092, 18101...).
 set -euo pipefail
@@ -75,6 +77,8 @@ port=${KPAY_BENCH_HTTP_BASE_PORT:-18100}
 # Only given to the daemons when asked: a build older than adaptive
 # commits has no such option.
 commit_args=(--commit-interval-ms "$commit_ms")
+# shellcheck disable=SC2206 # split on purpose: several options
+[ -z "${KPAY_BENCH_DAEMON_ARGS:-}" ] || commit_args+=($KPAY_BENCH_DAEMON_ARGS)
 [ -z "$commit_min_ms" ] || commit_args+=(--commit-min-interval-ms "$commit_min_ms")
 # The librdkafka the daemons run with.
 rdkafka=$("$bin/kpay-inflight" --version | sed -n 's/.*(librdkafka \(.*\))$/\1/p')
