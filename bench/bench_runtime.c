@@ -165,9 +165,122 @@ static void read_n(rd_kafka_t *rk, int64_t n, int timeout_s, int64_t *firstp,
         *lastp = now_us();
 }
 
+/* --count-topics PREFIX: every topic whose name starts with PREFIX, read
+ * whole (read_committed) from its first offset to its end: the records, the
+ * bytes of their keys, values and headers, and the offsets the partitions
+ * span (records + transaction markers + aborted records). One JSON line:
+ * {"topics":{"<name without the prefix>":{"records","bytes","offsets"}}}.
+ * What a run wrote by topic, changelogs included (bench/e2e.sh). */
+static int count_topics(const char *prefix) {
+        rd_kafka_t *rk =
+            client(RD_KAFKA_CONSUMER,
+                   (const char *const[]){"group.id", "kpay-bench-count",
+                                         "isolation.level", "read_committed",
+                                         "enable.auto.commit", "false", NULL});
+        const struct rd_kafka_metadata *md;
+        if (rd_kafka_metadata(rk, 1, NULL, &md, 30000)) {
+                fprintf(stderr, "bench: cannot list topics\n");
+                return 1;
+        }
+        size_t plen  = strlen(prefix);
+        int tcnt     = 0;
+        char **names = calloc((size_t)md->topic_cnt + 1, sizeof(*names));
+        int64_t(*tot)[3] =
+            calloc((size_t)md->topic_cnt + 1, sizeof(*tot)); /* rec, B, off */
+        int64_t *ends = NULL;
+        rd_kafka_topic_partition_list_t *list =
+            rd_kafka_topic_partition_list_new(64);
+        for (int i = 0; i < md->topic_cnt; i++) {
+                const struct rd_kafka_metadata_topic *t = &md->topics[i];
+                if (strncmp(t->topic, prefix, plen))
+                        continue;
+                names[tcnt] = strdup(t->topic);
+                for (int p = 0; p < t->partition_cnt; p++) {
+                        int64_t lo, hi;
+                        if (rd_kafka_query_watermark_offsets(
+                                rk, t->topic, t->partitions[p].id, &lo, &hi,
+                                10000)) {
+                                fprintf(stderr, "bench: offsets of %s failed\n",
+                                        t->topic);
+                                return 1;
+                        }
+                        tot[tcnt][2] += hi - lo;
+                        if (hi <= lo)
+                                continue;
+                        rd_kafka_topic_partition_list_add(list, t->topic,
+                                                          t->partitions[p].id)
+                            ->offset = lo;
+                        ends = realloc(ends, sizeof(*ends) * (size_t)list->cnt);
+                        ends[list->cnt - 1] = hi;
+                }
+                tcnt++;
+        }
+        rd_kafka_metadata_destroy(md);
+        if (list->cnt && rd_kafka_assign(rk, list)) {
+                fprintf(stderr, "bench: assign failed\n");
+                return 1;
+        }
+        int64_t deadline = now_us() + 600 * INT64_C(1000000);
+        int64_t seen     = 0;
+        for (int left = list->cnt; left > 0;) {
+                if (now_us() > deadline) {
+                        fprintf(stderr, "bench: counting timed out\n");
+                        return 1;
+                }
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (m && !m->err) {
+                        const char *tn = rd_kafka_topic_name(m->rkt);
+                        int k;
+                        for (k = 0; k < tcnt && strcmp(names[k], tn); k++)
+                                ;
+                        int64_t b = (int64_t)(m->key_len + m->len);
+                        rd_kafka_headers_t *h;
+                        if (!rd_kafka_message_headers(m, &h)) {
+                                const char *hn;
+                                const void *hv;
+                                size_t hs;
+                                for (size_t j = 0; !rd_kafka_header_get_all(
+                                         h, j, &hn, &hv, &hs);
+                                     j++)
+                                        b += (int64_t)(strlen(hn) + hs);
+                        }
+                        if (k < tcnt) {
+                                tot[k][0]++;
+                                tot[k][1] += b;
+                        }
+                }
+                if (m)
+                        rd_kafka_message_destroy(m);
+                if (m && (++seen & 4095))
+                        continue; /* check the ends now and then */
+                rd_kafka_position(rk, list);
+                left = 0;
+                for (int i = 0; i < list->cnt; i++)
+                        if (list->elems[i].offset < ends[i])
+                                left++;
+        }
+        printf("{\"topics\":{");
+        for (int k = 0; k < tcnt; k++)
+                printf("%s\"%s\":{\"records\":%" PRId64 ",\"bytes\":%" PRId64
+                       ",\"offsets\":%" PRId64 "}",
+                       k ? "," : "", names[k] + plen, tot[k][0], tot[k][1],
+                       tot[k][2]);
+        printf("}}\n");
+        rd_kafka_topic_partition_list_destroy(list);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        for (int k = 0; k < tcnt; k++)
+                free(names[k]);
+        free(names);
+        free(tot);
+        free(ends);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         const char *testproc = NULL, *state_dir = "/tmp/kpay-bench-state";
-        int raw_only = 0;
+        int raw_only             = 0;
+        const char *count_prefix = NULL;
         for (int i = 1; i < argc; i++) {
                 int64_t v;
                 if (!strcmp(argv[i], "-b") && i + 1 < argc)
@@ -187,9 +300,12 @@ int main(int argc, char **argv) {
                         state_dir = argv[++i];
                 else if (!strcmp(argv[i], "--raw-only"))
                         raw_only = 1;
+                else if (!strcmp(argv[i], "--count-topics") && i + 1 < argc)
+                        count_prefix = argv[++i];
                 else {
                         fprintf(stderr,
-                                "usage: %s --testproc PATH | --raw-only "
+                                "usage: %s --testproc PATH | --raw-only | "
+                                "--count-topics PREFIX "
                                 "[-b HOST:PORT] "
                                 "[--records N] [--value-size BYTES] "
                                 "[--commit-interval-ms MS] [--state-dir "
@@ -198,6 +314,8 @@ int main(int argc, char **argv) {
                         return 2;
                 }
         }
+        if (count_prefix)
+                return count_topics(count_prefix);
         if (!testproc && !raw_only) {
                 fprintf(stderr, "bench: --testproc is required\n");
                 return 2;

@@ -15,6 +15,8 @@
 # the peak RSS of every daemon. It writes build/bench-e2e/result.json and
 # build/bench-e2e/e2e.png (throughput and latency over time).
 # KPAY_BENCH_BIN=dir runs the daemons from another build (to compare);
+# KPAY_BENCH_DAEMON_ARGS="-X linger.ms=5 ..." adds options to every daemon
+# (to measure one setting against its default);
 # KPAY_BENCH_KAFKA_PORT and KPAY_BENCH_HTTP_BASE_PORT move it off the
 # default ports (29092, 18101...).
 set -euo pipefail
@@ -75,6 +77,8 @@ port=${KPAY_BENCH_HTTP_BASE_PORT:-18100}
 # Only given to the daemons when asked: a build older than adaptive
 # commits has no such option.
 commit_args=(--commit-interval-ms "$commit_ms")
+# shellcheck disable=SC2206 # split on purpose: several options
+[ -z "${KPAY_BENCH_DAEMON_ARGS:-}" ] || commit_args+=($KPAY_BENCH_DAEMON_ARGS)
 [ -z "$commit_min_ms" ] || commit_args+=(--commit-min-interval-ms "$commit_min_ms")
 # The librdkafka the daemons run with.
 rdkafka=$("$bin/kpay-inflight" --version | sed -n 's/.*(librdkafka \(.*\))$/\1/p')
@@ -131,6 +135,41 @@ cpu_seconds() { # prefix
   printf '}'
 }
 
+# "name ticks" (user + system clock ticks) of every daemon of a run and of
+# the broker: sampled before and after the workload, so that start-up and
+# restore are not counted.
+cpu_ticks() { # prefix
+  local pid name p bpid
+  while read -r pid name p; do
+    awk -v n="$name" '{print n, $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo "$name 0"
+  done <"$out/$1.daemons"
+  bpid=$(cat "$KPAY_KAFKA_DATA/kafka.pid" 2>/dev/null || true)
+  if [ -n "$bpid" ]; then
+    awk '{print "broker", $14 + $15}' "/proc/$bpid/stat" 2>/dev/null || echo "broker 0"
+  fi
+}
+
+# CPU microseconds per payment of each daemon and of the broker, as JSON,
+# from two cpu_ticks samples and the payments sent (funding included).
+cpu_us_per_payment() { # before-file after-file payments
+  awk -v hz="$(getconf CLK_TCK)" -v n="$3" '
+    FNR == NR { b[$1] = $2; next }
+    { o = o (o ? "," : "") sprintf("\"%s\":%.1f", $1, ($2 - b[$1]) * 1e6 / hz / n) }
+    END { printf "{%s}", o }' "$1" "$2"
+}
+
+# Records and bytes per payment by topic (changelogs included) and the
+# transaction markers per payment, from kpay-bench-runtime --count-topics.
+per_payment_by_topic() { # count-json payments
+  tr '{},' '\n\n\n' <"$1" | awk -v n="$2" -F: '
+    /^"[^"]*":$/ { t = $1 }
+    /^"records":/ { r[t] = $2 } /^"bytes":/ { b[t] = $2 } /^"offsets":/ { o[t] = $2; ts[++k] = t }
+    END {
+      for (i = 1; i <= k; i++) { t = ts[i]; rr = rr (i > 1 ? "," : "") sprintf("%s:%.3f", t, r[t] / n);
+        bb = bb (i > 1 ? "," : "") sprintf("%s:%.1f", t, b[t] / n); R += r[t]; B += b[t]; M += o[t] - r[t] }
+      printf "{\"records\":{%s},\"bytes\":{%s},\"records_total\":%.3f,\"bytes_total\":%.1f,\"markers_and_aborted\":%.3f}", rr, bb, R / n, B / n, M / n }'
+}
+
 # Records the daemons wrote (outputs, changelogs, dead letters).
 records_out() { # prefix
   local pid name p sum=0 v
@@ -158,11 +197,42 @@ sampler() { # prefix port file
   done
 }
 
+# Restores kpay-inflight's stores from nothing (its state wiped) after a
+# run, and records the changelog records replayed, the time and the rate
+# (the daemon's own "restored N changelog records in M ms" line).
+restore_run() { # prefix label
+  local prefix=$1 label=$2 log="$out/$1-restore.log"
+  rm -rf "$out/state-$prefix/inflight-1"
+  port=$((port + 1))
+  "$bin/kpay-inflight" -b "$bootstrap" --topic-prefix "$prefix" --instance-id 1 \
+    --state-dir "$out/state-$prefix/inflight-1" --listen "127.0.0.1:$port" \
+    "${commit_args[@]}" --log-level info >"$log" 2>&1 &
+  local pid=$! deadline=$((SECONDS + 300))
+  pids+=($pid)
+  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || { tail "$log" >&2; echo "bench: restore died" >&2; exit 1; }
+    [ "$SECONDS" -lt "$deadline" ] || { echo "bench: restore not ready" >&2; exit 1; }
+    sleep 0.2
+  done
+  local rss
+  rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  # Every assignment restores; sum them.
+  sed -n 's/.*restored \([0-9]*\) changelog records in \([0-9]*\) ms.*/\1 \2/p' "$log" |
+    awk -v rss="${rss:-0}" '{ r += $1; ms += $2 } END {
+      printf "{\"records\":%d,\"ms\":%d,\"records_per_s\":%.0f,\"peak_rss_kb\":%d}", r, ms, ms ? r * 1000 / ms : 0, rss }' \
+    >"$out/$label.restore.json"
+}
+
 run() { # label account-instances gen-args...
   local label=$1 n=$2
   shift 2
   local prefix="b-$label."
-  "$root/build/bin/kpay-admin" topics -b "$bootstrap" --topic-prefix "$prefix" >/dev/null
+  # The daemons' own kpay-admin: it makes the changelogs as they expect them.
+  local admin=$bin/kpay-admin
+  [ -x "$admin" ] || admin=$root/build/bin/kpay-admin
+  "$admin" topics -b "$bootstrap" --topic-prefix "$prefix" >/dev/null
   start_daemon inflight "$prefix" 1
   for i in $(seq 1 "$n"); do start_daemon account "$prefix" "$i"; done
   start_daemon confirmed "$prefix" 1
@@ -172,10 +242,12 @@ run() { # label account-instances gen-args...
   sampler "$prefix" "$cport" "$out/$label.samples" &
   local sp=$!
   echo "bench: $label" >&2
+  cpu_ticks "$prefix" >"$out/$label.ticks0"
   "$gen" -b "$bootstrap" --topic-prefix "$prefix" --accounts "$accounts" --fund \
     --seed 7 --wait --wait-timeout 900 --json --quiet \
     --latency-file "$out/$label.latency" "$@" >"$out/$label.json"
-  local rss cpu
+  cpu_ticks "$prefix" >"$out/$label.ticks1"
+  local rss cpu sent
   rss=$(peak_rss "$prefix")
   cpu=$(cpu_seconds "$prefix")
   records_out "$prefix" >"$out/$label.records_out"
@@ -183,6 +255,16 @@ run() { # label account-instances gen-args...
   stop_run "$prefix"
   printf '%s' "$rss" >"$out/$label.rss.json"
   printf '%s' "$cpu" >"$out/$label.cpu.json"
+  sent=$(sed -n 's/.*"sent":\([0-9]*\).*/\1/p' "$out/$label.json")
+  cpu_us_per_payment "$out/$label.ticks0" "$out/$label.ticks1" "$sent" >"$out/$label.cpu_us.json"
+  "$root/build/bin/kpay-bench-runtime" -b "$bootstrap" --count-topics "$prefix" >"$out/$label.topics.json"
+  per_payment_by_topic "$out/$label.topics.json" "$sent" >"$out/$label.per_payment.json"
+  if [ "$label" = full-1-account ]; then
+    echo "bench: $label: restoring kpay-inflight from nothing" >&2
+    restore_run "$prefix" "$label"
+  else
+    printf 'null' >"$out/$label.restore.json"
+  fi
 }
 
 for l in $runs; do
@@ -201,9 +283,11 @@ done
     "$commit_ms" "${commit_min_ms:-default}" "$accounts"
   printf '"librdkafka":"%s",' "$rdkafka"
   for l in $runs; do
-    printf '"%s":{"gen":%s,"peak_rss_kb":%s,"cpu_s":%s,"daemon_records_out":%s},' \
+    printf '"%s":{"gen":%s,"peak_rss_kb":%s,"cpu_s":%s,"cpu_us_per_payment":%s,"per_payment":%s,"restore":%s,"daemon_records_out":%s},' \
       "$l" "$(cat "$out/$l.json")" "$(cat "$out/$l.rss.json")" \
-      "$(cat "$out/$l.cpu.json")" "$(cat "$out/$l.records_out")"
+      "$(cat "$out/$l.cpu.json")" "$(cat "$out/$l.cpu_us.json")" \
+      "$(cat "$out/$l.per_payment.json")" "$(cat "$out/$l.restore.json")" \
+      "$(cat "$out/$l.records_out")"
   done
   printf '"raw_records_per_s":%s}\n' "$raw"
 } >"$out/result.json"

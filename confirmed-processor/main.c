@@ -50,28 +50,30 @@ static const kp_conf_opt_t confirmed_opts[] = {
     {NULL},
 };
 
-KP_CTX_TYPED_GETTER(get_totals, confirmed_record_t, confirmed_totals_decode)
+/* The totals, kept decoded for the transaction (kp_ctx_cached()): every
+ * record reads and writes two of them, decoded and encoded once per commit
+ * instead of once per record. */
+KP_CTX_VALUE_TYPE(totals_type, confirmed_record_t, confirmed_record_init,
+                  confirmed_record_clear, confirmed_totals_decode,
+                  confirmed_totals_encode);
 
-/* Reads the totals under @p key into @p r (initialized); zeros when there
- * are none yet. */
+/* The totals under @p key (zeros when there are none yet). */
 static kp_err_t totals_load(kp_ctx_t *ctx, const char *key,
-                            confirmed_record_t *r) {
-        kp_err_t err =
-            get_totals(ctx, CONFIRMED_ST_TOTALS, key, strlen(key), r);
-        return err == KP_ERR_NOT_FOUND ? KP_OK : err;
+                            confirmed_record_t **rp) {
+        void *obj;
+        kp_err_t err = kp_ctx_cached(ctx, CONFIRMED_ST_TOTALS, key, strlen(key),
+                                     &totals_type, &obj);
+        *rp          = err ? NULL : obj;
+        return err;
 }
 
-/* Writes the view @p t of @p currency back into @p r and stores it. */
-static kp_err_t totals_save(kp_ctx_t *ctx, const char *key,
-                            confirmed_record_t *r, const char *currency,
-                            const confirmed_totals_t *t) {
-        size_t len;
+/* Writes the view @p t of @p currency back into @p r, stored at the
+ * commit. */
+static kp_err_t totals_save(kp_ctx_t *ctx, confirmed_record_t *r,
+                            const char *currency, const confirmed_totals_t *t) {
         kp_err_t err = confirmed_totals_update(r, currency, t);
-        if (err)
-                return err;
-        char *s = confirmed_totals_encode(r, &len);
-        err = kp_ctx_put(ctx, CONFIRMED_ST_TOTALS, key, strlen(key), s, len);
-        kp_free(s);
+        if (!err)
+                kp_ctx_cached_put(ctx, r);
         return err;
 }
 
@@ -100,7 +102,7 @@ static kp_err_t outcome_save(kp_ctx_t *ctx, const kp_payment_t *p) {
 
 static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
         confirmed_app_t *a = opaque;
-        confirmed_record_t rall, rday;
+        confirmed_record_t *rall, *rday;
         confirmed_totals_t all, day;
         confirmed_decision_t d;
         kp_payment_t p;
@@ -131,23 +133,19 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
                 memcpy(curbuf, cur, KP_CURRENCY_SIZE);
                 cur = curbuf;
         }
-        confirmed_record_init(&rall);
-        confirmed_record_init(&rday);
         if (!(err = totals_load(ctx, CONFIRMED_ALL_KEY, &rall)) &&
             !(err = totals_load(ctx, daykey, &rday))) {
-                confirmed_totals_view(&rall, cur, &all);
-                confirmed_totals_view(&rday, cur, &day);
+                confirmed_totals_view(rall, cur, &all);
+                confirmed_totals_view(rday, cur, &day);
                 err = confirmed_on_complete(&p, &all, &day, &d);
         }
         if (err) {
                 kp_payment_clear(&p);
-                confirmed_record_clear(&rall);
-                confirmed_record_clear(&rday);
                 return err;
         }
 
-        if (!(err = totals_save(ctx, CONFIRMED_ALL_KEY, &rall, cur, &d.all)) &&
-            !(err = totals_save(ctx, daykey, &rday, cur, &d.day)) &&
+        if (!(err = totals_save(ctx, rall, cur, &d.all)) &&
+            !(err = totals_save(ctx, rday, cur, &d.day)) &&
             !(err = outcome_save(ctx, &p)) &&
             !(err = kp_ctx_emit(ctx, d.topic, d.partition, d.key, strlen(d.key),
                                 d.value, d.value_len, NULL)))
@@ -156,8 +154,6 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
                     1);
         kp_payment_clear(&p);
         confirmed_decision_clear(&d);
-        confirmed_record_clear(&rall);
-        confirmed_record_clear(&rday);
         return err;
 }
 
@@ -202,7 +198,7 @@ static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
         kp_err_t err       = kp_expiry_run(
                   ctx, CONFIRMED_ST_EXPIRY, CONFIRMED_EXPIRY_PREFIX,
                   kp_expiry_cutoff(now_ms, a->retention_ms),
-                  CONFIRMED_EXPIRY_MAX_PER_RUN, expire_outcome, &x, &deleted);
+                  CONFIRMED_EXPIRY_MAX_PER_RUN, 0, expire_outcome, &x, &deleted);
         if (deleted > 0) {
                 kp_counter_add(a->outcomes_expired, deleted);
                 KP_DEBUG("partition %d: %" PRId64 " outcome index keys expired",

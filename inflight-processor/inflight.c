@@ -26,11 +26,45 @@ static const char *const inflight_stores[] = {
     NULL,
 };
 
-const kp_proc_layout_t inflight_layout = {
-    .service = "inflight",
-    .inputs  = inflight_inputs,
-    .stores  = inflight_stores,
+/* The dedup changelog keeps an entry for the default window plus a day
+ * (inflight_dedup_changelog_retention_ms()); a longer window raises it
+ * (main.c). */
+static const char *const inflight_retention[] = {
+    [INFLIGHT_ST_INFLIGHT] = NULL,
+    [INFLIGHT_ST_DEDUP]    = INFLIGHT_DEDUP_CHANGELOG_RETENTION_DEFAULT,
+    [INFLIGHT_ST_TOTALS]   = NULL,
+    NULL,
 };
+
+const kp_proc_layout_t inflight_layout = {
+    .service            = "inflight",
+    .inputs             = inflight_inputs,
+    .stores             = inflight_stores,
+    .store_retention_ms = inflight_retention,
+};
+
+int64_t inflight_dedup_changelog_retention_ms(int64_t window_ms) {
+        int64_t r;
+        if (__builtin_add_overflow(window_ms,
+                                   INFLIGHT_DEDUP_CHANGELOG_MARGIN_MS, &r))
+                return INT64_MAX;
+        return r;
+}
+
+size_t inflight_expiry_key_of_entry(char *buf, size_t size, const void *key,
+                                    size_t klen, const void *val, size_t vlen) {
+        char id[KP_PAYMENT_ID_MAX + 3];
+        int64_t ms;
+        if (!key || klen < 2 || memcmp(key, INFLIGHT_DEDUP_PREFIX, 2) ||
+            klen - 2 >= sizeof(id) || !val ||
+            inflight_dedup_value_decode(val, vlen, &ms))
+                return 0;
+        memcpy(id, (const char *)key + 2, klen - 2);
+        id[klen - 2] = '\0';
+        if (memchr(id, '\0', klen - 2))
+                return 0; /* an id never holds a NUL */
+        return inflight_expiry_key(buf, size, ms, id);
+}
 
 /* The counts of the totals, in the order of the struct and of the JSON. */
 static const kp_json_field_t totals_fields[] = {

@@ -12,9 +12,13 @@
  * - `inflight`: payment id -> the payment as received, with `inflight_ms`
  *   and `origin_partition` stamped (Payment JSON, state INCOMING);
  * - `dedup`: `i:<id>` -> first-seen wall-clock ms (decimal), and the expiry
- *   index `t:<16 lowercase hex digits of first-seen ms>:<id>` -> "1" (not
- * empty: an empty value would be a tombstone), whose keys sort by time, so that
- * expiry walks them oldest first;
+ *   index `t:<16 lowercase hex digits of first-seen ms>:<id>` -> "1", whose
+ *   keys sort by time, so that expiry walks them oldest first. Only the
+ *   `i:` keys go to the changelog, which is compact,delete with a
+ *   retention of the window plus a day: the index is local state
+ *   (kp_ctx_write_local()), derived again from each restored `i:` record
+ *   (inflight_expiry_key_of_entry()), and expiry deletes both keys
+ *   locally, without tombstones (docs/pipeline.md);
  * - `totals`: `totals` -> inflight_record_t as JSON: the counts, and the
  *   in-flight amount per currency (issue 13, defect 7).
  */
@@ -64,6 +68,32 @@ typedef enum inflight_store_e {
 /** Default and minimum of --dedup-retention-ms. */
 #define INFLIGHT_DEDUP_RETENTION_DEFAULT_MS 604800000 /* 7 days */
 #define INFLIGHT_DEDUP_RETENTION_MIN_MS     1000
+/** The dedup changelog's retention beyond the window (as Kafka Streams'
+ *  windowstore.changelog.additional.retention.ms): clock skew between the
+ *  processor and the broker, and a restore that starts late. */
+#define INFLIGHT_DEDUP_CHANGELOG_MARGIN_MS INT64_C(86400000)
+/** The default window plus the margin, 8 days, as the layout's string. */
+#define INFLIGHT_DEDUP_CHANGELOG_RETENTION_DEFAULT "691200000"
+
+/**
+ * @brief The retention.ms the dedup changelog needs for a window of
+ *        @p window_ms: the window plus INFLIGHT_DEDUP_CHANGELOG_MARGIN_MS
+ *        (saturating). An entry first seen at T is produced at T or later,
+ *        and the broker deletes a segment only once its newest record is
+ *        older than the retention, so a restore finds every id of the
+ *        window.
+ */
+int64_t inflight_dedup_changelog_retention_ms(int64_t window_ms);
+
+/**
+ * @brief The expiry index key of a dedup entry: for a restored record
+ *        `i:<id>` -> first-seen ms, writes "t:<16 hex>:<id>" into @p buf.
+ * @returns its length, or 0 for anything else (a "t:" key of an older
+ *          changelog, a tombstone, a malformed value, no room).
+ */
+size_t inflight_expiry_key_of_entry(char *buf, size_t size, const void *key,
+                                    size_t klen, const void *val, size_t vlen);
+
 /** How often the dedup expiry runs, and how much it deletes at most. */
 #define INFLIGHT_PUNCTUATE_MS       60000
 #define INFLIGHT_EXPIRY_MAX_PER_RUN 10000

@@ -56,29 +56,32 @@ static kp_counter_t *rejected_counter(inflight_app_t *a, kp_reason_t reason) {
 }
 
 /* Typed readers of the stores' values. */
-KP_CTX_TYPED_GETTER(get_totals, inflight_record_t, inflight_totals_decode)
 KP_CTX_TYPED_GETTER(get_first_seen, int64_t, inflight_dedup_value_decode)
 
-/* Reads the partition's totals into @p t (initialized); zeros when there
- * are none yet. */
-static kp_err_t totals_load(kp_ctx_t *ctx, inflight_record_t *t) {
-        kp_err_t err = get_totals(ctx, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
-                                  strlen(INFLIGHT_TOTALS_KEY), t);
-        return err == KP_ERR_NOT_FOUND ? KP_OK : err;
+/* The totals, kept decoded for the transaction (kp_ctx_cached()): every
+ * record reads and writes them, so they are decoded and encoded once per
+ * commit instead of once per record. */
+KP_CTX_VALUE_TYPE(totals_type, inflight_record_t, inflight_record_init,
+                  inflight_record_clear, inflight_totals_decode,
+                  inflight_totals_encode);
+
+/* The partition's totals (zeros when there are none yet). */
+static kp_err_t totals_load(kp_ctx_t *ctx, inflight_record_t **recp) {
+        void *obj;
+        kp_err_t err =
+            kp_ctx_cached(ctx, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
+                          strlen(INFLIGHT_TOTALS_KEY), &totals_type, &obj);
+        *recp = err ? NULL : obj;
+        return err;
 }
 
-/* Writes the view @p t of @p currency (NULL: counts only) back into @p rec
- * and stores it. */
+/* Writes the view @p t of @p currency (NULL: counts only) back into @p rec,
+ * stored at the commit. */
 static kp_err_t totals_save(kp_ctx_t *ctx, inflight_record_t *rec,
                             const char *currency, const inflight_totals_t *t) {
-        size_t len;
         kp_err_t err = inflight_totals_update(rec, currency, t);
-        if (err)
-                return err;
-        char *s = inflight_totals_encode(rec, &len);
-        err     = kp_ctx_put(ctx, INFLIGHT_ST_TOTALS, INFLIGHT_TOTALS_KEY,
-                             strlen(INFLIGHT_TOTALS_KEY), s, len);
-        kp_free(s);
+        if (!err)
+                kp_ctx_cached_put(ctx, rec);
         return err;
 }
 
@@ -94,7 +97,8 @@ static kp_err_t dedup_load(kp_ctx_t *ctx, const char *id, int64_t *msp) {
 }
 
 /* Records @p id as first seen at @p now_ms (and drops the expiry key of an
- * expired entry it replaces). */
+ * expired entry it replaces). Only "i:" reaches the changelog: the "t:"
+ * index is local, derived again on restore (restored()). */
 static kp_err_t dedup_record(kp_ctx_t *ctx, const char *id, int64_t now_ms,
                              int64_t expired_ms) {
         char ikey[INFLIGHT_DEDUP_KEY_SIZE], tkey[INFLIGHT_EXPIRY_KEY_SIZE];
@@ -109,21 +113,20 @@ static kp_err_t dedup_record(kp_ctx_t *ctx, const char *id, int64_t now_ms,
                 char okey[INFLIGHT_EXPIRY_KEY_SIZE];
                 size_t olen =
                     inflight_expiry_key(okey, sizeof(okey), expired_ms, id);
-                if (olen &&
-                    (err = kp_ctx_delete(ctx, INFLIGHT_ST_DEDUP, okey, olen)))
+                if (olen && (err = kp_ctx_write_local(ctx, INFLIGHT_ST_DEDUP,
+                                                      okey, olen, NULL, 0)))
                         return err;
         }
         if ((err = kp_ctx_put(ctx, INFLIGHT_ST_DEDUP, ikey, ilen, val,
                               (size_t)vlen)))
                 return err;
-        /* Not empty: Kafka may carry an empty value as a tombstone. */
-        return kp_ctx_put(ctx, INFLIGHT_ST_DEDUP, tkey, tlen, "1", 1);
+        return kp_ctx_write_local(ctx, INFLIGHT_ST_DEDUP, tkey, tlen, "1", 1);
 }
 
 static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
                             const kp_payment_t *p) {
         int64_t now = kp_ctx_now_ms(ctx), first_seen;
-        inflight_record_t rec;
+        inflight_record_t *rec;
         inflight_totals_t totals;
         inflight_decision_t d;
         kp_err_t err;
@@ -131,18 +134,13 @@ static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
          * invalid one is rejected and moves no amount). */
         const char *cur = kp_currency_valid(p->currency) ? p->currency : NULL;
 
-        inflight_record_init(&rec);
         if ((err = dedup_load(ctx, p->id, &first_seen)) ||
-            (err = totals_load(ctx, &rec))) {
-                inflight_record_clear(&rec);
+            (err = totals_load(ctx, &rec)))
                 return err;
-        }
-        inflight_totals_view(&rec, cur, &totals);
+        inflight_totals_view(rec, cur, &totals);
         if ((err = inflight_on_incoming(p, first_seen, a->retention_ms, &totals,
-                                        kp_ctx_partition(ctx), now, &d))) {
-                inflight_record_clear(&rec);
+                                        kp_ctx_partition(ctx), now, &d)))
                 return err;
-        }
 
         if (d.record_dedup)
                 err = dedup_record(ctx, p->id, now, d.expired_first_seen_ms);
@@ -154,10 +152,9 @@ static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
                                   d.emit.key, strlen(d.emit.key), d.emit.value,
                                   d.emit.value_len, NULL);
         if (!err)
-                err = totals_save(ctx, &rec,
+                err = totals_save(ctx, rec,
                                   d.action == INFLIGHT_ACCEPT ? cur : NULL,
                                   &d.totals);
-        inflight_record_clear(&rec);
         if (!err) {
                 switch (d.action) {
                 case INFLIGHT_DUPLICATE:
@@ -181,7 +178,7 @@ static kp_err_t on_incoming(kp_ctx_t *ctx, inflight_app_t *a,
 static kp_err_t on_complete(kp_ctx_t *ctx, inflight_app_t *a,
                             const kp_payment_t *c) {
         kp_payment_t flight;
-        inflight_record_t rec;
+        inflight_record_t *rec;
         inflight_totals_t totals;
         inflight_completion_t what;
         void *val;
@@ -215,18 +212,17 @@ static kp_err_t on_complete(kp_ctx_t *ctx, inflight_app_t *a,
         /* The stored payment's currency is the one whose amount it
          * entered; validated when it was accepted. */
         const char *cur = in_flight ? flight.currency : NULL;
-        inflight_record_init(&rec);
-        err = totals_load(ctx, &rec);
-        inflight_totals_view(&rec, cur, &totals);
-        if (!err)
+        err             = totals_load(ctx, &rec);
+        if (!err) {
+                inflight_totals_view(rec, cur, &totals);
                 err = inflight_on_complete(c, in_flight ? &flight : NULL,
                                            &totals, &what);
+        }
         if (!err && in_flight)
                 err = kp_ctx_delete(ctx, INFLIGHT_ST_INFLIGHT, c->id,
                                     strlen(c->id));
         if (!err)
-                err = totals_save(ctx, &rec, cur, &totals);
-        inflight_record_clear(&rec);
+                err = totals_save(ctx, rec, cur, &totals);
         if (!err) {
                 if (what == INFLIGHT_COMPLETED)
                         kp_counter_add(a->completed, 1);
@@ -277,7 +273,8 @@ static kp_err_t process(kp_ctx_t *ctx, const kp_record_t *rec, void *opaque) {
 }
 
 /* Deletes "i:<id>" unless it was re-recorded after the expired time (a
- * resubmission after the window): then a newer "t:" key covers it. */
+ * resubmission after the window): then a newer "t:" key covers it. The
+ * deletes are local: the changelog drops expired entries by retention. */
 static kp_err_t expire_id(kp_ctx_t *ctx, const char *id, size_t idlen,
                           int64_t ms, void *opaque) {
         char key[INFLIGHT_DEDUP_KEY_SIZE];
@@ -302,18 +299,20 @@ static kp_err_t expire_id(kp_ctx_t *ctx, const char *id, size_t idlen,
         if (err)
                 KP_WARN("store dedup [%d]: deleting an undecodable entry",
                         (int)kp_ctx_partition(ctx));
-        return kp_ctx_delete(ctx, INFLIGHT_ST_DEDUP, key, idlen + 2);
+        return kp_ctx_write_local(ctx, INFLIGHT_ST_DEDUP, key, idlen + 2, NULL,
+                                  0);
 }
 
 /* Expires dedup entries older than the window, oldest first, through the
- * expiry index (kp_expiry.h). */
+ * expiry index (kp_expiry.h), locally: the index is local state and the
+ * changelog drops expired ids by retention. */
 static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
         inflight_app_t *a = opaque;
         int64_t cutoff    = inflight_dedup_cutoff(now_ms, a->retention_ms);
         int64_t deleted   = 0;
         kp_err_t err      = kp_expiry_run(
                  ctx, INFLIGHT_ST_DEDUP, INFLIGHT_EXPIRY_PREFIX, cutoff,
-                 INFLIGHT_EXPIRY_MAX_PER_RUN, expire_id, &cutoff, &deleted);
+                 INFLIGHT_EXPIRY_MAX_PER_RUN, 1, expire_id, &cutoff, &deleted);
         if (deleted > 0) {
                 kp_counter_add(a->dedup_expired, deleted);
                 KP_DEBUG("partition %d: %" PRId64 " dedup entries expired",
@@ -322,6 +321,45 @@ static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
         if (err)
                 KP_ERROR("partition %d: dedup expiry: %s",
                          (int)kp_ctx_partition(ctx), kp_err2str(err));
+}
+
+/* A restored dedup entry brings its local expiry key back. */
+static void restored(kp_restore_ctx_t *rc, int store, const void *key,
+                     size_t klen, const void *val, size_t vlen, void *opaque) {
+        char tkey[INFLIGHT_EXPIRY_KEY_SIZE];
+        (void)opaque;
+        if (store != INFLIGHT_ST_DEDUP)
+                return;
+        size_t tlen = inflight_expiry_key_of_entry(tkey, sizeof(tkey), key,
+                                                   klen, val, vlen);
+        if (tlen)
+                kp_restore_write_local(rc, tkey, tlen, "1", 1);
+}
+
+/* A window longer than the default needs a longer dedup changelog
+ * retention than inflight_layout's: the runtime creates the changelog
+ * with it, or refuses one that keeps less. */
+static kp_err_t configure(kp_proc_def_t *def, void *opaque) {
+        static char retention[24];
+        static const char *store_retention[] = {
+            [INFLIGHT_ST_INFLIGHT] = NULL,
+            [INFLIGHT_ST_DEDUP]    = retention,
+            [INFLIGHT_ST_TOTALS]   = NULL,
+        };
+        static kp_proc_layout_t layout;
+        (void)opaque;
+        int64_t need =
+            inflight_dedup_changelog_retention_ms(iconf.dedup_retention_ms);
+        int64_t have;
+        if (!kp_parse_int64(INFLIGHT_DEDUP_CHANGELOG_RETENTION_DEFAULT,
+                            &have) &&
+            need <= have)
+                return KP_OK;
+        snprintf(retention, sizeof(retention), "%" PRId64, need);
+        layout                    = *def->layout;
+        layout.store_retention_ms = store_retention;
+        def->layout               = &layout;
+        return KP_OK;
 }
 
 static void register_metrics(kp_metrics_t *m, inflight_app_t *a) {
@@ -391,6 +429,8 @@ int main(int argc, char **argv) {
                        .process   = process,
                        .punctuate = punctuate,
                        .punctuate_interval_ms = INFLIGHT_PUNCTUATE_MS,
+                       .configure             = configure,
+                       .restored              = restored,
                        .init                  = init,
                        .tick                  = tick,
                        .fini                  = fini,

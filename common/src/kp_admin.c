@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "kpay/kp_conf.h"
 #include "kpay/kp_kafka.h"
 #include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
@@ -20,6 +21,16 @@ void kp_topic_plan_add(kp_topic_plan_t *plan, const char *name, int partitions,
         r->replication_factor = replication_factor;
         r->cleanup_policy     = cleanup_policy;
         r->retention_ms       = retention_ms;
+        r->expiring           = 0;
+}
+
+void kp_topic_plan_add_changelog(kp_topic_plan_t *plan, const char *name,
+                                 int partitions, int replication_factor,
+                                 const char *retention_ms) {
+        kp_topic_plan_add(plan, name, partitions, replication_factor,
+                          retention_ms ? "compact,delete" : "compact",
+                          retention_ms);
+        plan->reqs[plan->cnt - 1].expiring = retention_ms != NULL;
 }
 
 void kp_topic_plan_all(kp_topic_plan_t *plan, const char *prefix,
@@ -35,11 +46,13 @@ void kp_topic_plan_all(kp_topic_plan_t *plan, const char *prefix,
         }
         for (; layouts && *layouts; layouts++) {
                 const kp_proc_layout_t *l = *layouts;
-                for (const char *const *st = l->stores; st && *st; st++) {
+                for (size_t s = 0; l->stores && l->stores[s]; s++) {
                         kp_changelog_name(name, sizeof(name), prefix,
-                                          l->service, *st);
-                        kp_topic_plan_add(plan, name, partitions,
-                                          replication_factor, "compact", NULL);
+                                          l->service, l->stores[s]);
+                        kp_topic_plan_add_changelog(
+                            plan, name, partitions, replication_factor,
+                            l->store_retention_ms ? l->store_retention_ms[s]
+                                                  : NULL);
                 }
         }
 }
@@ -173,13 +186,15 @@ done:
         return err;
 }
 
-/* Fetches cleanup.policy of each named topic into @p policies (kp_strdup'd).
+/* Fetches cleanup.policy of each named topic into @p policies and, when
+ * @p retentions is not NULL, retention.ms into it (kp_strdup'd).
  * @returns KP_ERR_NOT_FOUND when the broker that answered does not know a
  * topic (yet: in a cluster, a topic just created reaches each broker's
  * metadata a moment later), KP_ERR_KAFKA for any other error. */
 static kp_err_t describe_cleanup(rd_kafka_t *rk, rd_kafka_queue_t *q,
                                  const char **names, size_t cnt,
-                                 char **policies, int timeout_ms, char *errstr,
+                                 char **policies, char **retentions,
+                                 int timeout_ms, char *errstr,
                                  size_t errstr_size) {
         rd_kafka_ConfigResource_t **crs = kp_calloc(cnt, sizeof(*crs));
         kp_err_t err                    = KP_OK;
@@ -237,12 +252,16 @@ static kp_err_t describe_cleanup(rd_kafka_t *rk, rd_kafka_queue_t *q,
                 const rd_kafka_ConfigEntry_t **entries =
                     rd_kafka_ConfigResource_configs(rrs[i], &ecnt);
                 for (size_t e = 0; e < ecnt; e++) {
-                        if (!strcmp(rd_kafka_ConfigEntry_name(entries[e]),
-                                    "cleanup.policy")) {
-                                const char *v =
-                                    rd_kafka_ConfigEntry_value(entries[e]);
-                                kp_free(policies[idx]);
-                                policies[idx] = kp_strdup(v ? v : "");
+                        const char *en = rd_kafka_ConfigEntry_name(entries[e]);
+                        const char *v  = rd_kafka_ConfigEntry_value(entries[e]);
+                        char **dst     = NULL;
+                        if (!strcmp(en, "cleanup.policy"))
+                                dst = &policies[idx];
+                        else if (retentions && !strcmp(en, "retention.ms"))
+                                dst = &retentions[idx];
+                        if (dst) {
+                                kp_free(*dst);
+                                *dst = kp_strdup(v ? v : "");
                         }
                 }
         }
@@ -263,18 +282,32 @@ static int policy_equal(const char *a, const char *b) {
         return a_compact == b_compact && a_delete == b_delete;
 }
 
+/* Whether an expiring store's changelog keeps its keys long enough:
+ * retention.ms @p have (-1: forever) against the minimum @p want. */
+static int retention_enough(const char *have, const char *want) {
+        int64_t h, w;
+        if (!want || kp_parse_int64(want, &w))
+                return 1;
+        if (!have || kp_parse_int64(have, &h))
+                return 0;
+        return h < 0 || h >= w;
+}
+
 /* Compares each topic of @p plan with what the cluster has (@p md, the
- * cleanup policies in @p policies); reports each line to @p report.
+ * cleanup policies in @p policies, the retentions in @p retentions);
+ * reports each line to @p report.
  * @returns KP_OK or KP_ERR_TOPIC_MISMATCH naming the first mismatch. */
 static kp_err_t verify_layout(const kp_topic_plan_t *plan,
                               const struct rd_kafka_metadata *md,
-                              char *const *policies, const int *missing,
-                              FILE *report, char *errstr, size_t errstr_size) {
+                              char *const *policies, char *const *retentions,
+                              const int *missing, FILE *report, char *errstr,
+                              size_t errstr_size) {
         kp_err_t err = KP_OK;
         for (size_t i = 0; i < plan->cnt; i++) {
                 const kp_topic_req_t *r = &plan->reqs[i];
                 int parts               = md_partitions(md, r->name);
                 char why[200]           = "";
+                int compact_only        = 0;
                 if (parts < 0)
                         snprintf(why, sizeof(why),
                                  "does not exist after creation");
@@ -285,11 +318,33 @@ static kp_err_t verify_layout(const kp_topic_plan_t *plan,
                 else if (!policies[i])
                         snprintf(why, sizeof(why),
                                  "has no cleanup.policy in its description");
+                else if (r->expiring && policy_equal(policies[i], "compact"))
+                        compact_only = 1;
                 else if (!policy_equal(policies[i], r->cleanup_policy))
                         snprintf(why, sizeof(why),
                                  "has cleanup.policy=%s, kpay expects %s",
                                  policies[i], r->cleanup_policy);
-                if (why[0]) {
+                else if (r->expiring &&
+                         !retention_enough(retentions[i], r->retention_ms))
+                        snprintf(why, sizeof(why),
+                                 "has retention.ms=%s, kpay needs at least %s "
+                                 "(its keys must outlive their window)",
+                                 retentions[i] ? retentions[i] : "?",
+                                 r->retention_ms);
+                if (compact_only) {
+                        KP_WARN(
+                            "topic %s has cleanup.policy=compact; kpay "
+                            "expects %s with retention.ms >= %s, so that "
+                            "expired keys leave it (they stay until then)",
+                            r->name, r->cleanup_policy, r->retention_ms);
+                        if (report)
+                                fprintf(report,
+                                        "warn    %s (%d partitions, compact: "
+                                        "kpay expects %s, retention.ms >= "
+                                        "%s)\n",
+                                        r->name, parts, r->cleanup_policy,
+                                        r->retention_ms);
+                } else if (why[0]) {
                         if (err == KP_OK)
                                 snprintf(errstr, errstr_size, "topic %s %s",
                                          r->name, why);
@@ -315,6 +370,8 @@ kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
             kp_calloc(plan->cnt ? plan->cnt : 1, sizeof(*names));
         char **policies =
             kp_calloc(plan->cnt ? plan->cnt : 1, sizeof(*policies));
+        char **retentions =
+            kp_calloc(plan->cnt ? plan->cnt : 1, sizeof(*retentions));
         kp_err_t err       = KP_OK;
         size_t missing_cnt = 0;
 
@@ -372,22 +429,25 @@ kp_err_t kp_admin_ensure_topics(rd_kafka_t *rk, const kp_topic_plan_t *plan,
         kp_backoff_t b;
         kp_backoff_init(&b, 100, 1000, timeout_ms);
         while ((err = describe_cleanup(rk, q, names, plan->cnt, policies,
-                                       timeout_ms, errstr, errstr_size)) ==
-                   KP_ERR_NOT_FOUND &&
+                                       retentions, timeout_ms, errstr,
+                                       errstr_size)) == KP_ERR_NOT_FOUND &&
                kp_backoff_wait(&b, NULL) == KP_OK)
                 ;
         if (err)
                 goto done;
 
-        err = verify_layout(plan, md, policies, missing, report, errstr,
-                            errstr_size);
+        err = verify_layout(plan, md, policies, retentions, missing, report,
+                            errstr, errstr_size);
 
 done:
         if (md)
                 rd_kafka_metadata_destroy(md);
-        for (size_t i = 0; i < plan->cnt; i++)
+        for (size_t i = 0; i < plan->cnt; i++) {
                 kp_free(policies[i]);
+                kp_free(retentions[i]);
+        }
         kp_free(policies);
+        kp_free(retentions);
         kp_free(names);
         kp_free(missing);
         rd_kafka_queue_destroy(q);
@@ -415,8 +475,8 @@ kp_err_t kp_admin_describe_topic(rd_kafka_t *rk, const char *topic,
         *partitionsp        = parts;
         rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
         char *policy        = NULL;
-        kp_err_t err = describe_cleanup(rk, q, &topic, 1, &policy, timeout_ms,
-                                        errstr, errstr_size);
+        kp_err_t err        = describe_cleanup(rk, q, &topic, 1, &policy, NULL,
+                                               timeout_ms, errstr, errstr_size);
         rd_kafka_queue_destroy(q);
         if (!err)
                 snprintf(cleanup, cleanup_size, "%s", policy ? policy : "");

@@ -64,6 +64,7 @@ typedef struct run_s {
         int64_t max;
         kp_expiry_cb *cb;
         void *opaque;
+        int local;
         int64_t deleted;
         kp_err_t err;
 } run_t;
@@ -84,14 +85,16 @@ static int run_cb(const void *key, size_t klen, const void *val, size_t vlen,
                         x->store, (int)kp_ctx_partition(x->ctx));
         else if ((x->err = x->cb(x->ctx, id, idlen, ms, x->opaque)))
                 return 1;
-        if ((x->err = kp_ctx_delete(x->ctx, x->store, key, klen)))
+        if ((x->err = x->local ? kp_ctx_write_local(x->ctx, x->store, key, klen,
+                                                    NULL, 0)
+                               : kp_ctx_delete(x->ctx, x->store, key, klen)))
                 return 1;
         x->deleted++;
         return 0;
 }
 
 kp_err_t kp_expiry_run(kp_ctx_t *ctx, int store, const char *prefix,
-                       int64_t cutoff, int64_t max, kp_expiry_cb *cb,
+                       int64_t cutoff, int64_t max, int local, kp_expiry_cb *cb,
                        void *opaque, int64_t *deletedp) {
         run_t x = {.ctx    = ctx,
                    .store  = store,
@@ -99,7 +102,8 @@ kp_err_t kp_expiry_run(kp_ctx_t *ctx, int store, const char *prefix,
                    .cutoff = cutoff,
                    .max    = max,
                    .cb     = cb,
-                   .opaque = opaque};
+                   .opaque = opaque,
+                   .local  = local};
         kp_err_t err =
             kp_ctx_scan(ctx, store, prefix, strlen(prefix), run_cb, &x);
         if (deletedp)

@@ -63,12 +63,22 @@ static kp_err_t make_producer(kp_proc_t *proc) {
             /* Keyed routing must agree with the Java client and the
              * readers' kp_partition_for_key(). */
             {"partitioner", "murmur2_random", KP_PROP_REQUIRE},
-            {"linger.ms", "5", KP_PROP_DEFAULT},
+            /* Nothing is visible to a read_committed reader before the
+             * commit, and the commit flushes (rd_kafka_flush() ignores
+             * linger.ms): lingering as long as a transaction lasts costs
+             * no latency and makes one batch per partition and commit
+             * instead of one per 5 ms, which is most of the broker's work
+             * per payment (bench/README.md). As Kafka Streams does
+             * (linger.ms=100 by default). */
+            {"linger.ms", "100", KP_PROP_DEFAULT},
             /* The transaction requests of back-to-back commits meet
              * CONCURRENT_TRANSACTIONS while the broker still completes the
              * previous commit, and are retried after this long: 100 ms
              * (librdkafka's default) made every such commit ~100 ms. */
             {"retry.backoff.ms", "5", KP_PROP_DEFAULT},
+            /* What waits to be sent (1 GiB by default): a full queue makes
+             * proc_produce() serve deliveries and try again. */
+            {"queue.buffering.max.kbytes", "16384", KP_PROP_DEFAULT},
             {NULL},
         };
         proc->producer =
@@ -89,6 +99,8 @@ static kp_err_t make_restorer(kp_proc_t *proc) {
             /* A start offset that vanished must never silently become
              * "the end": that would skip records. */
             {"auto.offset.reset", "error", KP_PROP_REQUIRE},
+            /* Larger than the input's: the restore rate is fetch-bound. */
+            KP_KAFKA_CONSUMER_MEMORY("8192", "8388608"),
             {NULL},
         };
         proc->restorer =
@@ -125,6 +137,7 @@ static kp_err_t make_consumer(kp_proc_t *proc) {
              * fetch returns as soon as committed records are there, so a
              * shorter wait only adds empty fetches (10 ms was slower). */
             {"fetch.wait.max.ms", "100", KP_PROP_DEFAULT},
+            KP_KAFKA_CONSUMER_MEMORY("4096", "4194304"),
             {NULL},
         };
         proc->consumer =
@@ -203,11 +216,12 @@ static kp_err_t setup_partitions(kp_proc_t *proc) {
 /* The changelogs, created as the inputs are partitioned when missing. */
 static kp_err_t ensure_changelogs(kp_proc_t *proc) {
         char errstr[512];
-        kp_topic_plan_t plan = {0};
+        kp_topic_plan_t plan   = {0};
+        const char *const *ret = proc->def.layout->store_retention_ms;
         for (int s = 0; s < proc->store_cnt; s++)
-                kp_topic_plan_add(
+                kp_topic_plan_add_changelog(
                     &plan, proc->changelogs[s], proc->partition_cnt,
-                    (int)proc->conf->replication_factor, "compact", NULL);
+                    (int)proc->conf->replication_factor, ret ? ret[s] : NULL);
         kp_err_t err = kp_admin_ensure_topics(proc->producer, &plan, 30000,
                                               NULL, errstr, sizeof(errstr));
         kp_topic_plan_clear(&plan);

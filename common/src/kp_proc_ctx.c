@@ -97,6 +97,94 @@ kp_err_t kp_ctx_delete(kp_ctx_t *ctx, int store, const void *key, size_t klen) {
         return KP_OK;
 }
 
+kp_err_t kp_ctx_cached(kp_ctx_t *ctx, int store, const void *key, size_t klen,
+                       const kp_ctx_value_type_t *type, void **objp) {
+        if (!store_ok(ctx, store) || !type || !objp)
+                return KP_ERR_INVALID_ARG;
+        for (cached_t *c = ctx->task->cached; c; c = c->next)
+                if (c->store == store && c->klen == klen &&
+                    !memcmp(c->key, key, klen)) {
+                        *objp = c->obj;
+                        return KP_OK;
+                }
+        if (txn_begin(ctx->proc))
+                return KP_ERR_FATAL;
+        void *obj = kp_malloc(type->size);
+        type->init(obj);
+        void *val;
+        size_t vlen;
+        kp_err_t err =
+            kp_store_get(ctx->task->stores[store], key, klen, &val, &vlen);
+        if (err == KP_OK) {
+                kp_err_t derr = type->decode(val, vlen, obj);
+                kp_free(val);
+                if (derr) {
+                        KP_ERROR("store %s [%d]: a value that does not decode",
+                                 ctx->proc->store_names[store],
+                                 (int)ctx->task->partition);
+                        err = KP_ERR_STORE;
+                }
+        } else if (err == KP_ERR_NOT_FOUND) {
+                err = KP_OK;
+        }
+        if (err) {
+                type->clear(obj);
+                kp_free(obj);
+                return err;
+        }
+        cached_t *c = kp_malloc(sizeof(*c) + klen);
+        c->store    = store;
+        c->type     = type;
+        c->written  = 0;
+        c->obj      = obj;
+        c->klen     = klen;
+        if (klen)
+                memcpy(c->key, key, klen);
+        c->next           = ctx->task->cached;
+        ctx->task->cached = c;
+        *objp             = obj;
+        return KP_OK;
+}
+
+void kp_ctx_cached_put(kp_ctx_t *ctx, void *obj) {
+        for (cached_t *c = ctx->task->cached; c; c = c->next)
+                if (c->obj == obj)
+                        c->written = 1;
+}
+
+void cached_flush(kp_proc_t *proc, task_t *t) {
+        (void)proc;
+        for (cached_t *c = t->cached; c; c = c->next) {
+                if (!c->written)
+                        continue;
+                size_t len;
+                char *s = c->type->encode(c->obj, &len);
+                kp_store_put(t->stores[c->store], c->key, c->klen, s, len);
+                kp_free(s);
+                c->written = 0;
+        }
+}
+
+void cached_drop(task_t *t) {
+        while (t->cached) {
+                cached_t *c = t->cached;
+                t->cached   = c->next;
+                c->type->clear(c->obj);
+                kp_free(c->obj);
+                kp_free(c);
+        }
+}
+
+kp_err_t kp_ctx_write_local(kp_ctx_t *ctx, int store, const void *key,
+                            size_t klen, const void *val, size_t vlen) {
+        if (!store_ok(ctx, store) || (val && !vlen))
+                return KP_ERR_INVALID_ARG;
+        if (txn_begin(ctx->proc))
+                return KP_ERR_FATAL;
+        kp_store_write_local(ctx->task->stores[store], key, klen, val, vlen);
+        return KP_OK;
+}
+
 static const char *header_value(const rd_kafka_headers_t *hdrs,
                                 const char *name, size_t *lenp) {
         const void *v;

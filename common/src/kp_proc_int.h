@@ -32,11 +32,27 @@
 #include "kpay/kp_store.h"
 #include "kpay/kp_time.h"
 
+/* Records processed in one burst of the loop (the clocks read once, the
+ * timers run after it). */
+#define KP_PROC_BURST 64
+
 /* Records read from the changelogs are applied in batches of this size. */
 #define KP_PROC_RESTORE_BATCH 10000
 
+/* A value kept decoded for the transaction (kp_ctx_cached()). */
+typedef struct cached_s {
+        struct cached_s *next;
+        int store;
+        const kp_ctx_value_type_t *type;
+        int written;
+        void *obj;
+        size_t klen;
+        char key[]; /* klen bytes */
+} cached_t;
+
 typedef struct task_s {
         int32_t partition;
+        cached_t *cached;      /* kp_ctx_cached(), this transaction's */
         int ready;             /* restored; read by HTTP threads under lock */
         kp_store_t **stores;   /* [store_cnt] */
         int64_t *cl_next;      /* [store_cnt] changelog offset after the last
@@ -123,6 +139,12 @@ void proc_progress(kp_proc_t *proc);
 
 /* kp_proc_clients.c */
 kp_err_t proc_clients_start(kp_proc_t *proc);
+
+/* kp_proc_ctx.c: writes the cached values put (kp_ctx_cached_put()) into
+ * the overlay (before the commit), and drops every cached value (after a
+ * commit or an abort). */
+void cached_flush(kp_proc_t *proc, task_t *t);
+void cached_drop(task_t *t);
 
 /* kp_proc_txn.c */
 void txn_set_state(kp_proc_t *proc, kp_txn_state_t to);

@@ -15,6 +15,7 @@
 void task_free(kp_proc_t *proc, task_t *t) {
         if (!t)
                 return;
+        cached_drop(t);
         for (int s = 0; s < proc->store_cnt; s++)
                 kp_store_close(t->stores[s]);
         kp_free(t->stores);

@@ -131,6 +131,12 @@ static kp_err_t restore_flush(kp_proc_t *proc, restore_t *r, int64_t cp) {
         return KP_OK;
 }
 
+void kp_restore_write_local(kp_restore_ctx_t *rc, const void *key, size_t klen,
+                            const void *val, size_t vlen) {
+        kp_store_write_local(rc->task->stores[rc->store], key, klen,
+                             val && vlen ? val : NULL, val ? vlen : 0);
+}
+
 /* Applies one changelog record to the store it belongs to. */
 static kp_err_t restore_apply(kp_proc_t *proc, restore_t *rs, int rcnt,
                               const rd_kafka_message_t *m) {
@@ -146,6 +152,10 @@ static kp_err_t restore_apply(kp_proc_t *proc, restore_t *rs, int rcnt,
                                      m->len);
                 else
                         kp_store_delete(st, m->key, m->key_len);
+                if (proc->def.restored)
+                        proc->def.restored(r, r->store, m->key, m->key_len,
+                                           m->payload, m->len,
+                                           proc->def.opaque);
                 r->last = m->offset + 1;
                 r->pending++;
                 kp_counter_add(proc->m_restored, 1);
@@ -228,6 +238,7 @@ kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt) {
         /* A restore that replays nothing for --retry-deadline-ms (the
          * broker gone, a fetch that never succeeds) fails the instance. */
         int64_t progress_ms = t0, last_remaining = remaining;
+        int since_check = 0;
         while (left > 0 && result == KP_OK) {
                 if (!kp_app_running()) {
                         result = KP_ERR_STATE;
@@ -253,9 +264,14 @@ kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt) {
                         result = restore_message(proc, rs, rcnt, m);
                         rd_kafka_message_destroy(m);
                 }
-                if (result == KP_OK)
+                /* The positions only when the queue is empty or every
+                 * so many records: asking for them per record cost a
+                 * good part of the restore rate. */
+                if (result == KP_OK && (!m || ++since_check >= 1024)) {
+                        since_check = 0;
                         result = restore_check_ends(proc, rs, rcnt, list, &left,
                                                     &remaining);
+                }
                 kp_gauge_set(proc->m_restore_remaining, (double)remaining);
                 kp_service_set_waiting(proc->svc, remaining);
                 if (kp_mono_ms() > next_log) {

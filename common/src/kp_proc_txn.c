@@ -163,6 +163,7 @@ void drop_uncommitted(kp_proc_t *proc) {
                 task_t *t = proc->tasks[p];
                 if (!t)
                         continue;
+                cached_drop(t);
                 for (int s = 0; s < proc->store_cnt; s++) {
                         kp_store_rollback(t->stores[s]);
                         t->cl_next[s] = -1;
@@ -227,6 +228,7 @@ static void produce_changelogs(kp_proc_t *proc) {
                 task_t *t = proc->tasks[p];
                 if (!t)
                         continue;
+                cached_flush(proc, t);
                 for (int s = 0; s < proc->store_cnt; s++) {
                         changelog_ctx_t c = {proc, s, p};
                         if (kp_store_overlay_foreach(t->stores[s],
@@ -282,6 +284,7 @@ static kp_err_t commit_stores(kp_proc_t *proc) {
                 task_t *t = proc->tasks[p];
                 if (!t)
                         continue;
+                cached_drop(t);
                 for (int s = 0; s < proc->store_cnt; s++) {
                         char errstr[512];
                         if (t->cl_next[s] < 0 &&

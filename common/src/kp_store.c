@@ -38,7 +38,13 @@
 #define KP_STORE_MAX_WRITE_BUF  2
 #define KP_STORE_BLOOM_BITS     10.0
 #define KP_STORE_KEEP_LOG_FILES 2
-#define KP_STORE_OV_MIN_CAP     64
+/* A memtable grows in blocks of this size (RocksDB's default is an eighth
+ * of the write buffer, 1 MiB here): an instance has two memtables per
+ * store and partition (36 stores x 2 for kpay-inflight on 12 partitions),
+ * and each holds at least one block once written, so 1 MiB blocks alone
+ * made tens of MiB of RSS and kept the write buffer manager flushing. */
+#define KP_STORE_ARENA_BLOCK (64u * 1024)
+#define KP_STORE_OV_MIN_CAP  64
 /* After a commit or rollback, a table larger than this is freed rather than
  * cleared, so one huge batch does not pin its memory for the store's life. */
 #define KP_STORE_OV_KEEP_CAP 4096
@@ -54,6 +60,7 @@ typedef struct kp_store_slot_s {
         size_t vlen;
         uint64_t hash;
         int tombstone;
+        int local; /* kp_store_write_local() only: not for the changelog */
 } kp_store_slot_t;
 
 struct kp_store_s {
@@ -165,9 +172,10 @@ static void ov_grow(kp_store_t *st) {
         kp_free(old);
 }
 
-/* Writes a value (@p tombstone 0) or a tombstone into the overlay. */
+/* Writes a value (@p tombstone 0) or a tombstone into the overlay; a
+ * @p local write stays local only if every write of the key was. */
 static void ov_set(kp_store_t *st, const void *key, size_t klen,
-                   const void *val, size_t vlen, int tombstone) {
+                   const void *val, size_t vlen, int tombstone, int local) {
         uint64_t hash = hash_bytes(key, klen);
         kp_store_slot_t *s;
 
@@ -177,11 +185,13 @@ static void ov_set(kp_store_t *st, const void *key, size_t klen,
 
         s = ov_probe(st, key, klen, hash);
         if (s->buf) {
-                s->buf = kp_realloc(s->buf, klen + vlen);
+                s->buf   = kp_realloc(s->buf, klen + vlen);
+                s->local = s->local && local;
         } else {
-                s->buf  = kp_malloc(klen + vlen);
-                s->klen = klen;
-                s->hash = hash;
+                s->local = local;
+                s->buf   = kp_malloc(klen + vlen);
+                s->klen  = klen;
+                s->hash  = hash;
                 if (klen)
                         memcpy(s->buf, key, klen);
                 st->count++;
@@ -351,6 +361,7 @@ static rocksdb_options_t *store_options(kp_store_env_t *env, char *errstr,
         rocksdb_options_set_max_write_buffer_number(opts,
                                                     KP_STORE_MAX_WRITE_BUF);
         rocksdb_options_set_keep_log_file_num(opts, KP_STORE_KEEP_LOG_FILES);
+        rocksdb_options_set_arena_block_size(opts, KP_STORE_ARENA_BLOCK);
 
         tbl = rocksdb_block_based_options_create();
         rocksdb_block_based_options_set_block_cache(tbl, env->cache);
@@ -543,11 +554,16 @@ kp_err_t kp_store_get(kp_store_t *st, const void *key, size_t klen, void **valp,
 
 void kp_store_put(kp_store_t *st, const void *key, size_t klen, const void *val,
                   size_t vlen) {
-        ov_set(st, key, klen, val, vlen, 0);
+        ov_set(st, key, klen, val, vlen, 0, 0);
 }
 
 void kp_store_delete(kp_store_t *st, const void *key, size_t klen) {
-        ov_set(st, key, klen, NULL, 0, 1);
+        ov_set(st, key, klen, NULL, 0, 1, 0);
+}
+
+void kp_store_write_local(kp_store_t *st, const void *key, size_t klen,
+                          const void *val, size_t vlen) {
+        ov_set(st, key, klen, val, val ? vlen : 0, val == NULL, 1);
 }
 
 size_t kp_store_overlay_count(const kp_store_t *st) {
@@ -558,7 +574,15 @@ int kp_store_overlay_foreach(const kp_store_t *st, kp_store_overlay_cb *cb,
                              void *opaque) {
         for (size_t i = 0; i < st->cap; i++) {
                 const kp_store_slot_t *s = &st->slots[i];
-                if (!s->buf)
+                if (!s->buf || s->local)
+                        continue;
+                /* A key written and deleted since the last commit that
+                 * RocksDB does not hold either has nothing to delete on the
+                 * changelog (kpay-inflight's entry of a payment that left
+                 * flight in the transaction that brought it). */
+                if (s->tombstone &&
+                    kp_store_get_committed((kp_store_t *)st, s->buf, s->klen,
+                                           NULL, NULL) == KP_ERR_NOT_FOUND)
                         continue;
                 int r =
                     cb(s->buf, s->klen, s->tombstone ? NULL : s->buf + s->klen,

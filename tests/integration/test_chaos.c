@@ -194,6 +194,23 @@ static long long disk_kib(const char *path) {
         return kib;
 }
 
+/* Bytes of the daemons' log files under @p path (*.log), in KiB, or -1. */
+static long long logs_kib(const char *path) {
+        char cmd[700], buf[64];
+        snprintf(cmd, sizeof(cmd),
+                 "find '%s' -name '*.log' -printf '%%s\\n' 2>/dev/null | "
+                 "awk '{s += $1} END {print int(s / 1024)}'",
+                 path);
+        FILE *fp = popen(cmd, "r");
+        if (!fp)
+                return -1;
+        long long kib = -1;
+        if (fgets(buf, sizeof(buf), fp))
+                kib = strtoll(buf, NULL, 10);
+        pclose(fp);
+        return kib;
+}
+
 /* ------------------------------------------------------------------------ */
 
 static int setup(void **state) {
@@ -560,10 +577,12 @@ static void test_books_hold_under_chaos(void **state) {
                 "): %zu payments, %d self-exits, time to the last outcome "
                 "%.1fs (chaos "
                 "over after %.1fs, kpay-gen done after %.1fs); disk: "
-                "Kafka %lld MiB, daemons' state and logs %lld MiB\n",
+                "Kafka %lld MiB, daemons' state and logs %lld MiB, of which "
+                "their logs %lld KiB\n",
                 cfg.seed, o.ids, self_exits, to_last,
                 (double)(chaos_end - t0) / 1000, (double)(t_gen - t0) / 1000,
-                kdata ? disk_kib(kdata) / 1024 : -1, disk_kib(root) / 1024);
+                kdata ? disk_kib(kdata) / 1024 : -1, disk_kib(root) / 1024,
+                logs_kib(root));
         json_decref(sum);
 }
 

@@ -39,6 +39,7 @@ typedef it_daemon_t proc_t;
 
 static char prefix[64], root[256];
 static proc_t inflight, account[2], confirmed;
+static proc_t dedupx; /* test_dedup_index_rebuilt_by_restore() */
 
 static void proc_start(proc_t *p) {
         const char *extra[] = {"--state-dir", p->state, "--static-membership",
@@ -319,8 +320,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
         (void)state;
-        proc_t *all[] = {&inflight, &account[0], &account[1], &confirmed};
-        it_daemons_teardown(all, 4, root);
+        proc_t *all[] = {&inflight, &account[0], &account[1], &confirmed,
+                         &dedupx};
+        it_daemons_teardown(all, 5, root);
         return 0;
 }
 
@@ -1195,6 +1197,97 @@ static void test_gen_end_to_end(void **state) {
 }
 
 /* SIGTERM: every daemon finishes its transaction and exits 0. */
+/* Issue 14, item 4: the dedup store's expiry index (t:) is local state,
+ * never on the changelog, and derived again from each restored i: record.
+ * A kpay-inflight of its own (prefix "...dx.", --dedup-retention-ms 1000)
+ * accepts DX_PAYMENTS payments, is SIGKILLed, loses its state and
+ * restores: the changelog holds one i: record per payment and nothing else,
+ * and the restored ids still expire (through the rebuilt index; without
+ * it they would stay for ever). */
+#define DX_PAYMENTS 30
+static void test_dedup_index_rebuilt_by_restore(void **state) {
+        (void)state;
+        char px[96], in[256], cl[256], buf[1024], id[64], cmd[700];
+        snprintf(px, sizeof(px), "%sdx.", prefix);
+        assert_int_equal(it_admin_topics(px, PARTITIONS), 0);
+        proc_t *dxp         = &dedupx;
+        const char *extra[] = {"--state-dir", NULL, "--dedup-retention-ms",
+                               "1000", NULL};
+        it_daemon_init(dxp, "KPAY_INFLIGHT_BIN", root, "inflight-dx");
+        extra[1] = dxp->state;
+        it_daemon_spawn(dxp, px, extra);
+        it_daemon_wait_ready(dxp, 90000);
+
+        kp_topic_name(in, sizeof(in), px, KP_TOPIC_INCOMING);
+        rd_kafka_t *rk = it_producer();
+        for (int i = 0; i < DX_PAYMENTS; i++) {
+                snprintf(id, sizeof(id), "dx-%d", i);
+                payment_json(buf, sizeof(buf), id, "@bank", "dx-payee", 10);
+                it_produce(rk, in, -1, id, buf);
+        }
+        it_producer_close(rk);
+        int64_t deadline = it_now_ms() + 60000;
+        while (it_metric(dxp->endpoint, "kpay_inflight_accepted_total") <
+               DX_PAYMENTS) {
+                if (it_now_ms() > deadline)
+                        fail_msg("kpay-inflight-dx accepted %g of %d",
+                                 it_metric(dxp->endpoint,
+                                           "kpay_inflight_accepted_total"),
+                                 DX_PAYMENTS);
+                struct timespec ts = {0, 100 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+
+        /* One changelog record per payment, its i: key; no t: key. The
+         * counter moves before the commit: wait for the committed ones. */
+        kp_changelog_name(cl, sizeof(cl), px, "inflight", "dedup");
+        it_rec_t *recs;
+        size_t cnt;
+        deadline = it_now_ms() + 60000;
+        for (;;) {
+                cnt = it_read_all(cl, "read_committed", &recs);
+                for (size_t i = 0; i < cnt; i++) {
+                        assert_non_null(recs[i].key);
+                        if (strncmp(recs[i].key, "i:", 2))
+                                fail_msg("dedup changelog key %s", recs[i].key);
+                }
+                it_free_recs(recs, cnt);
+                if (cnt >= DX_PAYMENTS || it_now_ms() > deadline)
+                        break;
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        assert_int_equal(cnt, DX_PAYMENTS);
+
+        /* SIGKILL, no state: everything comes from the changelog. */
+        kill(dxp->pid, SIGKILL);
+        assert_int_equal(it_wait_exit(dxp->pid, 30000), 128 + SIGKILL);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dxp->state);
+        assert_int_equal(system(cmd), 0);
+        it_daemon_spawn(dxp, px, extra);
+        it_daemon_wait_ready(dxp, 90000);
+        assert_true(it_metric(dxp->endpoint, "kpay_restore_records_total") >=
+                    DX_PAYMENTS);
+
+        /* The restored ids expire at the next punctuation (every 60 s). */
+        deadline = it_now_ms() + 180000;
+        while (it_metric(dxp->endpoint, "kpay_inflight_dedup_expired_total") <
+               DX_PAYMENTS) {
+                if (it_now_ms() > deadline)
+                        fail_msg("%g of %d restored ids expired",
+                                 it_metric(dxp->endpoint,
+                                           "kpay_inflight_dedup_expired_total"),
+                                 DX_PAYMENTS);
+                struct timespec ts = {0, 500 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        /* Locally: no tombstone reached the changelog. */
+        cnt = it_read_all(cl, "read_committed", &recs);
+        it_free_recs(recs, cnt);
+        assert_int_equal(cnt, DX_PAYMENTS);
+        it_daemon_stop(dxp);
+}
+
 static void test_clean_shutdown(void **state) {
         (void)state;
         proc_stop(&inflight);
@@ -1213,6 +1306,7 @@ int main(void) {
             cmocka_unit_test(test_commands_with_empty_id),
             cmocka_unit_test(test_payments_with_empty_id),
             cmocka_unit_test(test_gen_end_to_end),
+            cmocka_unit_test(test_dedup_index_rebuilt_by_restore),
             cmocka_unit_test(test_clean_shutdown),
         };
         /* KPAY_IT_FILTER=test_overlong_account_ids runs one test (the

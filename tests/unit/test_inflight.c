@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "inflight.h"
+#include "kpay/kp_conf.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_payment.h"
 
@@ -1043,12 +1044,71 @@ static void test_layout(void **state) {
         assert_string_equal(inflight_layout.stores[INFLIGHT_ST_TOTALS],
                             "totals");
         assert_null(inflight_layout.stores[3]);
+        /* Only the dedup changelog expires its keys, after the default
+         * window plus the margin. */
+        assert_non_null(inflight_layout.store_retention_ms);
+        assert_null(inflight_layout.store_retention_ms[INFLIGHT_ST_INFLIGHT]);
+        assert_null(inflight_layout.store_retention_ms[INFLIGHT_ST_TOTALS]);
+        int64_t r;
+        assert_int_equal(
+            kp_parse_int64(
+                inflight_layout.store_retention_ms[INFLIGHT_ST_DEDUP], &r),
+            KP_OK);
+        assert_int_equal(r, inflight_dedup_changelog_retention_ms(
+                                INFLIGHT_DEDUP_RETENTION_DEFAULT_MS));
+}
+
+/* The dedup changelog's retention: the window plus a day, saturating. */
+static void test_dedup_changelog_retention(void **state) {
+        (void)state;
+        assert_int_equal(inflight_dedup_changelog_retention_ms(1000),
+                         1000 + 86400000);
+        assert_int_equal(inflight_dedup_changelog_retention_ms(
+                             INFLIGHT_DEDUP_RETENTION_DEFAULT_MS),
+                         INT64_C(691200000));
+        assert_int_equal(inflight_dedup_changelog_retention_ms(INT64_MAX - 5),
+                         INT64_MAX);
+}
+
+/* A restored dedup entry gives back its expiry key; anything else none. */
+static void test_expiry_key_of_entry(void **state) {
+        (void)state;
+        char buf[INFLIGHT_EXPIRY_KEY_SIZE], want[INFLIGHT_EXPIRY_KEY_SIZE];
+        size_t wlen =
+            inflight_expiry_key(want, sizeof(want), 1700000000123, "p-1");
+        size_t n = inflight_expiry_key_of_entry(buf, sizeof(buf), "i:p-1", 5,
+                                                "1700000000123", 13);
+        assert_int_equal(n, wlen);
+        assert_memory_equal(buf, want, n);
+        assert_memory_equal(buf, "t:0000018bcfe5687b:p-1", n);
+        /* A t: key (an older changelog had them), a tombstone, a bad
+         * value, an id with a NUL, no room: nothing. */
+        assert_int_equal(
+            inflight_expiry_key_of_entry(buf, sizeof(buf),
+                                         "t:0000018bcfe5687b:p-1", 22, "1", 1),
+            0);
+        assert_int_equal(
+            inflight_expiry_key_of_entry(buf, sizeof(buf), "i:p-1", 5, NULL, 0),
+            0);
+        assert_int_equal(inflight_expiry_key_of_entry(buf, sizeof(buf), "i:p-1",
+                                                      5, "12x", 3),
+                         0);
+        assert_int_equal(inflight_expiry_key_of_entry(buf, sizeof(buf),
+                                                      "i:p\0-1", 6, "12", 2),
+                         0);
+        assert_int_equal(inflight_expiry_key_of_entry(buf, 10, "i:p-1", 5,
+                                                      "1700000000123", 13),
+                         0);
+        assert_int_equal(
+            inflight_expiry_key_of_entry(buf, sizeof(buf), "i", 1, "12", 2), 0);
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_totals_encode_exact, setup,
                                             teardown),
+            cmocka_unit_test(test_dedup_changelog_retention),
+            cmocka_unit_test(test_expiry_key_of_entry),
             cmocka_unit_test_setup_teardown(test_totals_round_trip, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_totals_per_currency, setup,

@@ -712,6 +712,63 @@ static void test_overlay_foreach(void **state) {
         memset(&v, 0, sizeof(v));
         assert_int_equal(kp_store_overlay_foreach(st, visit_cb, &v), 0);
         assert_int_equal(v.n, 0);
+        /* Deleting a key RocksDB does not hold (written and deleted in one
+         * transaction, or never there) needs no changelog tombstone; a
+         * committed one does. */
+        put_str(st, "n", "1");
+        kp_store_delete(st, "n", 1);
+        kp_store_delete(st, "q", 1);
+        kp_store_delete(st, "x", 1);
+        assert_int_equal(kp_store_overlay_count(st), 3);
+        assert_int_equal(kp_store_overlay_foreach(st, visit_cb, &v), 0);
+        assert_int_equal(v.n, 1);
+        assert_int_equal(v.other, 1); /* x, deleted */
+        commit(st, 3);
+        expect_missing(st, 1, "x", 1);
+        kp_store_close(st);
+}
+
+/* Local writes are committed and read like the others but never visited
+ * for the changelog; a key also written the ordinary way is visited with
+ * its last value. */
+static void test_local_writes(void **state) {
+        fixture_t *f   = *state;
+        kp_store_t *st = open_store(f, 0);
+        visit_t v      = {0};
+        void *val;
+        size_t vlen;
+
+        put_str(st, "y", "1");
+        kp_store_write_local(st, "a", 1, "9", 1);
+        kp_store_write_local(st, "b", 1, "9", 1);
+        assert_int_equal(kp_store_overlay_count(st), 3);
+        assert_int_equal(kp_store_overlay_foreach(st, visit_cb, &v), 0);
+        assert_int_equal(v.n, 1); /* y only */
+        commit(st, 1);
+        assert_int_equal(kp_store_get_committed(st, "a", 1, &val, &vlen),
+                         KP_OK);
+        assert_int_equal(vlen, 1);
+        assert_memory_equal(val, "9", 1);
+        kp_free(val);
+        /* A local delete: gone from the store, not visited. */
+        kp_store_write_local(st, "a", 1, NULL, 0);
+        memset(&v, 0, sizeof(v));
+        assert_int_equal(kp_store_overlay_foreach(st, visit_cb, &v), 0);
+        assert_int_equal(v.n, 0);
+        assert_int_equal(kp_store_get(st, "a", 1, NULL, NULL),
+                         KP_ERR_NOT_FOUND);
+        /* Written both ways in one transaction: not local, last value. */
+        kp_store_write_local(st, "x", 1, "1", 1);
+        put_str(st, "x", "5");
+        kp_store_write_local(st, "x", 1, "2", 1);
+        memset(&v, 0, sizeof(v));
+        assert_int_equal(kp_store_overlay_foreach(st, visit_cb, &v), 0);
+        assert_int_equal(v.n, 1);
+        assert_int_equal(v.x2, 1);
+        commit(st, 2);
+        assert_int_equal(kp_store_get_committed(st, "a", 1, NULL, NULL),
+                         KP_ERR_NOT_FOUND);
+        assert_int_equal(kp_store_get_committed(st, "b", 1, NULL, NULL), KP_OK);
         kp_store_close(st);
 }
 
@@ -739,6 +796,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_shared_env, setup, teardown),
             cmocka_unit_test_setup_teardown(test_concurrent_committed_reads,
                                             setup, teardown),
+            cmocka_unit_test_setup_teardown(test_local_writes, setup, teardown),
             cmocka_unit_test_setup_teardown(test_overlay_foreach, setup,
                                             teardown),
             cmocka_unit_test(test_null_noops),

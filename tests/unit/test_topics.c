@@ -67,9 +67,21 @@ static void test_plan(void **state) {
                         assert_string_equal(r->cleanup_policy, "compact");
                         assert_int_equal(r->partitions, 1);
                         seen_compact++;
+                } else if (!strcmp(r->name,
+                                   "t.kpay-inflight-dedup-changelog")) {
+                        /* Its keys expire: retention instead of
+                         * tombstones, for the window plus a day. */
+                        assert_string_equal(r->cleanup_policy,
+                                            "compact,delete");
+                        assert_string_equal(r->retention_ms, "691200000");
+                        assert_true(r->expiring);
+                        assert_int_equal(r->partitions, 12);
+                        seen_compact++;
                 } else if (strstr(r->name, "-changelog") ||
                            !strcmp(r->name, "t.kpay.metrics.windows")) {
                         assert_string_equal(r->cleanup_policy, "compact");
+                        assert_null(r->retention_ms);
+                        assert_false(r->expiring);
                         assert_int_equal(r->partitions, 12);
                         seen_compact++;
                 } else {

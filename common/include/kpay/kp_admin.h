@@ -18,8 +18,16 @@ typedef struct kp_topic_req_s {
         char *name;
         int partitions;
         int replication_factor;
-        const char *cleanup_policy; /**< "delete" or "compact" */
-        const char *retention_ms;   /**< NULL for the broker default */
+        const char
+            *cleanup_policy;      /**< "delete", "compact", "compact,delete" */
+        const char *retention_ms; /**< NULL for the broker default */
+        /** 1 for the changelog of a store whose keys expire
+         *  (kp_proc_layout_t.store_retention_ms): an existing topic must
+         *  keep at least retention_ms (-1, forever, does), and a
+         *  compact-only one (made before such keys expired without
+         *  tombstones) is accepted with a warning: it keeps expired keys
+         *  until they are overwritten, which costs disk, not correctness. */
+        int expiring;
 } kp_topic_req_t;
 
 /** A list of kp_topic_req_t that owns its names. */
@@ -34,6 +42,15 @@ typedef struct kp_topic_plan_s {
 void kp_topic_plan_add(kp_topic_plan_t *plan, const char *name, int partitions,
                        int replication_factor, const char *cleanup_policy,
                        const char *retention_ms);
+
+/**
+ * @brief Adds the changelog of a store to @p plan: compacted, or, with
+ *        @p retention_ms (a store whose keys expire), compact,delete with
+ *        that retention as a minimum (kp_topic_req_t.expiring).
+ */
+void kp_topic_plan_add_changelog(kp_topic_plan_t *plan, const char *name,
+                                 int partitions, int replication_factor,
+                                 const char *retention_ms);
 
 /**
  * @brief Adds every topic of DESIGN.md §2 with @p prefix: the data, control,

@@ -12,7 +12,9 @@
  * cutoff by scanning from the prefix and stopping at the first younger
  * key, at most a bounded number per run. Index and entries are ordinary
  * store keys: their deletions go through the transaction and the
- * changelog like any write.
+ * changelog like any write, unless the run is local: an index kept as
+ * local state (kp_ctx_write_local()) beside entries whose changelog drops
+ * old records by retention (kpay-inflight's dedup store).
  */
 #ifndef KPAY_KP_EXPIRY_H
 #define KPAY_KP_EXPIRY_H
@@ -68,13 +70,16 @@ typedef kp_err_t(kp_expiry_cb)(kp_ctx_t *ctx, const char *id, size_t idlen,
  *        the index keys of @p prefix in store @p store (committed keys,
  *        kp_ctx_scan()) while their time is below @p cutoff, calling
  *        @p cb and deleting the index key, at most @p max per call. A
- *        malformed index key is deleted (logged).
+ *        malformed index key is deleted (logged). With @p local the index
+ *        key is deleted locally (kp_ctx_write_local(): no tombstone on
+ *        the changelog), for an index that is itself local state; @p cb
+ *        then deletes its entry locally too.
  * @param deletedp receives the number of index keys deleted (may be NULL).
  * @returns KP_OK or the first error (of the scan, @p cb or a delete).
  * @locality processing thread (punctuate())
  */
 kp_err_t kp_expiry_run(kp_ctx_t *ctx, int store, const char *prefix,
-                       int64_t cutoff, int64_t max, kp_expiry_cb *cb,
+                       int64_t cutoff, int64_t max, int local, kp_expiry_cb *cb,
                        void *opaque, int64_t *deletedp);
 
 #endif /* KPAY_KP_EXPIRY_H */

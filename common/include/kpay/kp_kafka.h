@@ -50,6 +50,21 @@ typedef struct kp_kafka_prop_s {
 } kp_kafka_prop_t;
 
 /**
+ * Memory defaults of a consumer's rows (docs/runtime.md, "Memory"): the
+ * records librdkafka prefetches are bounded by queued.max.messages.kbytes
+ * (64 MiB by default, for the consumer's one queue), and a fetch response
+ * by fetch.max.bytes (50 MB by default; librdkafka also caps it at the
+ * queue's size). 4 MiB is 16,000 records of a payment's size, seconds of
+ * work at full speed. @p kbytes is the queue's size in KiB and @p bytes
+ * the same in bytes (fetch.max.bytes must stay >= message.max.bytes, 1 MB).
+ */
+#define KP_KAFKA_CONSUMER_MEMORY(kbytes, bytes)                                \
+        {"queued.max.messages.kbytes", kbytes, KP_PROP_DEFAULT},               \
+            {"queued.min.messages", "10000", KP_PROP_DEFAULT}, {               \
+                "fetch.max.bytes", bytes, KP_PROP_DEFAULT                      \
+        }
+
+/**
  * @brief A client configuration from a property table: what
  *        kp_kafka_conf_new() sets (bootstrap, client.id, logging, every -X
  *        property), then each KP_PROP_DEFAULT row the user did not pass

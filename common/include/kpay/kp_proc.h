@@ -42,6 +42,8 @@
 
 typedef struct kp_proc_s kp_proc_t;
 typedef struct kp_ctx_s kp_ctx_t;
+/** A store being restored (kp_proc_def_t.restored). */
+typedef struct restore_s kp_restore_ctx_t;
 
 /** One input record. Valid only during the process() call. */
 typedef struct kp_record_s {
@@ -114,6 +116,13 @@ typedef struct kp_proc_def_s {
         void (*tick)(kp_proc_t *proc, int64_t now_ms, void *opaque);
         /** Before the processor is destroyed. Optional. */
         void (*fini)(kp_proc_t *proc, void *opaque);
+        /** Called for each changelog record a restore applies to store
+         *  @p store (@p val NULL for a tombstone), after applying it: may
+         *  write the local state derived from it (kp_restore_write_local(),
+         *  what kp_ctx_write_local() wrote while processing). Optional. */
+        void (*restored)(kp_restore_ctx_t *rc, int store, const void *key,
+                         size_t klen, const void *val, size_t vlen,
+                         void *opaque);
         void *opaque; /**< passed to every callback */
 } kp_proc_def_t;
 
@@ -381,6 +390,66 @@ kp_err_t kp_ctx_get_decoded(kp_ctx_t *ctx, int store, const void *key,
                                           fname##__decode, out);               \
         }
 
+/** How kp_ctx_cached() keeps one type of value decoded. */
+typedef struct kp_ctx_value_type_s {
+        size_t size;              /**< of the decoded struct */
+        void (*init)(void *obj);  /**< the value of an absent key */
+        void (*clear)(void *obj); /**< frees what @p obj owns */
+        /** Decodes @p buf into @p obj (initialized): KP_OK, or an error
+         *  (@p obj then untouched). */
+        kp_err_t (*decode)(const void *buf, size_t len, void *obj);
+        /** Encodes @p obj: a kp_malloc()ed, non-empty value. */
+        char *(*encode)(const void *obj, size_t *lenp);
+} kp_ctx_value_type_t;
+
+/**
+ * @brief The decoded value of @p key in store @p store, kept by the runtime
+ *        for the rest of the transaction, for a hot key that every record
+ *        reads and writes (a per-partition total): the first call in a
+ *        transaction reads and decodes it (init() for an absent key),
+ *        later calls return the same object. Change it in place, then
+ *        call kp_ctx_cached_put(); at commit each object put is encoded
+ *        once and written as kp_ctx_put() would (one changelog record);
+ *        an abort drops it. One decode and one encode per transaction
+ *        instead of one per record. While a transaction is open, read the
+ *        key only through this call (kp_ctx_get() sees the value as of the
+ *        last put before the commit).
+ * @returns KP_OK with *@p objp; KP_ERR_STORE when the stored value does not
+ *          decode (corruption: return it from process()),
+ *          KP_ERR_INVALID_ARG, or KP_ERR_FATAL as kp_ctx_put().
+ */
+kp_err_t kp_ctx_cached(kp_ctx_t *ctx, int store, const void *key, size_t klen,
+                       const kp_ctx_value_type_t *type, void **objp);
+
+/**
+ * @brief Defines `static const kp_ctx_value_type_t tname` for values of C
+ *        type @p type from its typed functions: `void init_fn(type *)`,
+ *        `void clear_fn(type *)`, `kp_err_t decode_fn(const void *, size_t,
+ *        type *)` and `char *encode_fn(const type *, size_t *)` (the
+ *        compiler checks them; no void * crosses the calls).
+ */
+#define KP_CTX_VALUE_TYPE(tname, type, init_fn, clear_fn, decode_fn,           \
+                          encode_fn)                                           \
+        static void tname##__init(void *o) {                                   \
+                init_fn((type *)o);                                            \
+        }                                                                      \
+        static void tname##__clear(void *o) {                                  \
+                clear_fn((type *)o);                                           \
+        }                                                                      \
+        static kp_err_t tname##__decode(const void *b, size_t n, void *o) {    \
+                return decode_fn(b, n, (type *)o);                             \
+        }                                                                      \
+        static char *tname##__encode(const void *o, size_t *lenp) {            \
+                return encode_fn((const type *)o, lenp);                       \
+        }                                                                      \
+        static const kp_ctx_value_type_t tname = {                             \
+            sizeof(type),    tname##__init,   tname##__clear,                  \
+            tname##__decode, tname##__encode,                                  \
+        }
+
+/** @brief Marks the object of kp_ctx_cached() @p obj as written. */
+void kp_ctx_cached_put(kp_ctx_t *ctx, void *obj);
+
 /**
  * @brief Writes @p key in store @p store (the transaction's overlay); its
  *        last value in the transaction goes to the changelog at commit.
@@ -397,6 +466,29 @@ kp_err_t kp_ctx_put(kp_ctx_t *ctx, int store, const void *key, size_t klen,
  * @returns KP_OK, KP_ERR_INVALID_ARG or KP_ERR_FATAL, as kp_ctx_put().
  */
 kp_err_t kp_ctx_delete(kp_ctx_t *ctx, int store, const void *key, size_t klen);
+
+/**
+ * @brief Writes (@p val with @p vlen > 0) or deletes (@p val NULL) @p key
+ *        of store @p store as local state: committed to the store with the
+ *        transaction like kp_ctx_put(), but never written to the changelog.
+ *        For state the processor derives again from the changelogged keys
+ *        on restore (kp_proc_def_t.restored: an expiry index), and for
+ *        deleting the expired keys of a store whose changelog drops them
+ *        by retention (kp_proc_layout_t.store_retention_ms). A key written
+ *        with kp_ctx_put()/kp_ctx_delete() in the same transaction goes to
+ *        the changelog with its last value.
+ * @returns KP_OK, KP_ERR_INVALID_ARG or KP_ERR_FATAL, as kp_ctx_put().
+ */
+kp_err_t kp_ctx_write_local(kp_ctx_t *ctx, int store, const void *key,
+                            size_t klen, const void *val, size_t vlen);
+
+/**
+ * @brief During kp_proc_def_t.restored: writes (@p val with @p vlen > 0) or
+ *        deletes (@p val NULL) @p key of the store being restored as local
+ *        state (kp_ctx_write_local()), committed with the restored records.
+ */
+void kp_restore_write_local(kp_restore_ctx_t *rc, const void *key, size_t klen,
+                            const void *val, size_t vlen);
 
 /**
  * @brief Called for each key of kp_ctx_scan() in byte order; return

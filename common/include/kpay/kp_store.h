@@ -94,6 +94,16 @@ void kp_store_put(kp_store_t *st, const void *key, size_t klen, const void *val,
 /** @brief Deletes @p key in the overlay (a tombstone). @locality processing */
 void kp_store_delete(kp_store_t *st, const void *key, size_t klen);
 
+/**
+ * @brief Writes or (@p val NULL) deletes @p key in the overlay as local
+ *        state: committed to RocksDB like the others, never visited by
+ *        kp_store_overlay_foreach(), so it never reaches the changelog
+ *        (an index the processor derives again on restore). A key written
+ *        both ways in one transaction is not local. @locality processing
+ */
+void kp_store_write_local(kp_store_t *st, const void *key, size_t klen,
+                          const void *val, size_t vlen);
+
 /** @brief Number of keys written or deleted in the overlay. */
 size_t kp_store_overlay_count(const kp_store_t *st);
 
@@ -107,7 +117,10 @@ typedef int(kp_store_overlay_cb)(const void *key, size_t klen, const void *val,
 /**
  * @brief Visits the overlay: the last write of each key since the last
  *        commit or rollback (the runtime writes these to the changelog
- *        just before the Kafka commit, once per key).
+ *        just before the Kafka commit, once per key), local writes
+ *        (kp_store_write_local()) excepted, and so are deletions of keys
+ *        that RocksDB does not hold (written and deleted since the last
+ *        commit, or never there): the changelog has nothing to delete.
  * @returns 0, or the first non-zero value returned by @p cb.
  * @locality processing thread
  */

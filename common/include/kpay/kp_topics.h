@@ -45,6 +45,14 @@ typedef struct kp_proc_layout_s {
         const char *service;         /**< "account": group kpay-account... */
         const kp_topic_id_t *inputs; /**< ends with KP_TOPIC_NONE */
         const char *const *stores;   /**< NULL-terminated; may be empty */
+        /** NULL, or per store (the index of @p stores): NULL for a store
+         *  whose keys live until deleted, or the retention.ms (decimal)
+         *  of a store whose keys expire by time. Such a changelog is
+         *  cleanup.policy=compact,delete with at least this retention, so
+         *  that an expired key leaves the log without a tombstone (as
+         *  Kafka Streams' windowed stores do); the processor deletes it
+         *  locally only (kp_ctx_delete_local()). */
+        const char *const *store_retention_ms;
 } kp_proc_layout_t;
 
 /** @brief The layout of topic @p id. @locality any thread */
