@@ -198,8 +198,7 @@ static void punctuate(kp_ctx_t *ctx, int64_t now_ms, void *opaque) {
         kp_err_t err       = kp_expiry_run(
                   ctx, CONFIRMED_ST_EXPIRY, CONFIRMED_EXPIRY_PREFIX,
                   kp_expiry_cutoff(now_ms, a->retention_ms),
-                  CONFIRMED_EXPIRY_MAX_PER_RUN, 0, expire_outcome, &x,
-                  &deleted);
+                  CONFIRMED_EXPIRY_MAX_PER_RUN, 0, expire_outcome, &x, &deleted);
         if (deleted > 0) {
                 kp_counter_add(a->outcomes_expired, deleted);
                 KP_DEBUG("partition %d: %" PRId64 " outcome index keys expired",

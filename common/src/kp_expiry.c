@@ -85,8 +85,8 @@ static int run_cb(const void *key, size_t klen, const void *val, size_t vlen,
                         x->store, (int)kp_ctx_partition(x->ctx));
         else if ((x->err = x->cb(x->ctx, id, idlen, ms, x->opaque)))
                 return 1;
-        if ((x->err = x->local ? kp_ctx_write_local(x->ctx, x->store, key,
-                                                    klen, NULL, 0)
+        if ((x->err = x->local ? kp_ctx_write_local(x->ctx, x->store, key, klen,
+                                                    NULL, 0)
                                : kp_ctx_delete(x->ctx, x->store, key, klen)))
                 return 1;
         x->deleted++;
@@ -94,8 +94,8 @@ static int run_cb(const void *key, size_t klen, const void *val, size_t vlen,
 }
 
 kp_err_t kp_expiry_run(kp_ctx_t *ctx, int store, const char *prefix,
-                       int64_t cutoff, int64_t max, int local,
-                       kp_expiry_cb *cb, void *opaque, int64_t *deletedp) {
+                       int64_t cutoff, int64_t max, int local, kp_expiry_cb *cb,
+                       void *opaque, int64_t *deletedp) {
         run_t x = {.ctx    = ctx,
                    .store  = store,
                    .prefix = prefix,

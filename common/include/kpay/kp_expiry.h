@@ -79,7 +79,7 @@ typedef kp_err_t(kp_expiry_cb)(kp_ctx_t *ctx, const char *id, size_t idlen,
  * @locality processing thread (punctuate())
  */
 kp_err_t kp_expiry_run(kp_ctx_t *ctx, int store, const char *prefix,
-                       int64_t cutoff, int64_t max, int local,
-                       kp_expiry_cb *cb, void *opaque, int64_t *deletedp);
+                       int64_t cutoff, int64_t max, int local, kp_expiry_cb *cb,
+                       void *opaque, int64_t *deletedp);
 
 #endif /* KPAY_KP_EXPIRY_H */
