@@ -380,6 +380,7 @@ static int restore_bench(const char *testproc, const char *state_dir,
         if (system(cmd) != 0)
                 fprintf(stderr, "bench: could not clear %s\n", state_dir);
         snprintf(log, sizeof(log), "%s.log", state_dir);
+        unlink(log); /* an earlier run's line must not count */
         t0        = now_us();
         pid_t pid = fork();
         if (pid == 0) {
