@@ -17,8 +17,10 @@
  *         |           |  +--------+  |       v
  *         +-----------+--------------+---> FAILED
  *
- * RESTORING is a processor restoring stores; RUNNING -> RESTORING happens
- * when new partitions arrive. /readyz answers 200 only in RUNNING.
+ * RESTORING is a processor restoring the stores of some of its partitions
+ * (the others are processed meanwhile); RUNNING -> RESTORING happens when
+ * new partitions arrive. /readyz answers 200 only in RUNNING with no
+ * partition restoring (kp_service_set_restoring()).
  */
 #ifndef KPAY_KP_SERVICE_H
 #define KPAY_KP_SERVICE_H
