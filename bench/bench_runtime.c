@@ -10,7 +10,14 @@
  *     N / (time from its first output to its last).
  * Prints both and their ratio as one JSON line on stdout. (Per input the
  * processor writes one output, plus one changelog record per key and
- * transaction.) Not a test: run it with bench/runtime.sh. */
+ * transaction.) Not a test: run it with bench/runtime.sh.
+ *
+ * With --restore: N records of N distinct keys are written to the
+ * changelog of kpay-testproc's store "sums" (no input), then kpay-testproc
+ * starts with no local state and restores them; the rate is the daemon's
+ * own "restored R changelog records in M ms" line (from the restore's
+ * start to its end), and the time from exec to that line is reported
+ * too. Run it with bench/restore.sh. */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +31,7 @@
 
 #include "kpay/kp_admin.h"
 #include "kpay/kp_conf.h"
+#include "kpay/kp_topics.h"
 
 static const char *bootstrap = "127.0.0.1:29092";
 static int64_t n_records     = 200000;
@@ -277,9 +285,142 @@ static int count_topics(const char *prefix) {
         return 0;
 }
 
+/* Waits (at most 900 s) for the line "restored R changelog records in M
+ * ms" in @p log; fills *recordsp and *msp. @returns 0, or -1. */
+static int wait_restored(const char *log, pid_t pid, int64_t *recordsp,
+                         int64_t *msp) {
+        for (int i = 0; i < 9000; i++) {
+                FILE *f = fopen(log, "r");
+                char line[2048];
+                while (f && fgets(line, sizeof(line), f)) {
+                        const char *r = strstr(line, "msg=\"restored ");
+                        if (r && sscanf(r,
+                                        "msg=\"restored %" SCNd64
+                                        " changelog records in %" SCNd64,
+                                        recordsp, msp) == 2) {
+                                fclose(f);
+                                return 0;
+                        }
+                }
+                if (f)
+                        fclose(f);
+                int status;
+                if (waitpid(pid, &status, WNOHANG) == pid) {
+                        fprintf(stderr, "bench: kpay-testproc exited; see %s\n",
+                                log);
+                        return -1;
+                }
+                struct timespec ts = {0, 100 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        fprintf(stderr, "bench: no restore within 900 s; see %s\n", log);
+        return -1;
+}
+
+/* The CPU time (user + system) process @p pid has used, in seconds: its
+ * own figure, whatever else the machine runs. */
+static double cpu_seconds(pid_t pid) {
+        char path[64], buf[4096];
+        snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return 0;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n]           = '\0';
+        const char *p    = strrchr(buf, ')');
+        unsigned long ut = 0, st = 0;
+        /* After "(comm)": state and 10 fields, then utime and stime. */
+        if (!p || sscanf(p + 2,
+                         "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                         "%lu %lu",
+                         &ut, &st) != 2)
+                return 0;
+        return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* --restore: the restore rate of kpay-testproc from nothing. */
+static int restore_bench(const char *testproc, const char *state_dir,
+                         const char *prefix, const char *value) {
+        char in[128], out[128], dlq[128], meta[128], ticks[128], cl[256];
+        snprintf(in, sizeof(in), "%stest.in", prefix);
+        snprintf(out, sizeof(out), "%stest.out", prefix);
+        snprintf(ticks, sizeof(ticks), "%stest.ticks", prefix);
+        snprintf(dlq, sizeof(dlq), "%skpay.dlq", prefix);
+        snprintf(meta, sizeof(meta), "%skpay.metadata", prefix);
+        kp_changelog_name(cl, sizeof(cl), prefix, "testproc", "sums");
+        const char *topics[] = {in, out, ticks, dlq, NULL};
+        create_topics(topics, 0);
+        const char *compacted[] = {meta, NULL};
+        create_topics(compacted, 1);
+        /* The changelog as the runtime makes it. */
+        char errstr[512];
+        rd_kafka_t *adm      = client(RD_KAFKA_PRODUCER, NULL);
+        kp_topic_plan_t plan = {0};
+        kp_topic_plan_add_changelog(&plan, cl, partitions, 1, NULL);
+        if (kp_admin_ensure_topics(adm, &plan, 30000, NULL, errstr,
+                                   sizeof(errstr))) {
+                fprintf(stderr, "bench: %s\n", errstr);
+                return 1;
+        }
+        kp_topic_plan_clear(&plan);
+        rd_kafka_destroy(adm);
+        keys           = (int)(n_records < INT32_MAX ? n_records : INT32_MAX);
+        rd_kafka_t *pr = producer();
+        int64_t t0     = now_us();
+        for (int64_t i = 0; i < n_records; i++)
+                produce(pr, cl, i, (char *)value);
+        producer_close(pr);
+        fprintf(stderr,
+                "restore: %" PRId64 " changelog records written in %.1f s\n",
+                n_records, (double)(now_us() - t0) / 1e6);
+
+        char cmd[1024], log[1024];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
+        if (system(cmd) != 0)
+                fprintf(stderr, "bench: could not clear %s\n", state_dir);
+        snprintf(log, sizeof(log), "%s.log", state_dir);
+        unlink(log); /* an earlier run's line must not count */
+        t0        = now_us();
+        pid_t pid = fork();
+        if (pid == 0) {
+                FILE *f = freopen(log, "w", stderr);
+                (void)f;
+                execl(testproc, testproc, "-b", bootstrap, "--topic-prefix",
+                      prefix, "--instance-id", "bench", "--state-dir",
+                      state_dir, "--listen", "127.0.0.1:0", "--log-level",
+                      "info", (char *)NULL);
+                _exit(127);
+        }
+        int64_t records = 0, ms = 0;
+        int rc      = wait_restored(log, pid, &records, &ms);
+        double wall = (double)(now_us() - t0) / 1e6;
+        double cpu  = cpu_seconds(pid);
+        kill(pid, SIGTERM);
+        int status;
+        waitpid(pid, &status, 0);
+        if (rc)
+                return 1;
+        double rate = ms ? (double)records * 1000.0 / (double)ms : 0;
+        fprintf(stderr,
+                "restore: %" PRId64 " records in %" PRId64
+                " ms: %.0f records/s (%.1f s from exec, %.1f s of CPU: "
+                "%.0f records per CPU second)\n",
+                records, ms, rate, wall, cpu, cpu > 0 ? records / cpu : 0);
+        printf("{\"records\":%" PRId64
+               ",\"value_size\":%d,\"partitions\":%d,"
+               "\"restore_ms\":%" PRId64
+               ",\"restore_records_per_s\":%.0f,"
+               "\"exec_to_restored_s\":%.2f,\"cpu_s\":%.2f,"
+               "\"records_per_cpu_s\":%.0f}\n",
+               records, value_size, partitions, ms, rate, wall, cpu,
+               cpu > 0 ? records / cpu : 0);
+        return records == n_records ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
         const char *testproc = NULL, *state_dir = "/tmp/kpay-bench-state";
-        int raw_only             = 0;
+        int raw_only = 0, restore = 0;
         const char *count_prefix = NULL;
         for (int i = 1; i < argc; i++) {
                 int64_t v;
@@ -300,11 +441,14 @@ int main(int argc, char **argv) {
                         state_dir = argv[++i];
                 else if (!strcmp(argv[i], "--raw-only"))
                         raw_only = 1;
+                else if (!strcmp(argv[i], "--restore"))
+                        restore = 1;
                 else if (!strcmp(argv[i], "--count-topics") && i + 1 < argc)
                         count_prefix = argv[++i];
                 else {
                         fprintf(stderr,
-                                "usage: %s --testproc PATH | --raw-only | "
+                                "usage: %s --testproc PATH [--restore] | "
+                                "--raw-only | "
                                 "--count-topics PREFIX "
                                 "[-b HOST:PORT] "
                                 "[--records N] [--value-size BYTES] "
@@ -326,6 +470,11 @@ int main(int argc, char **argv) {
         memset(value, 'x', (size_t)value_size);
         memcpy(value, "1|", 2);
         value[value_size] = '\0';
+        if (restore) {
+                int rc = restore_bench(testproc, state_dir, prefix, value);
+                free(value);
+                return rc;
+        }
 
         /* 1. The broker alone. */
         char raw[128];

@@ -2,7 +2,7 @@
 # The runtime benchmark (issue: runtime throughput beside the broker's):
 # builds, starts a dedicated broker on 127.0.0.1:29092 with fresh data,
 # runs kpay-bench-runtime, prints its JSON line, stops the broker.
-#   bench/runtime.sh [--records N] [--value-size BYTES] [--commit-interval-ms MS]
+#   bench/runtime.sh [--restore] [--records N] [--value-size BYTES] [--commit-interval-ms MS]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export KPAY_KAFKA_PORT=${KPAY_BENCH_KAFKA_PORT:-29092}

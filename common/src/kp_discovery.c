@@ -161,6 +161,10 @@ char *kp_instance_info_to_json(const kp_instance_info_t *info) {
         for (size_t i = 0; i < info->partition_cnt; i++)
                 json_append(parts, json_integer(info->partitions[i]));
         json_set(obj, "partitions", parts);
+        json_t *restoring = json_must(json_array());
+        for (size_t i = 0; i < info->restoring_cnt; i++)
+                json_append(restoring, json_integer(info->restoring[i]));
+        json_set(obj, "restoring", restoring);
         json_set(obj, "partition_count", json_integer(info->partition_count));
         json_set(obj, "ts", json_integer(info->ts));
         if (info->status) {
@@ -262,10 +266,70 @@ static kp_err_t parse_stores(json_t *obj, kp_instance_info_t *out, char *errstr,
         return KP_OK;
 }
 
+/* An optional array of partitions below @p partition_count, kept
+ * ascending and without duplicates. */
+static kp_err_t parse_partitions(json_t *obj, const char *field,
+                                 int32_t partition_count, int32_t **partsp,
+                                 size_t *cntp, char *errstr,
+                                 size_t errstr_size) {
+        json_t *arr    = json_object_get(obj, field);
+        int32_t *parts = NULL;
+        size_t cnt_out = 0;
+        if (arr && !json_is_null(arr)) {
+                if (!json_is_array(arr)) {
+                        snprintf(errstr, errstr_size,
+                                 "InstanceInfo: field \"%s\" must be "
+                                 "an array of integers",
+                                 field);
+                        return KP_ERR_PARSE;
+                }
+                size_t cnt = json_array_size(arr);
+                /* Owned by the caller's info at once: an error below
+                 * leaves it to kp_instance_info_clear(). */
+                if (cnt)
+                        parts = *partsp = kp_calloc(cnt, sizeof(*parts));
+                for (size_t i = 0; i < cnt; i++) {
+                        json_t *v = json_array_get(arr, i);
+                        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                            json_integer_value(v) > INT32_MAX) {
+                                snprintf(errstr, errstr_size,
+                                         "InstanceInfo: field "
+                                         "\"%s\"[%zu] must be an "
+                                         "integer in 0..%" PRId32,
+                                         field, i, INT32_MAX);
+                                return KP_ERR_PARSE;
+                        }
+                        if (json_integer_value(v) >= partition_count) {
+                                snprintf(errstr, errstr_size,
+                                         "InstanceInfo: field "
+                                         "\"%s\"[%zu] = %lld is not "
+                                         "below \"partition_count\" %" PRId32,
+                                         field, i,
+                                         (long long)json_integer_value(v),
+                                         partition_count);
+                                return KP_ERR_PARSE;
+                        }
+                        parts[i] = (int32_t)json_integer_value(v);
+                        cnt_out++;
+                }
+                /* The header promises ascending partitions, without
+                 * duplicates, whatever order the publisher used. */
+                if (cnt_out > 1)
+                        qsort(parts, cnt_out, sizeof(*parts), cmp_int32);
+                size_t w = 0;
+                for (size_t i = 0; i < cnt_out; i++)
+                        if (w == 0 || parts[w - 1] != parts[i])
+                                parts[w++] = parts[i];
+                cnt_out = w;
+        }
+        *partsp = parts;
+        *cntp   = cnt_out;
+        return KP_OK;
+}
+
 static kp_err_t parse_info(json_t *obj, kp_instance_info_t *out, char *errstr,
                            size_t errstr_size) {
         json_int_t n;
-        json_t *arr;
         kp_err_t err;
 
         if (!json_is_object(obj)) {
@@ -291,53 +355,13 @@ static kp_err_t parse_info(json_t *obj, kp_instance_info_t *out, char *errstr,
                 return err;
         out->partition_count = (int32_t)n;
 
-        arr = json_object_get(obj, "partitions");
-        if (arr && !json_is_null(arr)) {
-                if (!json_is_array(arr)) {
-                        snprintf(errstr, errstr_size,
-                                 "InstanceInfo: field \"partitions\" must be "
-                                 "an array of integers");
-                        return KP_ERR_PARSE;
-                }
-                size_t cnt = json_array_size(arr);
-                if (cnt)
-                        out->partitions =
-                            kp_calloc(cnt, sizeof(*out->partitions));
-                for (size_t i = 0; i < cnt; i++) {
-                        json_t *v = json_array_get(arr, i);
-                        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-                            json_integer_value(v) > INT32_MAX) {
-                                snprintf(errstr, errstr_size,
-                                         "InstanceInfo: field "
-                                         "\"partitions\"[%zu] must be an "
-                                         "integer in 0..%" PRId32,
-                                         i, INT32_MAX);
-                                return KP_ERR_PARSE;
-                        }
-                        if (json_integer_value(v) >= out->partition_count) {
-                                snprintf(errstr, errstr_size,
-                                         "InstanceInfo: field "
-                                         "\"partitions\"[%zu] = %lld is not "
-                                         "below \"partition_count\" %" PRId32,
-                                         i, (long long)json_integer_value(v),
-                                         out->partition_count);
-                                return KP_ERR_PARSE;
-                        }
-                        out->partitions[i] = (int32_t)json_integer_value(v);
-                        out->partition_cnt++;
-                }
-                /* The header promises ascending partitions, without
-                 * duplicates, whatever order the publisher used. */
-                if (out->partition_cnt > 1)
-                        qsort(out->partitions, out->partition_cnt,
-                              sizeof(*out->partitions), cmp_int32);
-                size_t w = 0;
-                for (size_t i = 0; i < out->partition_cnt; i++)
-                        if (w == 0 ||
-                            out->partitions[w - 1] != out->partitions[i])
-                                out->partitions[w++] = out->partitions[i];
-                out->partition_cnt = w;
-        }
+        if ((err = parse_partitions(obj, "partitions", out->partition_count,
+                                    &out->partitions, &out->partition_cnt,
+                                    errstr, errstr_size)) ||
+            (err = parse_partitions(obj, "restoring", out->partition_count,
+                                    &out->restoring, &out->restoring_cnt,
+                                    errstr, errstr_size)))
+                return err;
 
         if ((err = parse_opt_int(obj, "ts", INT64_MIN, INT64_MAX, &n, errstr,
                                  errstr_size)))
@@ -408,6 +432,13 @@ void kp_instance_info_copy(kp_instance_info_t *dst,
                        src->partition_cnt * sizeof(*dst->partitions));
                 dst->partition_cnt = src->partition_cnt;
         }
+        if (src->restoring_cnt) {
+                dst->restoring =
+                    kp_calloc(src->restoring_cnt, sizeof(*dst->restoring));
+                memcpy(dst->restoring, src->restoring,
+                       src->restoring_cnt * sizeof(*dst->restoring));
+                dst->restoring_cnt = src->restoring_cnt;
+        }
         dst->partition_count = src->partition_count;
         dst->ts              = src->ts;
         dst->status          = kp_strdup(src->status);
@@ -424,6 +455,7 @@ void kp_instance_info_clear(kp_instance_info_t *info) {
                 kp_free(info->stores[i]);
         kp_free(info->stores);
         kp_free(info->partitions);
+        kp_free(info->restoring);
         kp_free(info->status);
         memset(info, 0, sizeof(*info));
 }

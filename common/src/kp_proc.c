@@ -41,6 +41,11 @@ static const kp_conf_opt_t proc_opts[] = {
      "How long a failing Kafka call (end offsets, committed offsets, "
      "transactions, a stalled restore) is retried, with a capped exponential "
      "backoff, before the instance exits 1 for a supervisor to restart it."},
+    {"restore-max-rate", 0, KP_CONF_INT, PCONF(restore_max_rate), "0", 0,
+     1000000000, NULL,
+     "Changelog records restored per second at most (0: no limit): bounds "
+     "what a restore in the background takes from the broker and the disk "
+     "(and slows restores down for tests)."},
     {NULL},
 };
 
@@ -118,6 +123,25 @@ static kp_commit_state_t commit_state(const kp_proc_t *proc) {
 /* ------------------------------------------------------------------------
  * The loop. */
 
+/* Seeks @p topic [@p partition] back to @p offset (asynchronously); a
+ * failure fails the instance. */
+static void rewind_partition(kp_proc_t *proc, const char *topic,
+                             int32_t partition, int64_t offset) {
+        rd_kafka_topic_partition_list_t *list =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(list, topic, partition)->offset =
+            offset;
+        rd_kafka_error_t *error =
+            rd_kafka_seek_partitions(proc->consumer, list, 0);
+        if (error) {
+                KP_ERROR("seeking %s [%d]: %s", topic, (int)partition,
+                         rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                proc_fail(proc);
+        }
+        rd_kafka_topic_partition_list_destroy(list);
+}
+
 /* Processes one record; @p wall_ms and @p mono_ms are the clocks read
  * once for the burst it belongs to (loop()). */
 static void process_one(kp_proc_t *proc, rd_kafka_message_t *m, int64_t wall_ms,
@@ -127,7 +151,18 @@ static void process_one(kp_proc_t *proc, rd_kafka_message_t *m, int64_t wall_ms,
         task_t *t = (m->partition >= 0 && m->partition < proc->partition_cnt)
                         ? proc->tasks[m->partition]
                         : NULL;
-        if (in < 0 || !t || !t->ready) {
+        if (in >= 0 && t && !t->ready) {
+                /* A partition still restoring is paused before its first
+                 * fetch; should a record come anyway, it is fetched again
+                 * once the partition is ready, never skipped. */
+                KP_WARN("%s [%d] @%" PRId64
+                        " arrived while restoring; "
+                        "seeking back to it",
+                        topic, (int)m->partition, m->offset);
+                rewind_partition(proc, topic, m->partition, m->offset);
+                return;
+        }
+        if (in < 0 || !t) {
                 /* A late record of a partition just revoked: the next owner
                  * processes it from the committed offset. */
                 KP_DEBUG("skipping %s [%d] @%" PRId64 ": not owned", topic,
@@ -279,12 +314,30 @@ static int burst_may_go_on(const kp_proc_t *proc, int done) {
         return 1;
 }
 
+/* A slice of the restores in the background, when the loop found nothing
+ * to process (@p drained) or every KP_PROC_RESTORE_SLICE_MS of processing
+ * at the latest: with both busy, each gets about half the time. */
+static void loop_restore(kp_proc_t *proc, int drained, int64_t *last_ms) {
+        if (!proc->restore_started_ms)
+                return;
+        int64_t now = kp_mono_ms();
+        if (!drained && now - *last_ms < KP_PROC_RESTORE_SLICE_MS)
+                return;
+        /* Nothing else to do: wait a little for the changelog's records. */
+        if (restore_slice(proc, drained && !restore_wait_ms(proc, 5) ? 5 : 0))
+                proc_fail(proc);
+        *last_ms = kp_mono_ms();
+}
+
 static void loop(kp_proc_t *proc) {
         int64_t now             = kp_mono_ms();
         proc->next_punctuate_ms = now + proc->def.punctuate_interval_ms;
         int64_t next_gauges     = now;
+        int64_t last_restore    = now;
         while (kp_app_running() && !proc_failed(proc)) {
                 int64_t wait = flow_wait_ms(proc, now);
+                /* The restore slice waits instead (loop_restore()). */
+                wait = restore_wait_ms(proc, wait);
                 if (txn_open(proc)) {
                         kp_commit_policy_t policy = commit_policy(proc);
                         kp_commit_state_t st      = commit_state(proc);
@@ -323,6 +376,9 @@ static void loop(kp_proc_t *proc) {
                         }
                         proc_progress(proc);
                 }
+                if (proc_failed(proc))
+                        break;
+                loop_restore(proc, drained, &last_restore);
                 if (proc_failed(proc))
                         break;
                 rd_kafka_poll(proc->producer, 0);
@@ -541,6 +597,11 @@ static void register_metrics(kp_proc_t *proc) {
                              "Changelog records left to replay.", NULL);
         proc->m_restoring = kp_metrics_gauge(
             m, "kpay_restoring", "1 while stores are being restored.", NULL);
+        proc->m_restoring_partitions = kp_metrics_gauge(
+            m, "kpay_restoring_partitions",
+            "Partitions owned whose stores are still restoring (not "
+            "processed yet).",
+            NULL);
         proc->m_partitions =
             kp_metrics_gauge(m, "kpay_assigned_partitions",
                              "Partitions this instance owns.", NULL);
@@ -648,6 +709,8 @@ void kp_proc_destroy(kp_proc_t *proc) {
         if (svc) {
                 destroy_client(proc, "consumer", proc->consumer, 0);
                 destroy_client(proc, "producer", proc->producer, 0);
+                if (proc->restore_q)
+                        rd_kafka_queue_destroy(proc->restore_q);
                 destroy_client(proc, "restorer", proc->restorer, 1);
         }
         kp_service_destroy(svc);
@@ -661,6 +724,7 @@ void kp_proc_destroy(kp_proc_t *proc) {
         kp_free(proc->changelogs);
         kp_free(proc->tasks);
         kp_free(proc->info_parts);
+        kp_free(proc->restores);
         kp_free(proc->flow);
         kp_free(proc->prefix);
         kp_free(proc->group_id);

@@ -206,6 +206,8 @@ static kp_err_t setup_partitions(kp_proc_t *proc) {
         /* HTTP threads may already be asking: publish both at once. */
         task_t **tasks   = kp_calloc((size_t)cnt, sizeof(*tasks));
         proc->info_parts = kp_calloc((size_t)cnt, sizeof(*proc->info_parts));
+        proc->restores   = kp_calloc((size_t)cnt * (size_t)proc->store_cnt + 1,
+                                     sizeof(*proc->restores));
         pthread_rwlock_wrlock(&proc->tasks_lock);
         proc->tasks         = tasks;
         proc->partition_cnt = cnt;

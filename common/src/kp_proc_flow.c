@@ -61,16 +61,21 @@ void flow_pause_assigned(kp_proc_t *proc,
                          const rd_kafka_topic_partition_list_t *parts) {
         /* A paused input stays paused across a rebalance; a partition that
          * left while paused (librdkafka keeps the flag) is resumed if its
-         * input was resumed meanwhile. */
+         * input was resumed meanwhile. A partition whose task is still
+         * restoring stays paused until it is ready (flow_resume_task()). */
         rd_kafka_topic_partition_list_t *lists[2] = {
             rd_kafka_topic_partition_list_new(parts->cnt),
             rd_kafka_topic_partition_list_new(parts->cnt)};
         for (int i = 0; i < parts->cnt; i++) {
-                int in = input_index(proc, parts->elems[i].topic);
+                int in    = input_index(proc, parts->elems[i].topic);
+                int32_t p = parts->elems[i].partition;
+                const task_t *t =
+                    p >= 0 && p < proc->partition_cnt ? proc->tasks[p] : NULL;
+                int restoring = t && !t->ready;
                 if (in >= 0)
                         rd_kafka_topic_partition_list_add(
-                            lists[proc->flow[in].paused ? 1 : 0],
-                            parts->elems[i].topic, parts->elems[i].partition);
+                            lists[proc->flow[in].paused || restoring ? 1 : 0],
+                            parts->elems[i].topic, p);
         }
         for (int pause = 0; pause < 2; pause++) {
                 pause_list(proc, lists[pause], pause);
@@ -78,14 +83,28 @@ void flow_pause_assigned(kp_proc_t *proc,
         }
 }
 
+void flow_resume_task(kp_proc_t *proc, const task_t *t) {
+        rd_kafka_topic_partition_list_t *list =
+            rd_kafka_topic_partition_list_new(proc->input_cnt);
+        for (int in = 0; in < proc->input_cnt; in++)
+                if (!proc->flow[in].paused)
+                        rd_kafka_topic_partition_list_add(
+                            list, proc->topic_names[proc->input_ids[in]],
+                            t->partition);
+        pause_list(proc, list, 0);
+        rd_kafka_topic_partition_list_destroy(list);
+}
+
 /* Pauses or resumes input @p in on every partition this instance owns
- * (@p asked: for kp_proc_pause_input(), else for the rate limit). */
+ * (@p asked: for kp_proc_pause_input(), else for the rate limit); a
+ * resume leaves the partitions still restoring paused. */
 static void flow_set_paused(kp_proc_t *proc, int in, int pause, int asked) {
         rd_kafka_topic_partition_list_t *list =
             rd_kafka_topic_partition_list_new(proc->partition_cnt);
         const char *topic = proc->topic_names[proc->input_ids[in]];
         for (int32_t p = 0; p < proc->partition_cnt; p++)
-                if (proc->tasks && proc->tasks[p])
+                if (proc->tasks && proc->tasks[p] &&
+                    (pause || proc->tasks[p]->ready))
                         rd_kafka_topic_partition_list_add(list, topic, p);
         pause_list(proc, list, pause);
         rd_kafka_topic_partition_list_destroy(list);

@@ -36,8 +36,18 @@
  * timers run after it). */
 #define KP_PROC_BURST 64
 
-/* Records read from the changelogs are applied in batches of this size. */
+/* Changelog records applied between two commits of a restoring store (its
+ * checkpoint: an interrupted restore resumes from the last one). */
 #define KP_PROC_RESTORE_BATCH 10000
+
+/* Changelog records taken from the restorer's queue at once. */
+#define KP_PROC_RESTORE_POLL 512
+
+/* A restore slice of the loop ends after this long or this many records at
+ * the latest, so that the ready partitions keep flowing (docs/runtime.md,
+ * "Restore"). */
+#define KP_PROC_RESTORE_SLICE_MS      10
+#define KP_PROC_RESTORE_SLICE_RECORDS 100000
 
 /* A value kept decoded for the transaction (kp_ctx_cached()). */
 typedef struct cached_s {
@@ -54,6 +64,7 @@ typedef struct task_s {
         int32_t partition;
         cached_t *cached;      /* kp_ctx_cached(), this transaction's */
         int ready;             /* restored; read by HTTP threads under lock */
+        int restoring;         /* stores of the task still restoring */
         kp_store_t **stores;   /* [store_cnt] */
         int64_t *cl_next;      /* [store_cnt] changelog offset after the last
                                 * record delivered in this transaction, or -1 */
@@ -114,11 +125,23 @@ struct kp_proc_s {
         int64_t next_punctuate_ms;
         flow_t *flow; /* [input_cnt] */
 
+        /* The restores in the background (kp_proc_restore.c). */
+        struct restore_s *restores; /* [partition_cnt * store_cnt], by
+                                     * partition then store */
+        int restoring_tasks;        /* tasks not ready yet */
+        int restore_reassign;       /* the restorer's assignment is stale */
+        rd_kafka_queue_t *restore_q;
+        int64_t restore_progress_ms; /* the last record restored */
+        int64_t restore_remaining;   /* records to go, as last counted */
+        int64_t restore_started_ms, restore_base, restore_next_log_ms;
+        kp_bucket_t restore_bucket; /* --restore-max-rate */
+
         kp_metrics_t *metrics; /* the service's */
         kp_counter_t *m_in, *m_out, *m_dlq, *m_committed, *m_aborted;
         kp_counter_t *m_restored, *m_process_errors, *m_changelog;
         kp_counter_t *m_rerouted; /* kp_ctx_reroute() */
         kp_gauge_t *m_restore_remaining, *m_restoring, *m_partitions;
+        kp_gauge_t *m_restoring_partitions;
         kp_histogram_t *m_commit_latency;
 };
 
@@ -158,17 +181,30 @@ kp_err_t proc_produce(kp_proc_t *proc, const char *topic, int32_t partition,
                       size_t vlen, rd_kafka_headers_t *hdrs, void *opaque);
 void proc_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 
-/* kp_proc_restore.c */
+/* kp_proc_restore.c: one store of one task replaying its changelog. */
 typedef struct restore_s {
-        task_t *task;
+        task_t *task; /* NULL: no restore in progress */
         int store;
         int64_t end;     /* the changelog's end offset when restore began */
         int64_t last;    /* offset after the last applied record */
         int64_t pending; /* records applied since the last store commit */
-        int done;
 } restore_t;
-kp_err_t restore_plan(kp_proc_t *proc, task_t *t, restore_t *rs, int *rcntp);
-kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt);
+/* Opens the stores of new task @p t and plans the restore of each that is
+ * behind its changelog (t->restoring counts them). Replays nothing. */
+kp_err_t restore_plan(kp_proc_t *proc, task_t *t);
+/* Starts the restores planned since the last call (the restorer's
+ * assignment follows the restores in progress). */
+kp_err_t restore_assign(kp_proc_t *proc);
+/* Forgets the restores of @p t (revoked or closed before it was ready). */
+void restore_cancel(kp_proc_t *proc, task_t *t);
+/* One slice of the restores, bounded by KP_PROC_RESTORE_SLICE_* and
+ * --restore-max-rate; waits up to @p wait_ms for a first record.
+ * Tasks whose stores are all restored become ready. @returns KP_OK, or an
+ * error that fails the instance. */
+kp_err_t restore_slice(kp_proc_t *proc, int wait_ms);
+/* How long the loop's poll may wait (at most @p wait_ms) with restores in
+ * progress: 0 (the slice waits), or until --restore-max-rate allows more. */
+int64_t restore_wait_ms(kp_proc_t *proc, int64_t wait_ms);
 
 /* kp_proc_rebalance.c */
 task_t *task_new(kp_proc_t *proc, int32_t partition);
@@ -182,6 +218,7 @@ int input_index_of_id(const kp_proc_t *proc, kp_topic_id_t id);
 /* kp_proc_flow.c */
 void flow_pause_assigned(kp_proc_t *proc,
                          const rd_kafka_topic_partition_list_t *parts);
+void flow_resume_task(kp_proc_t *proc, const task_t *t);
 void flow_apply(kp_proc_t *proc, int64_t now_ms);
 int64_t flow_wait_ms(kp_proc_t *proc, int64_t now_ms);
 void flow_admit(kp_proc_t *proc, int input, int64_t now_ms);
@@ -189,6 +226,9 @@ void flow_admit(kp_proc_t *proc, int input, int64_t now_ms);
 /* kp_proc_query.c */
 void proc_query_routes(kp_proc_t *proc);
 void proc_info_cb(kp_instance_info_t *info, void *opaque);
+/* Tells the service which partitions are still restoring (/readyz,
+ * InstanceInfo) and sets the lifecycle state and the gauges from it. */
+void proc_publish_restoring(kp_proc_t *proc);
 int proc_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque);
 
 #endif /* KPAY_KP_PROC_INT_H */

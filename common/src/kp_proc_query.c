@@ -92,11 +92,18 @@ static void h_store_key(kp_proc_t *proc, int s, const char *key,
         task_t *t = proc->tasks[p];
         if (!t || !t->ready) {
                 pthread_rwlock_unlock(&proc->tasks_lock);
-                json_t *e = json_pack(
-                    "{s:s, s:s, s:i}", "error", "not_owned", "message",
-                    "this instance does not serve the key's partition now; "
-                    "look the owner up in kpay.metadata",
-                    "partition", (int)p);
+                /* A partition still restoring here: 503, ask again. */
+                json_t *e =
+                    t ? json_pack("{s:s, s:s, s:i}", "error", "restoring",
+                                  "message",
+                                  "the key's partition is still restoring "
+                                  "on this instance; retry later",
+                                  "partition", (int)p)
+                      : json_pack(
+                            "{s:s, s:s, s:i}", "error", "not_owned", "message",
+                            "this instance does not serve the key's partition "
+                            "now; look the owner up in kpay.metadata",
+                            "partition", (int)p);
                 kp_http_resp_json(resp, t ? 503 : 404, e);
                 return;
         }
@@ -407,6 +414,28 @@ void proc_info_cb(kp_instance_info_t *info, void *opaque) {
         info->partitions      = proc->info_parts;
         info->partition_cnt   = pcnt;
         info->partition_count = proc->partition_cnt;
+}
+
+void proc_publish_restoring(kp_proc_t *proc) {
+        int32_t *parts =
+            kp_calloc((size_t)proc->partition_cnt + 1, sizeof(*parts));
+        size_t n = 0;
+        for (int32_t p = 0; proc->tasks && p < proc->partition_cnt; p++)
+                if (proc->tasks[p] && !proc->tasks[p]->ready)
+                        parts[n++] = p;
+        kp_service_set_restoring(proc->svc, parts, n);
+        kp_free(parts);
+        kp_gauge_set(proc->m_restoring, n > 0);
+        kp_gauge_set(proc->m_restoring_partitions, (double)n);
+        if (proc_failed(proc) || proc->stopping || !kp_app_running())
+                return;
+        /* RESTORING while any partition restores, though the others are
+         * processed meanwhile (docs/runtime.md, "Lifecycle"). */
+        kp_svc_state_t st = kp_service_state(proc->svc);
+        if (n && (st == KP_SVC_STARTING || st == KP_SVC_RUNNING))
+                kp_service_set_state(proc->svc, KP_SVC_RESTORING);
+        else if (!n && (st == KP_SVC_STARTING || st == KP_SVC_RESTORING))
+                kp_service_set_state(proc->svc, KP_SVC_RUNNING);
 }
 
 int kp_proc_owned_partitions(kp_proc_t *proc) {

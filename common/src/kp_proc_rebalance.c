@@ -92,11 +92,11 @@ static kp_err_t fetch_committed(kp_proc_t *proc,
 }
 
 /* Creates the tasks of @p parts that this instance does not have yet (in
- * @p fresh) and plans their restores; records every partition's committed
- * offset. */
+ * @p fresh), opening their stores and planning their restores (nothing is
+ * replayed here); records every partition's committed offset. */
 static kp_err_t plan_tasks(kp_proc_t *proc,
                            rd_kafka_topic_partition_list_t *parts,
-                           task_t **fresh, restore_t *rs, int *rcntp) {
+                           task_t **fresh) {
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &parts->elems[i];
                 int in                         = input_index(proc, tp->topic);
@@ -116,7 +116,7 @@ static kp_err_t plan_tasks(kp_proc_t *proc,
                 if (!t) {
                         t = fresh[tp->partition] =
                             task_new(proc, tp->partition);
-                        kp_err_t err = restore_plan(proc, t, rs, rcntp);
+                        kp_err_t err = restore_plan(proc, t);
                         if (err)
                                 return err;
                 }
@@ -125,38 +125,33 @@ static kp_err_t plan_tasks(kp_proc_t *proc,
         return KP_OK;
 }
 
-/* Creates, restores and publishes the tasks of newly assigned partitions,
- * and sets each partition's start offset to its committed offset. */
+/* Creates and publishes the tasks of newly assigned partitions, ready at
+ * once when there is nothing to restore, and sets each partition's start
+ * offset to its committed offset. The restores run in the processing loop
+ * (restore_slice()). */
 static kp_err_t on_assign(kp_proc_t *proc,
                           rd_kafka_topic_partition_list_t *parts) {
         kp_err_t result = fetch_committed(proc, parts);
         if (result)
                 return result;
         task_t **fresh = kp_calloc((size_t)proc->partition_cnt, sizeof(*fresh));
-        restore_t *rs  = kp_calloc(
-             (size_t)proc->partition_cnt * (size_t)(proc->store_cnt + 1),
-             sizeof(*rs));
-        int rcnt = 0;
-        result   = plan_tasks(proc, parts, fresh, rs, &rcnt);
-        if (result == KP_OK && rcnt > 0) {
-                kp_service_set_state(proc->svc, KP_SVC_RESTORING);
-                kp_gauge_set(proc->m_restoring, 1);
-                result = restore_run(proc, rs, rcnt);
-                kp_gauge_set(proc->m_restoring, 0);
-        }
+        result         = plan_tasks(proc, parts, fresh);
         pthread_rwlock_wrlock(&proc->tasks_lock);
         for (int32_t p = 0; p < proc->partition_cnt && result == KP_OK; p++) {
                 if (!fresh[p])
                         continue;
-                fresh[p]->ready = 1;
-                proc->tasks[p]  = fresh[p];
-                fresh[p]        = NULL;
+                fresh[p]->ready = !fresh[p]->restoring;
+                proc->restoring_tasks += !fresh[p]->ready;
+                proc->tasks[p] = fresh[p];
+                fresh[p]       = NULL;
         }
         pthread_rwlock_unlock(&proc->tasks_lock);
-        for (int32_t p = 0; p < proc->partition_cnt; p++)
+        for (int32_t p = 0; p < proc->partition_cnt; p++) {
+                if (fresh[p])
+                        restore_cancel(proc, fresh[p]);
                 task_free(proc, fresh[p]);
+        }
         kp_free(fresh);
-        kp_free(rs);
         update_partition_gauge(proc);
         return result;
 }
@@ -176,11 +171,21 @@ void close_tasks(kp_proc_t *proc,
                 }
         }
         pthread_rwlock_unlock(&proc->tasks_lock);
-        /* No HTTP thread can see them any more: close outside the lock. */
-        for (int32_t p = 0; p < proc->partition_cnt; p++)
+        /* No HTTP thread can see them any more: close outside the lock. A
+         * task still restoring stops restoring; nothing of it was
+         * processed. */
+        for (int32_t p = 0; p < proc->partition_cnt; p++) {
+                if (gone[p] && !gone[p]->ready) {
+                        restore_cancel(proc, gone[p]);
+                        proc->restoring_tasks--;
+                }
                 task_free(proc, gone[p]);
+        }
         kp_free(gone);
         update_partition_gauge(proc);
+        if (!proc->stopping && restore_assign(proc))
+                proc_fail(proc);
+        proc_publish_restoring(proc);
 }
 
 /* Hands @p parts to (@p add) or takes them from the consumer, incrementally
@@ -216,8 +221,8 @@ static void assigned(kp_proc_t *proc, rd_kafka_t *rk,
         /* Flow control decided before the first assignment (start paused)
          * applies from the first record on. */
         flow_apply(proc, kp_mono_ms());
-        /* Finish the open transaction first: the restore below may outlast
-         * transaction.timeout.ms. */
+        /* Finish the open transaction first: the offsets of the new
+         * partitions are fetched below, and planning may take a while. */
         if (proc_failed(proc))
                 txn_abort(proc);
         else
@@ -225,11 +230,13 @@ static void assigned(kp_proc_t *proc, rd_kafka_t *rk,
         if (on_assign(proc, parts) != KP_OK && kp_app_running())
                 proc_fail(proc);
         /* Assign even after a failure so that the consumer can leave the
-         * group cleanly; nothing is processed then. */
+         * group cleanly; nothing is processed then. The partitions of
+         * tasks still restoring stay paused until they are ready. */
         apply_assignment(proc, rk, parts, cooperative, 1);
         flow_pause_assigned(proc, parts);
-        if (!proc_failed(proc) && kp_app_running())
-                kp_service_set_state(proc->svc, KP_SVC_RUNNING);
+        if (!proc_failed(proc) && restore_assign(proc))
+                proc_fail(proc);
+        proc_publish_restoring(proc);
 }
 
 static void revoked(kp_proc_t *proc, rd_kafka_t *rk,

@@ -1,5 +1,9 @@
 /* kp_proc_restore.c: replaying changelogs into the stores of newly
- * assigned partitions (docs/runtime.md, "Restore"). */
+ * assigned partitions (docs/runtime.md, "Restore"), in the background: the
+ * rebalance callback only plans the restores (restore_plan(),
+ * restore_assign()); the processing loop replays them in slices
+ * (restore_slice()) between the records of the partitions that are ready,
+ * and a task whose stores are all restored becomes ready. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -97,7 +101,13 @@ static kp_err_t open_store(kp_proc_t *proc, task_t *t, int s, int64_t lo,
         return KP_OK;
 }
 
-kp_err_t restore_plan(kp_proc_t *proc, task_t *t, restore_t *rs, int *rcntp) {
+static restore_t *restore_of(kp_proc_t *proc, int32_t partition, int store) {
+        return &proc->restores[(size_t)partition * (size_t)proc->store_cnt +
+                               (size_t)store];
+}
+
+kp_err_t restore_plan(kp_proc_t *proc, task_t *t) {
+        t->restoring = 0;
         for (int s = 0; s < proc->store_cnt; s++) {
                 int64_t lo, hi, start;
                 kp_err_t err = changelog_range(proc, s, t->partition, &lo, &hi);
@@ -107,15 +117,83 @@ kp_err_t restore_plan(kp_proc_t *proc, task_t *t, restore_t *rs, int *rcntp) {
                         return err;
                 if (start >= hi)
                         continue;
-                restore_t *r = &rs[(*rcntp)++];
+                restore_t *r = restore_of(proc, t->partition, s);
                 r->task      = t;
                 r->store     = s;
                 r->end       = hi;
                 r->last      = start;
                 r->pending   = 0;
-                r->done      = 0;
+                t->restoring++;
+                proc->restore_reassign = 1;
         }
         return KP_OK;
+}
+
+/* Records to go in the restores in progress, from what was applied. */
+static int64_t restore_count_remaining(kp_proc_t *proc) {
+        int64_t n = 0;
+        for (int32_t p = 0; p < proc->partition_cnt; p++)
+                for (int s = 0; s < proc->store_cnt; s++) {
+                        restore_t *r = restore_of(proc, p, s);
+                        if (r->task)
+                                n += r->end > r->last ? r->end - r->last : 0;
+                }
+        return n;
+}
+
+/* The changelog partitions of the restores in progress, at @p r->last. */
+static rd_kafka_topic_partition_list_t *restore_list(kp_proc_t *proc) {
+        rd_kafka_topic_partition_list_t *list =
+            rd_kafka_topic_partition_list_new(4);
+        for (int32_t p = 0; p < proc->partition_cnt; p++)
+                for (int s = 0; s < proc->store_cnt; s++) {
+                        restore_t *r = restore_of(proc, p, s);
+                        if (r->task)
+                                rd_kafka_topic_partition_list_add(
+                                    list, proc->changelogs[s], p)
+                                    ->offset = r->last;
+                }
+        return list;
+}
+
+kp_err_t restore_assign(kp_proc_t *proc) {
+        if (!proc->restore_reassign || !proc->restorer)
+                return KP_OK;
+        proc->restore_reassign                = 0;
+        rd_kafka_topic_partition_list_t *list = restore_list(proc);
+        int64_t now                           = kp_mono_ms();
+        if (list->cnt && !proc->restore_started_ms) {
+                proc->restore_started_ms = now;
+                proc->restore_base = (int64_t)kp_counter_get(proc->m_restored);
+                proc->restore_next_log_ms = now + 5000;
+        }
+        /* A restore (re)started is progress: the deadline counts from
+         * here. */
+        proc->restore_progress_ms = now;
+        proc->restore_remaining   = restore_count_remaining(proc);
+        /* Assigning anew from the offsets applied loses nothing: the
+         * records fetched for the old assignment are discarded by
+         * librdkafka, and a record before r->last is skipped anyway. */
+        rd_kafka_resp_err_t err =
+            rd_kafka_assign(proc->restorer, list->cnt ? list : NULL);
+        rd_kafka_topic_partition_list_destroy(list);
+        if (err) {
+                KP_ERROR("assigning changelogs: %s", rd_kafka_err2str(err));
+                return KP_ERR_KAFKA;
+        }
+        proc_publish_restoring(proc);
+        return KP_OK;
+}
+
+void restore_cancel(kp_proc_t *proc, task_t *t) {
+        for (int s = 0; s < proc->store_cnt; s++) {
+                restore_t *r = restore_of(proc, t->partition, s);
+                if (r->task != t)
+                        continue;
+                memset(r, 0, sizeof(*r));
+                proc->restore_reassign = 1;
+        }
+        t->restoring = 0;
 }
 
 static kp_err_t restore_flush(kp_proc_t *proc, restore_t *r, int64_t cp) {
@@ -137,66 +215,45 @@ void kp_restore_write_local(kp_restore_ctx_t *rc, const void *key, size_t klen,
                              val && vlen ? val : NULL, val ? vlen : 0);
 }
 
-/* Applies one changelog record to the store it belongs to. */
-static kp_err_t restore_apply(kp_proc_t *proc, restore_t *rs, int rcnt,
-                              const rd_kafka_message_t *m) {
+/* The restore a changelog record belongs to, or NULL (a record of a
+ * restore since cancelled or finished, or one already applied). */
+static restore_t *restore_find(kp_proc_t *proc, const rd_kafka_message_t *m) {
+        if (m->partition < 0 || m->partition >= proc->partition_cnt)
+                return NULL;
         const char *topic = rd_kafka_topic_name(m->rkt);
-        for (int i = 0; i < rcnt; i++) {
-                restore_t *r = &rs[i];
-                if (r->done || r->task->partition != m->partition ||
-                    strcmp(proc->changelogs[r->store], topic))
+        for (int s = 0; s < proc->store_cnt; s++) {
+                if (strcmp(proc->changelogs[s], topic))
                         continue;
-                kp_store_t *st = r->task->stores[r->store];
-                if (m->payload)
-                        kp_store_put(st, m->key, m->key_len, m->payload,
-                                     m->len);
-                else
-                        kp_store_delete(st, m->key, m->key_len);
-                if (proc->def.restored)
-                        proc->def.restored(r, r->store, m->key, m->key_len,
-                                           m->payload, m->len,
-                                           proc->def.opaque);
-                r->last = m->offset + 1;
-                r->pending++;
-                kp_counter_add(proc->m_restored, 1);
-                if (r->pending >= KP_PROC_RESTORE_BATCH)
-                        return restore_flush(proc, r, r->last);
-                return KP_OK;
+                restore_t *r = restore_of(proc, m->partition, s);
+                return r->task && m->offset >= r->last ? r : NULL;
         }
-        return KP_OK;
+        return NULL;
 }
 
-/* Marks the restores whose consumer position has reached their end (under
- * read_committed the last offsets are transaction markers that are never
- * delivered) and counts what is left. */
-static kp_err_t restore_check_ends(kp_proc_t *proc, restore_t *rs, int rcnt,
-                                   rd_kafka_topic_partition_list_t *list,
-                                   int *leftp, int64_t *remainingp) {
-        if (rd_kafka_position(proc->restorer, list))
-                return KP_ERR_KAFKA;
-        *remainingp = 0;
-        for (int i = 0; i < rcnt; i++) {
-                restore_t *r = &rs[i];
-                if (r->done)
-                        continue;
-                int64_t pos = list->elems[i].offset;
-                if (pos >= r->end) {
-                        if (restore_flush(proc, r, r->end))
-                                return KP_ERR_STORE;
-                        r->done = 1;
-                        (*leftp)--;
-                } else {
-                        *remainingp += r->end - (pos > r->last ? pos : r->last);
-                }
-        }
+/* Applies one changelog record to the store it belongs to. */
+static kp_err_t restore_apply(kp_proc_t *proc, const rd_kafka_message_t *m) {
+        restore_t *r = restore_find(proc, m);
+        if (!r)
+                return KP_OK;
+        kp_store_t *st = r->task->stores[r->store];
+        if (m->payload)
+                kp_store_put(st, m->key, m->key_len, m->payload, m->len);
+        else
+                kp_store_delete(st, m->key, m->key_len);
+        if (proc->def.restored)
+                proc->def.restored(r, r->store, m->key, m->key_len, m->payload,
+                                   m->len, proc->def.opaque);
+        r->last = m->offset + 1;
+        kp_counter_add(proc->m_restored, 1);
+        if (++r->pending >= KP_PROC_RESTORE_BATCH)
+                return restore_flush(proc, r, r->last);
         return KP_OK;
 }
 
 /* One message of the restore consumer: a record to apply, or an error. */
-static kp_err_t restore_message(kp_proc_t *proc, restore_t *rs, int rcnt,
-                                rd_kafka_message_t *m) {
+static kp_err_t restore_message(kp_proc_t *proc, rd_kafka_message_t *m) {
         if (!m->err)
-                return restore_apply(proc, rs, rcnt, m);
+                return restore_apply(proc, m);
         if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
             m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
                 /* The changelog lost the records after the checkpoint:
@@ -210,92 +267,164 @@ static kp_err_t restore_message(kp_proc_t *proc, restore_t *rs, int rcnt,
         return KP_OK;
 }
 
-kp_err_t restore_run(kp_proc_t *proc, restore_t *rs, int rcnt) {
-        if (!rcnt)
-                return KP_OK;
-        rd_kafka_topic_partition_list_t *list =
-            rd_kafka_topic_partition_list_new(rcnt);
-        int64_t remaining = 0;
-        for (int i = 0; i < rcnt; i++) {
-                rd_kafka_topic_partition_list_add(
-                    list, proc->changelogs[rs[i].store], rs[i].task->partition)
-                    ->offset = rs[i].last;
-                remaining += rs[i].end - rs[i].last;
-        }
-        kp_gauge_set(proc->m_restore_remaining, (double)remaining);
-        kp_service_set_waiting(proc->svc, remaining);
-        proc_progress(proc);
-        rd_kafka_resp_err_t err = rd_kafka_assign(proc->restorer, list);
-        if (err) {
-                KP_ERROR("assigning changelogs: %s", rd_kafka_err2str(err));
-                rd_kafka_topic_partition_list_destroy(list);
-                return KP_ERR_KAFKA;
-        }
-        kp_err_t result = KP_OK;
-        int left        = rcnt;
-        int64_t t0 = kp_mono_ms(), next_log = t0 + 5000;
-        int64_t base = (int64_t)kp_counter_get(proc->m_restored);
-        /* A restore that replays nothing for --retry-deadline-ms (the
-         * broker gone, a fetch that never succeeds) fails the instance. */
-        int64_t progress_ms = t0, last_remaining = remaining;
-        int since_check = 0;
-        while (left > 0 && result == KP_OK) {
-                if (!kp_app_running()) {
-                        result = KP_ERR_STATE;
-                        break;
-                }
-                int64_t now = kp_mono_ms();
-                if (remaining != last_remaining) {
-                        last_remaining = remaining;
-                        progress_ms    = now;
-                        proc_progress(proc);
-                } else if (now - progress_ms > proc->pconf.retry_deadline_ms) {
-                        KP_ERROR("restore: no progress for %" PRId64
-                                 " ms with %" PRId64
-                                 " records to go; exiting so that a "
-                                 "supervisor restarts this instance",
-                                 now - progress_ms, remaining);
-                        result = KP_ERR_TIMED_OUT;
-                        break;
-                }
-                rd_kafka_message_t *m =
-                    rd_kafka_consumer_poll(proc->restorer, 100);
-                if (m) {
-                        result = restore_message(proc, rs, rcnt, m);
-                        rd_kafka_message_destroy(m);
-                }
-                /* The positions only when the queue is empty or every
-                 * so many records: asking for them per record cost a
-                 * good part of the restore rate. */
-                if (result == KP_OK && (!m || ++since_check >= 1024)) {
-                        since_check = 0;
-                        result = restore_check_ends(proc, rs, rcnt, list, &left,
-                                                    &remaining);
-                }
-                kp_gauge_set(proc->m_restore_remaining, (double)remaining);
-                kp_service_set_waiting(proc->svc, remaining);
-                if (kp_mono_ms() > next_log) {
-                        KP_INFO(
-                            "restoring: %" PRId64 " records so far, %" PRId64
-                            " to go",
-                            (int64_t)kp_counter_get(proc->m_restored) - base,
-                            remaining);
-                        next_log = kp_mono_ms() + 5000;
-                }
-        }
-        rd_kafka_resp_err_t uerr = rd_kafka_assign(proc->restorer, NULL);
-        if (uerr && result == KP_OK) {
-                KP_ERROR("releasing the changelogs: %s",
-                         rd_kafka_err2str(uerr));
+/* Task @p t has all its stores restored: it takes part in processing from
+ * now on (its inputs resume unless flow control keeps them paused). */
+static void restore_task_ready(kp_proc_t *proc, task_t *t) {
+        pthread_rwlock_wrlock(&proc->tasks_lock);
+        t->ready = 1;
+        pthread_rwlock_unlock(&proc->tasks_lock);
+        proc->restoring_tasks--;
+        KP_INFO("partition %d restored: processing it", (int)t->partition);
+        flow_resume_task(proc, t);
+        proc->assignment_changed = 1;
+}
+
+/* Finishes the restores whose consumer position has reached their end
+ * (under read_committed the last offsets are transaction markers that are
+ * never delivered) and counts what is left. */
+static kp_err_t restore_check_ends(kp_proc_t *proc) {
+        rd_kafka_topic_partition_list_t *list = restore_list(proc);
+        kp_err_t result                       = KP_OK;
+        if (rd_kafka_position(proc->restorer, list))
                 result = KP_ERR_KAFKA;
+        for (int i = 0; i < list->cnt && result == KP_OK; i++) {
+                int32_t p = list->elems[i].partition;
+                int s     = 0;
+                while (strcmp(proc->changelogs[s], list->elems[i].topic))
+                        s++;
+                restore_t *r = restore_of(proc, p, s);
+                int64_t pos  = list->elems[i].offset;
+                if (pos > r->last)
+                        r->last = pos; /* past markers: nothing to apply */
+                if (pos < r->end)
+                        continue;
+                if ((result = restore_flush(proc, r, r->end)))
+                        break;
+                task_t *t = r->task;
+                memset(r, 0, sizeof(*r));
+                proc->restore_reassign = 1;
+                if (--t->restoring == 0)
+                        restore_task_ready(proc, t);
         }
         rd_kafka_topic_partition_list_destroy(list);
+        return result;
+}
+
+/* Progress, the deadline of a restore that replays nothing, the log line. */
+static kp_err_t restore_progress(kp_proc_t *proc, int64_t now) {
+        int64_t remaining = restore_count_remaining(proc);
+        if (remaining != proc->restore_remaining) {
+                proc->restore_remaining   = remaining;
+                proc->restore_progress_ms = now;
+                proc_progress(proc);
+        } else if (remaining > 0 && now - proc->restore_progress_ms >
+                                        proc->pconf.retry_deadline_ms) {
+                /* The broker gone, a fetch that never succeeds. */
+                KP_ERROR("restore: no progress for %" PRId64 " ms with %" PRId64
+                         " records to go; exiting so that a supervisor "
+                         "restarts this instance",
+                         now - proc->restore_progress_ms, remaining);
+                return KP_ERR_TIMED_OUT;
+        }
+        kp_gauge_set(proc->m_restore_remaining, (double)remaining);
+        /* Records left to restore are work waiting (/healthz). */
+        if (remaining > 0)
+                kp_service_set_waiting(proc->svc, remaining);
+        if (now >= proc->restore_next_log_ms && remaining > 0) {
+                KP_INFO("restoring: %" PRId64 " records so far, %" PRId64
+                        " to go",
+                        (int64_t)kp_counter_get(proc->m_restored) -
+                            proc->restore_base,
+                        remaining);
+                proc->restore_next_log_ms = now + 5000;
+        }
+        return KP_OK;
+}
+
+/* Every restore finished: the restorer lets go of the changelogs. */
+static void restore_finished(kp_proc_t *proc, int64_t now) {
+        KP_INFO("restored %" PRId64 " changelog records in %" PRId64 " ms",
+                (int64_t)kp_counter_get(proc->m_restored) - proc->restore_base,
+                now - proc->restore_started_ms);
+        proc->restore_started_ms = 0;
         kp_gauge_set(proc->m_restore_remaining, 0);
-        kp_service_set_waiting(proc->svc, 0);
+}
+
+/* The records this slice may restore: KP_PROC_RESTORE_SLICE_RECORDS, or
+ * what --restore-max-rate allows now. */
+static int64_t restore_budget(kp_proc_t *proc, int64_t now) {
+        double rate = (double)proc->pconf.restore_max_rate;
+        if (rate <= 0)
+                return KP_PROC_RESTORE_SLICE_RECORDS;
+        kp_bucket_refill(&proc->restore_bucket, rate, now);
+        double tokens = proc->restore_bucket.tokens;
+        if (tokens < 1)
+                return 0;
+        return tokens < KP_PROC_RESTORE_SLICE_RECORDS
+                   ? (int64_t)tokens
+                   : KP_PROC_RESTORE_SLICE_RECORDS;
+}
+
+int64_t restore_wait_ms(kp_proc_t *proc, int64_t wait_ms) {
+        if (!proc->restore_started_ms)
+                return wait_ms;
+        double rate = (double)proc->pconf.restore_max_rate;
+        if (rate <= 0 || !kp_bucket_empty(&proc->restore_bucket))
+                return 0;
+        int64_t ms = kp_bucket_wait_ms(&proc->restore_bucket, rate);
+        return ms < wait_ms ? ms : wait_ms;
+}
+
+kp_err_t restore_slice(kp_proc_t *proc, int wait_ms) {
+        if (!proc->restore_started_ms)
+                return KP_OK;
+        kp_err_t result = restore_assign(proc);
+        if (result)
+                return result;
+        if (!proc->restore_q &&
+            !(proc->restore_q = rd_kafka_queue_get_consumer(proc->restorer))) {
+                KP_ERROR("restore: the restorer has no consumer queue");
+                return KP_ERR_KAFKA;
+        }
+        int64_t t0 = kp_mono_ms(), done = 0, now = t0;
+        int64_t max = restore_budget(proc, t0);
+        rd_kafka_message_t *msgs[KP_PROC_RESTORE_POLL];
+        /* The first batch may wait (the loop had nothing else to do); then
+         * what is queued, until the slice is spent. */
+        int timeout = wait_ms;
+        while (result == KP_OK && done < max) {
+                size_t want = (size_t)(max - done) < KP_PROC_RESTORE_POLL
+                                  ? (size_t)(max - done)
+                                  : KP_PROC_RESTORE_POLL;
+                /* A wait for one record returns with it; a batch does not
+                 * wait. */
+                ssize_t n = rd_kafka_consume_batch_queue(
+                    proc->restore_q, timeout, msgs, timeout > 0 ? 1 : want);
+                timeout = 0;
+                if (n < 0) {
+                        KP_WARN("restore: %s",
+                                rd_kafka_err2str(rd_kafka_last_error()));
+                        break;
+                }
+                for (ssize_t i = 0; i < n; i++) {
+                        if (result == KP_OK)
+                                result = restore_message(proc, msgs[i]);
+                        rd_kafka_message_destroy(msgs[i]);
+                }
+                done += n;
+                if (proc->pconf.restore_max_rate > 0)
+                        proc->restore_bucket.tokens -= (double)n;
+                now = kp_mono_ms();
+                if (n == 0 || now - t0 >= KP_PROC_RESTORE_SLICE_MS)
+                        break;
+        }
         if (result == KP_OK)
-                KP_INFO("restored %" PRId64 " changelog records in %" PRId64
-                        " ms",
-                        (int64_t)kp_counter_get(proc->m_restored) - base,
-                        kp_mono_ms() - t0);
+                result = restore_check_ends(proc);
+        if (result == KP_OK)
+                result = restore_progress(proc, now);
+        if (result == KP_OK && proc->restore_reassign)
+                result = restore_assign(proc);
+        if (result == KP_OK && !proc->restoring_tasks)
+                restore_finished(proc, now);
         return result;
 }

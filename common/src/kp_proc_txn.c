@@ -121,13 +121,22 @@ kp_err_t txn_begin(kp_proc_t *proc) {
         return KP_OK;
 }
 
-/* Seeks every input partition of every task back to its committed
+/* The task of partition @p p if it takes part in transactions: a task
+ * still restoring has no transaction state (its stores hold the restore's
+ * own uncommitted batch), and its inputs are paused at the committed
+ * offsets. */
+static task_t *txn_task(const kp_proc_t *proc, int32_t p) {
+        task_t *t = proc->tasks[p];
+        return t && t->ready ? t : NULL;
+}
+
+/* Seeks every input partition of every ready task back to its committed
  * offset. */
 static void rewind_tasks(kp_proc_t *proc) {
         rd_kafka_topic_partition_list_t *list =
             rd_kafka_topic_partition_list_new(proc->input_cnt * 4);
         for (int32_t p = 0; p < proc->partition_cnt; p++) {
-                task_t *t = proc->tasks[p];
+                task_t *t = txn_task(proc, p);
                 if (!t)
                         continue;
                 for (int i = 0; i < proc->input_cnt; i++)
@@ -160,7 +169,7 @@ static void rewind_tasks(kp_proc_t *proc) {
 
 void drop_uncommitted(kp_proc_t *proc) {
         for (int32_t p = 0; p < proc->partition_cnt; p++) {
-                task_t *t = proc->tasks[p];
+                task_t *t = txn_task(proc, p);
                 if (!t)
                         continue;
                 cached_drop(t);
@@ -225,7 +234,7 @@ static int changelog_one(const void *key, size_t klen, const void *val,
  * instead of one per input record. */
 static void produce_changelogs(kp_proc_t *proc) {
         for (int32_t p = 0; p < proc->partition_cnt; p++) {
-                task_t *t = proc->tasks[p];
+                task_t *t = txn_task(proc, p);
                 if (!t)
                         continue;
                 cached_flush(proc, t);
@@ -281,7 +290,7 @@ static int send_offsets(kp_proc_t *proc) {
  * RocksDB in one batch, and the committed input offsets move on. */
 static kp_err_t commit_stores(kp_proc_t *proc) {
         for (int32_t p = 0; p < proc->partition_cnt; p++) {
-                task_t *t = proc->tasks[p];
+                task_t *t = txn_task(proc, p);
                 if (!t)
                         continue;
                 cached_drop(t);
@@ -375,7 +384,7 @@ void proc_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         if (part >= proc->partition_cnt || store >= proc->store_cnt)
                 return;
         task_t *t = proc->tasks[part];
-        if (t && m->offset + 1 > t->cl_next[store])
+        if (t && t->ready && m->offset + 1 > t->cl_next[store])
                 t->cl_next[store] = m->offset + 1;
 }
 

@@ -67,7 +67,9 @@ struct kp_service_s {
         void *info_opaque;
         int64_t next_heartbeat_ms;
         pthread_mutex_t status_lock; /* status, set from any thread */
-        char *status; /* the daemon's "status" object (JSON) or NULL */
+        char *status;       /* the daemon's "status" object (JSON) or NULL */
+        int32_t *restoring; /* partitions still restoring, under status_lock */
+        size_t restoring_cnt;
 
         _Atomic int state;           /* kp_svc_state_t; read by HTTP threads */
         _Atomic int64_t progress_ms; /* the watchdog's: last progress */
@@ -151,8 +153,10 @@ static void publish(kp_service_t *svc, int tombstone) {
                 info.state    = (char *)kp_svc_state2str(kp_service_state(svc));
                 info.ts       = kp_wall_ms();
                 pthread_mutex_lock(&svc->status_lock);
-                info.status = svc->status;
-                json        = kp_instance_info_to_json(&info);
+                info.status        = svc->status;
+                info.restoring     = svc->restoring;
+                info.restoring_cnt = svc->restoring_cnt;
+                json               = kp_instance_info_to_json(&info);
                 pthread_mutex_unlock(&svc->status_lock);
         }
         rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -170,6 +174,21 @@ void kp_service_set_status(kp_service_t *svc, const char *json_object) {
         pthread_mutex_lock(&svc->status_lock);
         char *old   = svc->status;
         svc->status = copy;
+        pthread_mutex_unlock(&svc->status_lock);
+        kp_free(old);
+}
+
+void kp_service_set_restoring(kp_service_t *svc, const int32_t *partitions,
+                              size_t cnt) {
+        int32_t *copy = NULL;
+        if (cnt) {
+                copy = kp_calloc(cnt, sizeof(*copy));
+                memcpy(copy, partitions, cnt * sizeof(*copy));
+        }
+        pthread_mutex_lock(&svc->status_lock);
+        int32_t *old       = svc->restoring;
+        svc->restoring     = copy;
+        svc->restoring_cnt = cnt;
         pthread_mutex_unlock(&svc->status_lock);
         kp_free(old);
 }
@@ -354,8 +373,21 @@ static void h_readyz(const kp_http_req_t *req, const char *rest,
             [KP_SVC_RUNNING]   = "ready",
             [KP_SVC_STOPPING]  = "stopping",
             [KP_SVC_FAILED]    = "failed"};
-        kp_http_resp_json(resp, st == KP_SVC_RUNNING ? 200 : 503,
-                          json_pack("{s:s}", "status", status[st]));
+        json_t *restoring = json_array();
+        pthread_mutex_lock(&svc->status_lock);
+        for (size_t i = 0; i < svc->restoring_cnt; i++)
+                json_array_append_new(restoring,
+                                      json_integer(svc->restoring[i]));
+        size_t n = svc->restoring_cnt;
+        pthread_mutex_unlock(&svc->status_lock);
+        /* Not ready while any partition is still restoring, so that a
+         * rolling restart waits for it. */
+        int ready = st == KP_SVC_RUNNING && !n;
+        kp_http_resp_json(
+            resp, ready ? 200 : 503,
+            json_pack("{s:s, s:o}", "status",
+                      n && st == KP_SVC_RUNNING ? "restoring" : status[st],
+                      "restoring", restoring));
 }
 
 static void h_metrics(const kp_http_req_t *req, const char *rest,
@@ -581,6 +613,7 @@ void kp_service_destroy(kp_service_t *svc) {
         pthread_mutex_destroy(&svc->clients_lock);
         pthread_mutex_destroy(&svc->status_lock);
         kp_free(svc->status);
+        kp_free(svc->restoring);
         kp_free(svc->service);
         kp_free(svc->prefix);
         kp_free(svc->info_key);

@@ -805,6 +805,231 @@ static void test_adaptive_commits(void **state) {
         it_env_cleanup(&e);
 }
 
+/* ------------------------------------------------------------------------
+ * Restores in the background (docs/runtime.md, "Restore"). */
+
+/* A bit set of partitions (at most 32) from a JSON array of them. */
+static uint32_t partition_set(const json_t *arr) {
+        uint32_t set = 0;
+        size_t i;
+        json_t *v;
+        json_array_foreach(arr, i, v) set |= 1u << json_integer_value(v);
+        return set;
+}
+
+/* /readyz of @p in: its status, and the partitions it lists as still
+ * restoring in *restoringp. */
+static int readyz(const it_inst_t *in, uint32_t *restoringp) {
+        char *body  = NULL;
+        int status  = it_http_get(in->endpoint, "/readyz", &body);
+        json_t *j   = body ? json_loads(body, 0, NULL) : NULL;
+        *restoringp = partition_set(json_object_get(j, "restoring"));
+        json_decref(j);
+        free(body);
+        return status;
+}
+
+/* Waits (at most 60 s) until /readyz of @p in answers 503 listing as
+ * restoring exactly @p want (@p subset: some of @p want, not nothing);
+ * returns the partitions listed. */
+static uint32_t wait_restoring_v(const it_inst_t *in, uint32_t want,
+                                 int subset) {
+        int64_t deadline = it_now_ms() + 60000;
+        for (;;) {
+                uint32_t got = 0;
+                int status   = readyz(in, &got);
+                if (status == 503 &&
+                    (subset ? got && !(got & ~want) : got == want))
+                        return got;
+                if (it_exited(in->pid) || it_now_ms() > deadline) {
+                        it_dump_log(in->log, 40);
+                        fail_msg(
+                            "%s: /readyz %d restoring 0x%x, expected 503 "
+                            "restoring %s0x%x",
+                            in->id, status, got, subset ? "some of " : "",
+                            want);
+                }
+                struct timespec ts = {0, 50 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+static void wait_restoring(const it_inst_t *in, uint32_t want) {
+        wait_restoring_v(in, want, 0);
+}
+
+/* The partitions @p in processes (ready ones), from /v1/stores. */
+static uint32_t ready_set(const it_inst_t *in) {
+        json_t *j    = it_get_json(in->endpoint, "/v1/stores", 200);
+        uint32_t set = partition_set(json_object_get(
+            json_array_get(json_object_get(j, "stores"), 0), "partitions"));
+        json_decref(j);
+        return set;
+}
+
+/* Waits (at most 60 s) until @p a and @p b together process every one of
+ * @p partitions once, each some (@p b NULL: @p a processes @p a_cnt). */
+static void wait_split(const it_inst_t *a, const it_inst_t *b, int partitions,
+                       int a_cnt, uint32_t *a_setp, uint32_t *b_setp) {
+        int64_t deadline = it_now_ms() + 60000;
+        uint32_t all     = (1u << partitions) - 1;
+        for (;;) {
+                uint32_t sa = ready_set(a), sb = b ? ready_set(b) : 0;
+                if (b ? (sa | sb) == all && !(sa & sb) && sa && sb
+                      : __builtin_popcount(sa) == a_cnt) {
+                        *a_setp = sa;
+                        if (b_setp)
+                                *b_setp = sb;
+                        return;
+                }
+                if (it_now_ms() > deadline)
+                        fail_msg("partitions not split: 0x%x 0x%x", sa, sb);
+                struct timespec ts = {0, 100 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+/* Committed outputs of test.out on the partitions in @p set; the keys seen
+ * there in *keysp (as bits of k<n>, n < 64) when not NULL. */
+static size_t outputs_on(it_env_t *e, uint32_t set, uint64_t *keysp) {
+        it_rec_t *recs;
+        size_t cnt = it_read_all(e->out, "read_committed", &recs), n = 0;
+        for (size_t i = 0; i < cnt; i++) {
+                if (!(set & (1u << recs[i].partition)))
+                        continue;
+                n++;
+                int k = -1;
+                if (keysp && sscanf(recs[i].key, "k%d", &k) == 1 && k >= 0 &&
+                    k < 64)
+                        *keysp |= 1ull << k;
+        }
+        it_free_recs(recs, cnt);
+        return n;
+}
+
+/* Waits (at most 60 s) until the partitions in @p set hold @p n committed
+ * outputs. */
+static void wait_outputs_on(it_env_t *e, uint32_t set, size_t n) {
+        int64_t deadline = it_now_ms() + 60000;
+        size_t got;
+        while ((got = outputs_on(e, set, NULL)) < n) {
+                if (it_now_ms() > deadline)
+                        fail_msg("partitions 0x%x: %zu of %zu outputs", set,
+                                 got, n);
+                struct timespec ts = {0, 100 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+static int popcount(uint64_t v) {
+        return __builtin_popcountll(v);
+}
+
+/* A changelog as large as a restore must take a while at the rate limit of
+ * the slow instance: @p n records of keys no input has, per partition. */
+static void pad_changelog(it_env_t *e, int n) {
+        rd_kafka_t *rk = it_producer();
+        for (int32_t p = 0; p < e->partitions; p++)
+                for (int i = 0; i < n; i++) {
+                        char key[32];
+                        snprintf(key, sizeof(key), "pad%d.%d", (int)p, i);
+                        it_produce(rk, e->changelog, p, key, "0");
+                }
+        it_producer_close(rk);
+}
+
+/* A newly assigned partition restores while the partitions the instance
+ * had keep being processed; /readyz, the metrics and the key queries say
+ * which are restoring; a partition revoked while restoring stops restoring
+ * and is processed by its new owner, never twice; an instance stopped in
+ * the middle of a restore exits cleanly and its restart finishes it. The
+ * slow instance restores at most 100 records/s (--restore-max-rate), so
+ * that its restores outlast every check on any machine; it is replaced by
+ * an unlimited one once the checks are done. */
+static void test_background_restore(void **state) {
+        (void)state;
+        it_env_t e;
+        it_env_init(&e, "bgrestore", 4);
+        const int keys = 40, pads = 2500;
+        const char *const slow[] = {"--restore-max-rate", "100", NULL};
+        it_inst_t *a             = it_inst_start_v(&e, 0, "a", slow);
+        it_inst_t *b             = it_inst_start(&e, 1, "b", NULL, NULL);
+        it_inst_wait_ready(a, 60000);
+        it_inst_wait_ready(b, 60000);
+        it_produce_values(&e, keys, 1, 5);
+        it_wait_outputs(&e, (size_t)keys * 5, 60000);
+        uint32_t a_set, b_set;
+        wait_split(a, b, 4, 0, &a_set, &b_set);
+        uint64_t a_keys = 0, b_keys = 0;
+        outputs_on(&e, a_set, &a_keys);
+        outputs_on(&e, b_set, &b_keys);
+        assert_int_equal(popcount(a_keys) + popcount(b_keys), keys);
+
+        /* b leaves: a takes its partitions, with no local state for them
+         * and 2 x 2500 records to replay (>= 50 s at 100/s). */
+        pad_changelog(&e, pads);
+        it_inst_stop(b);
+        wait_restoring(a, b_set);
+        it_produce_values(&e, keys, 6, 10);
+        /* a's own partitions are processed and committed meanwhile... */
+        wait_outputs_on(&e, a_set, (size_t)popcount(a_keys) * 10);
+        uint32_t restoring;
+        assert_int_equal(readyz(a, &restoring), 503);
+        assert_int_equal(restoring, b_set);
+        assert_true(it_metric(a->endpoint, "kpay_restoring_partitions") == 2);
+        assert_true(it_metric(a->endpoint, "kpay_restore_remaining_records") >
+                    0);
+        /* ...while nothing of the restoring ones is (b had done 1..5). */
+        assert_int_equal(outputs_on(&e, b_set, NULL),
+                         (size_t)popcount(b_keys) * 5);
+        for (int k = 0; k < keys; k++) {
+                if (!(b_keys & (1ull << k)))
+                        continue;
+                char path[64];
+                snprintf(path, sizeof(path), "/v1/stores/sums/keys/k%d", k);
+                json_t *j = it_get_json(a->endpoint, path, 503);
+                assert_string_equal(
+                    json_string_value(json_object_get(j, "error")),
+                    "restoring");
+                json_decref(j);
+                break;
+        }
+
+        /* Stopped mid-restore: a clean exit. Started again with no local
+         * state at all: every partition restores (>= 100 s at 100/s); c
+         * joins meanwhile and takes partitions that were restoring on a,
+         * which stops restoring them. */
+        it_inst_stop(a);
+        remove_dir(a->state);
+        a = it_inst_start_v(&e, 0, "a", slow);
+        wait_restoring(a, 0xf);
+        it_inst_t *c = it_inst_start(&e, 2, "c", NULL, NULL);
+        /* Ready at its first (empty) assignment: then the partitions. */
+        it_inst_wait_ready(c, 60000);
+        uint32_t c_set;
+        wait_split(c, NULL, 4, 2, &c_set, NULL);
+        /* (At 100/s a partition of a may be done by now, not all.) */
+        wait_restoring_v(a, 0xf & ~c_set, 1);
+        it_produce_values(&e, keys, 11, 15);
+        /* c processes its two; a still restores the other two. */
+        uint64_t c_keys = 0;
+        outputs_on(&e, c_set, &c_keys);
+        wait_outputs_on(&e, c_set, (size_t)popcount(c_keys) * 15);
+        wait_restoring_v(a, 0xf & ~c_set, 1);
+
+        /* a, stopped mid-restore again, restarts without the limit and
+         * finishes: every value exactly once, with exact sums. */
+        it_inst_stop(a);
+        a = it_inst_start(&e, 0, "a", NULL, NULL);
+        it_inst_wait_ready(a, 120000);
+        it_wait_outputs(&e, (size_t)keys * 15, 60000);
+        assert_true(it_metric(a->endpoint, "kpay_restoring_partitions") == 0);
+        it_inst_stop(a);
+        it_inst_stop(c);
+        it_check_exactly_once(&e, keys, 15);
+        it_env_cleanup(&e);
+}
+
 int main(void) {
         /* KPAY_IT_FILTER=test_name runs one test (while developing). */
         if (getenv("KPAY_IT_FILTER"))
@@ -818,6 +1043,7 @@ int main(void) {
             cmocka_unit_test(test_flow_control),
             cmocka_unit_test(test_store_scan_cursor),
             cmocka_unit_test(test_adaptive_commits),
+            cmocka_unit_test(test_background_restore),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,13 +116,14 @@ static void test_partition_matches_librdkafka(void **state) {
         rd_kafka_destroy(rk);
 }
 
-static char *stores_full[]  = {"balances", "frozen"};
-static int32_t parts_full[] = {0, 3, 11};
+static char *stores_full[]      = {"balances", "frozen"};
+static int32_t parts_full[]     = {0, 3, 11};
+static int32_t restoring_full[] = {3};
 static const char json_full[] =
     "{\"service\":\"account\",\"instance\":\"account-1\","
     "\"endpoint\":\"10.0.0.1:8080\",\"state\":\"RUNNING\","
     "\"stores\":[\"balances\",\"frozen\"],\"partitions\":[0,3,11],"
-    "\"partition_count\":12,\"ts\":1700000000123}";
+    "\"restoring\":[3],\"partition_count\":12,\"ts\":1700000000123}";
 
 static kp_instance_info_t info_full(void) {
         kp_instance_info_t info = {
@@ -134,6 +135,8 @@ static kp_instance_info_t info_full(void) {
             .store_cnt       = 2,
             .partitions      = parts_full,
             .partition_cnt   = 3,
+            .restoring       = restoring_full,
+            .restoring_cnt   = 1,
             .partition_count = 12,
             .ts              = 1700000000123LL,
         };
@@ -154,6 +157,9 @@ static void assert_info_equal(const kp_instance_info_t *a,
         assert_int_equal(a->partition_cnt, b->partition_cnt);
         for (size_t i = 0; i < a->partition_cnt; i++)
                 assert_int_equal(a->partitions[i], b->partitions[i]);
+        assert_int_equal(a->restoring_cnt, b->restoring_cnt);
+        for (size_t i = 0; i < a->restoring_cnt; i++)
+                assert_int_equal(a->restoring[i], b->restoring[i]);
         assert_int_equal(a->partition_count, b->partition_count);
         assert_int_equal(a->ts, b->ts);
 }
@@ -180,11 +186,12 @@ static void test_info_round_trip(void **state) {
         kp_instance_info_t empty = {
             .service = "web", .instance = "w/1 \"q\"", .ts = -5};
         json = kp_instance_info_to_json(&empty);
-        assert_string_equal(json,
-                            "{\"service\":\"web\",\"instance\":\"w/1 "
-                            "\\\"q\\\"\",\"endpoint\":null,\"state\":null,"
-                            "\"stores\":[],\"partitions\":[],"
-                            "\"partition_count\":0,\"ts\":-5}");
+        assert_string_equal(
+            json,
+            "{\"service\":\"web\",\"instance\":\"w/1 "
+            "\\\"q\\\"\",\"endpoint\":null,\"state\":null,"
+            "\"stores\":[],\"partitions\":[],"
+            "\"restoring\":[],\"partition_count\":0,\"ts\":-5}");
         assert_int_equal(kp_instance_info_from_json(json, strlen(json), &out,
                                                     errstr, sizeof(errstr)),
                          KP_OK);
@@ -319,6 +326,11 @@ static void test_info_malformed(void **state) {
             {"{\"service\":\"a\",\"instance\":\"b\",\"partition_count\":12,"
              "\"partitions\":[0,12]}",
              "\"partitions\"[1]"},
+            {"{\"service\":\"a\",\"instance\":\"b\",\"partition_count\":12,"
+             "\"partitions\":[1],\"restoring\":[1,12]}",
+             "\"restoring\"[1]"},
+            {"{\"service\":\"a\",\"instance\":\"b\",\"restoring\":3}",
+             "\"restoring\""},
             {"{\"service\":\"a\",\"instance\":\"b\",\"partition_count\":"
              "\"12\"}",
              "\"partition_count\""},

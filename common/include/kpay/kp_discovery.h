@@ -45,7 +45,11 @@ typedef struct kp_instance_info_s {
         int32_t *partitions; /**< partitions it owns, ascending */
         size_t partition_cnt;
         int32_t partition_count; /**< partitions of its input topics */
-        int64_t ts;              /**< wall-clock ms when published */
+        /** Of those it owns, the partitions still restoring their stores
+         *  (not processed yet; their keys answer 503), ascending. */
+        int32_t *restoring;
+        size_t restoring_cnt;
+        int64_t ts; /**< wall-clock ms when published */
         /** What the daemon itself reports (kp_service_set_status()), as
          *  compact JSON object text, or NULL: kpay-inflight's control-plane
          *  status, say (docs/control.md). */
@@ -55,8 +59,8 @@ typedef struct kp_instance_info_s {
 /**
  * @brief Serializes @p info as JSON:
  *        {"service","instance","endpoint","state","stores":[...],
- *         "partitions":[...],"partition_count","ts"}, plus "status"
- *        (an object) when @p info->status is set and is a JSON object.
+ *         "partitions":[...],"restoring":[...],"partition_count","ts"}, plus
+ * "status" (an object) when @p info->status is set and is a JSON object.
  * @returns a kp_malloc()ed string.
  */
 char *kp_instance_info_to_json(const kp_instance_info_t *info);

@@ -134,6 +134,7 @@ typedef struct kp_proc_conf_s {
         int64_t transaction_timeout_ms;
         int static_membership;
         int64_t retry_deadline_ms;
+        int64_t restore_max_rate; /**< restored records/s at most; 0: any */
 } kp_proc_conf_t;
 
 /** @brief The option table of kp_proc_conf_t. */

@@ -17,8 +17,10 @@
  *         |           |  +--------+  |       v
  *         +-----------+--------------+---> FAILED
  *
- * RESTORING is a processor restoring stores; RUNNING -> RESTORING happens
- * when new partitions arrive. /readyz answers 200 only in RUNNING.
+ * RESTORING is a processor restoring the stores of some of its partitions
+ * (the others are processed meanwhile); RUNNING -> RESTORING happens when
+ * new partitions arrive. /readyz answers 200 only in RUNNING with no
+ * partition restoring (kp_service_set_restoring()).
  */
 #ifndef KPAY_KP_SERVICE_H
 #define KPAY_KP_SERVICE_H
@@ -153,6 +155,16 @@ kp_svc_state_t kp_service_state(const kp_service_t *svc);
  * @locality any thread
  */
 void kp_service_set_status(kp_service_t *svc, const char *json_object);
+
+/**
+ * @brief Sets the partitions that are still restoring their stores
+ *        (copied; @p cnt 0: none): /readyz answers 503 and lists them
+ *        while there are any, InstanceInfo lists them as "restoring"
+ *        (from the next announcement).
+ * @locality any thread
+ */
+void kp_service_set_restoring(kp_service_t *svc, const int32_t *partitions,
+                              size_t cnt);
 
 /**
  * @brief Publishes InstanceInfo now (an assignment changed, say), and
