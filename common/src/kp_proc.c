@@ -440,6 +440,16 @@ static int shutdown_proc(kp_proc_t *proc) {
         kp_app_stop();
         kp_service_begin_shutdown(proc->svc);
         proc->stopping = 1;
+        /* A restore in progress stops at once (its partitions are closed
+         * below): the restorer stops fetching now rather than in its
+         * close, late in the shutdown bound. */
+        if (proc->restorer && proc->restore_started_ms) {
+                rd_kafka_resp_err_t aerr =
+                    rd_kafka_assign(proc->restorer, NULL);
+                if (aerr)
+                        KP_WARN("releasing the changelogs: %s",
+                                rd_kafka_err2str(aerr));
+        }
         if (!rc) {
                 KP_INFO("shutting down");
                 if (txn_commit(proc) == KP_ERR_FATAL)

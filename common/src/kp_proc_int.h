@@ -134,6 +134,7 @@ struct kp_proc_s {
         int64_t restore_progress_ms; /* the last record restored */
         int64_t restore_remaining;   /* records to go, as last counted */
         int64_t restore_started_ms, restore_base, restore_next_log_ms;
+        int64_t restores_done; /* tasks restored since restore_started_ms */
         kp_bucket_t restore_bucket; /* --restore-max-rate */
 
         kp_metrics_t *metrics; /* the service's */
