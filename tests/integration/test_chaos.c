@@ -180,35 +180,34 @@ static void broker(const char *verb, int node, int kill_it) {
         free(out);
 }
 
-/* Disk used under @p path, in KiB (du -sk), or -1. */
-static long long disk_kib(const char *path) {
-        char cmd[600], buf[64];
-        snprintf(cmd, sizeof(cmd), "du -sk '%s' 2>/dev/null", path);
+/* The number the shell command @p cmd prints first, or -1. */
+static long long command_number(const char *cmd) {
+        char buf[64];
         FILE *fp = popen(cmd, "r");
         if (!fp)
                 return -1;
-        long long kib = -1;
+        long long n = -1;
         if (fgets(buf, sizeof(buf), fp))
-                kib = strtoll(buf, NULL, 10);
+                n = strtoll(buf, NULL, 10);
         pclose(fp);
-        return kib;
+        return n;
+}
+
+/* Disk used under @p path, in KiB (du -sk), or -1. */
+static long long disk_kib(const char *path) {
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "du -sk '%s' 2>/dev/null", path);
+        return command_number(cmd);
 }
 
 /* Bytes of the daemons' log files under @p path (*.log), in KiB, or -1. */
 static long long logs_kib(const char *path) {
-        char cmd[700], buf[64];
+        char cmd[700];
         snprintf(cmd, sizeof(cmd),
                  "find '%s' -name '*.log' -printf '%%s\\n' 2>/dev/null | "
                  "awk '{s += $1} END {print int(s / 1024)}'",
                  path);
-        FILE *fp = popen(cmd, "r");
-        if (!fp)
-                return -1;
-        long long kib = -1;
-        if (fgets(buf, sizeof(buf), fp))
-                kib = strtoll(buf, NULL, 10);
-        pclose(fp);
-        return kib;
+        return command_number(cmd);
 }
 
 /* ------------------------------------------------------------------------ */
