@@ -160,6 +160,27 @@ cpu_us_per_payment() { # before-file after-file payments
 
 # Records and bytes per payment by topic (changelogs included) and the
 # transaction markers per payment, from kpay-bench-runtime --count-topics.
+# Percentiles of each stage (kpay-gen's --stages-file columns: complete_ms
+# e2e intake debit credit; -1 = stamps missing) as one JSON object.
+stages_summary() { # stages-file
+  local col name first=1
+  printf '{'
+  for col in 2:e2e 3:intake 4:debit 5:credit; do
+    name=${col#*:}
+    [ "$first" = 1 ] || printf ','
+    first=0
+    printf '"%s":' "$name"
+    awk -v c="${col%%:*}" '$c >= 0 { print $c }' "$1" | sort -n | awk '
+      { v[++n] = $1 }
+      function at(q,  i) { i = int(q * n + 0.999999); if (i < 1) i = 1; return v[i] }
+      END {
+        if (!n) { printf "null"; exit }
+        printf "{\"count\":%d,\"p50\":%d,\"p95\":%d,\"p99\":%d,\"max\":%d}", n, at(0.5), at(0.95), at(0.99), v[n]
+      }'
+  done
+  printf '}'
+}
+
 per_payment_by_topic() { # count-json payments
   tr '{},' '\n\n\n' <"$1" | awk -v n="$2" -F: '
     /^"[^"]*":$/ { t = $1 }
@@ -245,7 +266,8 @@ run() { # label account-instances gen-args...
   cpu_ticks "$prefix" >"$out/$label.ticks0"
   "$gen" -b "$bootstrap" --topic-prefix "$prefix" --accounts "$accounts" --fund \
     --seed 7 --wait --wait-timeout 900 --json --quiet \
-    --latency-file "$out/$label.latency" "$@" >"$out/$label.json"
+    --latency-file "$out/$label.latency" --stages-file "$out/$label.stages" \
+    "$@" >"$out/$label.json"
   cpu_ticks "$prefix" >"$out/$label.ticks1"
   local rss cpu sent
   rss=$(peak_rss "$prefix")
@@ -259,6 +281,7 @@ run() { # label account-instances gen-args...
   cpu_us_per_payment "$out/$label.ticks0" "$out/$label.ticks1" "$sent" >"$out/$label.cpu_us.json"
   "$root/build/bin/kpay-bench-runtime" -b "$bootstrap" --count-topics "$prefix" >"$out/$label.topics.json"
   per_payment_by_topic "$out/$label.topics.json" "$sent" >"$out/$label.per_payment.json"
+  stages_summary "$out/$label.stages" >"$out/$label.stages.json"
   if [ "$label" = full-1-account ]; then
     echo "bench: $label: restoring kpay-inflight from nothing" >&2
     restore_run "$prefix" "$label"
@@ -283,11 +306,11 @@ done
     "$commit_ms" "${commit_min_ms:-default}" "$accounts"
   printf '"librdkafka":"%s",' "$rdkafka"
   for l in $runs; do
-    printf '"%s":{"gen":%s,"peak_rss_kb":%s,"cpu_s":%s,"cpu_us_per_payment":%s,"per_payment":%s,"restore":%s,"daemon_records_out":%s},' \
+    printf '"%s":{"gen":%s,"peak_rss_kb":%s,"cpu_s":%s,"cpu_us_per_payment":%s,"per_payment":%s,"stages_ms":%s,"restore":%s,"daemon_records_out":%s},' \
       "$l" "$(cat "$out/$l.json")" "$(cat "$out/$l.rss.json")" \
       "$(cat "$out/$l.cpu.json")" "$(cat "$out/$l.cpu_us.json")" \
-      "$(cat "$out/$l.per_payment.json")" "$(cat "$out/$l.restore.json")" \
-      "$(cat "$out/$l.records_out")"
+      "$(cat "$out/$l.per_payment.json")" "$(cat "$out/$l.stages.json")" \
+      "$(cat "$out/$l.restore.json")" "$(cat "$out/$l.records_out")"
   done
   printf '"raw_records_per_s":%s}\n' "$raw"
 } >"$out/result.json"

@@ -66,6 +66,7 @@ typedef struct gen_conf_s {
         int json;
         int quiet;
         char *latency_file;
+        char *stages_file;
         char *metrics;
 } gen_conf_t;
 
@@ -109,6 +110,11 @@ static const kp_conf_opt_t gen_opts[] = {
     {"latency-file", 0, KP_CONF_STR, GOPT(latency_file), NULL, 0, 0, "FILE",
      "With --wait: write \"complete_ms latency_ms\" for each outcome of this "
      "run's payments (not the funding) to FILE (for plots)."},
+    {"stages-file", 0, KP_CONF_STR, GOPT(stages_file), NULL, 0, 0, "FILE",
+     "With --wait: write \"complete_ms latency_ms intake_ms debit_ms "
+     "credit_ms\" for each outcome of this run's payments (not the "
+     "funding) to FILE: the stages between the events' stamps "
+     "(docs/metrics.md), -1 for a stage whose stamps are missing."},
     {"metrics", 0, KP_CONF_STR, GOPT(metrics), NULL, 0, 0, "URL",
      "With --wait: also print kpay-metrics' view of the run (its 1 s "
      "windows since the stream began, e.g. http://127.0.0.1:8085) beside "
@@ -145,6 +151,7 @@ typedef struct gen_run_s {
         kp_follower_t *fol; /* outcome follower, or NULL */
         gen_tracker_t *tracker;
         FILE *latency_fp; /* --latency-file, or NULL */
+        FILE *stages_fp;  /* --stages-file, or NULL */
         int64_t *created; /* created_ms of payment n, for duplicates */
         size_t created_cap;
         int64_t sent, acked, failed, dup_sent, invalid_sent, funded;
@@ -352,6 +359,12 @@ static int32_t partition_count(rd_kafka_t *rk, const char *topic, char *errstr,
 
 /* on_record of the outcome follower: accounts for the outcomes of this run.
  * @locality main thread (inside kp_follower_poll() and kp_follower_sync()) */
+/* The time from stamp @p from to stamp @p to, or -1 when either is missing
+ * or they are out of order. */
+static int64_t stage_ms(int64_t from, int64_t to) {
+        return from >= 0 && to >= from ? to - from : -1;
+}
+
 static void on_outcome(const kp_follower_record_t *rec, void *opaque) {
         gen_run_t *r = opaque;
         size_t plen  = strlen(r->prefix);
@@ -365,11 +378,20 @@ static void on_outcome(const kp_follower_record_t *rec, void *opaque) {
         if (kp_payment_parse(rec->value, rec->value_len, &p, detail,
                              sizeof(detail)) != KP_PAY_E_OK)
                 return;
-        if (gen_tracker_outcome(r->tracker, &p) && r->latency_fp &&
-            p.complete_ms >= 0 &&
-            strncmp(p.id + plen, GEN_FUND_TAG, strlen(GEN_FUND_TAG)))
-                fprintf(r->latency_fp, "%" PRId64 " %" PRId64 "\n",
-                        p.complete_ms, p.complete_ms - p.created_ms);
+        if (gen_tracker_outcome(r->tracker, &p) && p.complete_ms >= 0 &&
+            strncmp(p.id + plen, GEN_FUND_TAG, strlen(GEN_FUND_TAG))) {
+                if (r->latency_fp)
+                        fprintf(r->latency_fp, "%" PRId64 " %" PRId64 "\n",
+                                p.complete_ms, p.complete_ms - p.created_ms);
+                if (r->stages_fp)
+                        fprintf(r->stages_fp,
+                                "%" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+                                " %" PRId64 "\n",
+                                p.complete_ms, p.complete_ms - p.created_ms,
+                                stage_ms(p.created_ms, p.inflight_ms),
+                                stage_ms(p.inflight_ms, p.debit_ms),
+                                stage_ms(p.debit_ms, p.credit_ms));
+        }
         kp_payment_clear(&p);
 }
 
@@ -861,6 +883,12 @@ static int run(gen_run_t *r) {
                                 r->gc->latency_file, strerror(errno));
                         return EXIT_FAILED;
                 }
+                if (r->gc->stages_file &&
+                    !(r->stages_fp = fopen(r->gc->stages_file, "w"))) {
+                        fprintf(stderr, PROG ": cannot write %s: %s\n",
+                                r->gc->stages_file, strerror(errno));
+                        return EXIT_FAILED;
+                }
         }
 
         if (r->gc->fund)
@@ -998,6 +1026,11 @@ int main(int argc, char **argv) {
         gen_tracker_destroy(r.tracker);
         if (r.latency_fp && fclose(r.latency_fp) != 0) {
                 fprintf(stderr, PROG ": writing %s: %s\n", r.gc->latency_file,
+                        strerror(errno));
+                rc = rc ? rc : EXIT_FAILED;
+        }
+        if (r.stages_fp && fclose(r.stages_fp) != 0) {
+                fprintf(stderr, PROG ": writing %s: %s\n", r.gc->stages_file,
                         strerror(errno));
                 rc = rc ? rc : EXIT_FAILED;
         }
