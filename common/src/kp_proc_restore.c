@@ -176,6 +176,16 @@ kp_err_t restore_assign(kp_proc_t *proc) {
          * librdkafka, and a record before r->last is skipped anyway. */
         rd_kafka_resp_err_t err =
             rd_kafka_assign(proc->restorer, list->cnt ? list : NULL);
+        /* A partition paused when an earlier restore of it ended
+         * (restore_release()) may be restoring again: resume them all
+         * (a no-op for the others). */
+        if (!err && list->cnt) {
+                rd_kafka_resp_err_t rerr =
+                    rd_kafka_resume_partitions(proc->restorer, list);
+                if (rerr)
+                        KP_WARN("resuming the changelogs: %s",
+                                rd_kafka_err2str(rerr));
+        }
         rd_kafka_topic_partition_list_destroy(list);
         if (err) {
                 KP_ERROR("assigning changelogs: %s", rd_kafka_err2str(err));
@@ -287,6 +297,37 @@ static void restore_task_ready(kp_proc_t *proc, task_t *t) {
         proc->assignment_changed = 1;
 }
 
+/* A restore of @p topic [@p partition] has ended: its changelog partition
+ * is paused on the restorer, so that the restores still running keep their
+ * fetchers and what they prefetched (assigning the rest anew stops and
+ * restarts every fetcher: it halved the restore rate of kpay-inflight's 36
+ * changelog partitions). Records it still delivers have no restore and are
+ * skipped (restore_find()). When none is left, or the pause fails, the
+ * restorer is assigned anew (nothing, or the restores left). */
+static void restore_release(kp_proc_t *proc, const char *topic,
+                            int32_t partition) {
+        int active = 0;
+        for (int32_t p = 0; p < proc->partition_cnt && !active; p++)
+                for (int s = 0; s < proc->store_cnt && !active; s++)
+                        active = restore_of(proc, p, s)->task != NULL;
+        if (!active) {
+                proc->restore_reassign = 1;
+                return;
+        }
+        rd_kafka_topic_partition_list_t *one =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(one, topic, partition);
+        rd_kafka_resp_err_t err =
+            rd_kafka_pause_partitions(proc->restorer, one);
+        if (err || one->elems[0].err) {
+                KP_DEBUG("pausing %s [%d] on the restorer: %s; assigning anew",
+                         topic, (int)partition,
+                         rd_kafka_err2str(err ? err : one->elems[0].err));
+                proc->restore_reassign = 1;
+        }
+        rd_kafka_topic_partition_list_destroy(one);
+}
+
 /* Finishes the restores whose consumer position has reached their end
  * (under read_committed the last offsets are transaction markers that are
  * never delivered) and counts what is left. */
@@ -310,7 +351,7 @@ static kp_err_t restore_check_ends(kp_proc_t *proc) {
                         break;
                 task_t *t = r->task;
                 memset(r, 0, sizeof(*r));
-                proc->restore_reassign = 1;
+                restore_release(proc, proc->changelogs[s], p);
                 if (--t->restoring == 0)
                         restore_task_ready(proc, t);
         }
