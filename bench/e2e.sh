@@ -4,9 +4,14 @@
 #   bench/e2e.sh [--payments N] [--accounts N] [--moderate-rate R]
 #                [--moderate-seconds S] [--commit-interval-ms MS]
 #                [--commit-min-interval-ms MS] [--runs "NAME..."]
+#                [--warmup-seconds S]
 #
 # --runs picks some of full-1-account, full-2-accounts and moderate (all
-# three by default).
+# three by default). Before them a warm-up run (its own topics, the
+# moderate rate for --warmup-seconds, default 30; 0 skips it) lets the
+# fresh broker's JIT compile its transactional paths, so that the runs
+# measure a warm broker; its figures are in the result as "warmup" (the
+# broker's JIT threads' CPU is "broker_jit" in every run's cpu figures).
 #
 # On a dedicated broker (127.0.0.1:29092, fresh data) it measures, in one
 # run: the broker's raw produce+consume rate for records of a payment's
@@ -28,6 +33,7 @@ moderate_seconds=30
 commit_ms=100
 commit_min_ms=
 runs="full-1-account full-2-accounts moderate"
+warmup_seconds=30
 while [ $# -gt 0 ]; do
   case "$1" in
   --payments) payments=$2; shift 2 ;;
@@ -37,7 +43,8 @@ while [ $# -gt 0 ]; do
   --commit-interval-ms) commit_ms=$2; shift 2 ;;
   --commit-min-interval-ms) commit_min_ms=$2; shift 2 ;;
   --runs) runs=$2; shift 2 ;;
-  *) echo "usage: $0 [--payments N] [--accounts N] [--moderate-rate R] [--moderate-seconds S] [--commit-interval-ms MS] [--commit-min-interval-ms MS] [--runs \"full-1-account full-2-accounts moderate\"]" >&2; exit 2 ;;
+  --warmup-seconds) warmup_seconds=$2; shift 2 ;;
+  *) echo "usage: $0 [--payments N] [--accounts N] [--moderate-rate R] [--moderate-seconds S] [--commit-interval-ms MS] [--commit-min-interval-ms MS] [--runs \"full-1-account full-2-accounts moderate\"] [--warmup-seconds S]" >&2; exit 2 ;;
   esac
 done
 
@@ -146,6 +153,16 @@ cpu_ticks() { # prefix
   bpid=$(cat "$KPAY_KAFKA_DATA/kafka.pid" 2>/dev/null || true)
   if [ -n "$bpid" ]; then
     awk '{print "broker", $14 + $15}' "/proc/$bpid/stat" 2>/dev/null || echo "broker 0"
+    # Of which the JIT compiler threads (C1, C2): a fresh broker's cost.
+    local t jit=0 v
+    for t in /proc/"$bpid"/task/*; do
+      case $(cat "$t/comm" 2>/dev/null) in
+      C[12]\ Compiler*)
+        v=$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo 0)
+        jit=$((jit + ${v:-0})) ;;
+      esac
+    done
+    echo "broker_jit $jit"
   fi
 }
 
@@ -290,8 +307,10 @@ run() { # label account-instances gen-args...
   fi
 }
 
+[ "$warmup_seconds" -gt 0 ] && runs="warmup $runs"
 for l in $runs; do
   case "$l" in
+  warmup) run warmup 1 --rate "$moderate_rate" --duration "$warmup_seconds" ;;
   full-1-account) run full-1-account 1 --count "$payments" --rate 0 ;;
   full-2-accounts) run full-2-accounts 2 --count "$payments" --rate 0 ;;
   moderate) run moderate 1 --rate "$moderate_rate" --duration "$moderate_seconds" ;;
