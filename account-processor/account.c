@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kpay/kp_buf.h"
+#include "kpay/kp_jscan.h"
 #include "kpay/kp_json.h"
 #include "kpay/kp_mem.h"
 
@@ -65,20 +67,96 @@ kp_err_t acct_record_update(acct_record_t *r, const char *currency,
         return KP_OK;
 }
 
+/* Written once per debit and credit: straight into one buffer, with no
+ * JSON tree and no printf. The same bytes as jansson would write. */
 char *acct_encode(const acct_record_t *r, size_t *lenp) {
-        json_t *lp = r->last_payment[0]
-                         ? json_stringn(r->last_payment,
-                                        strnlen(r->last_payment,
-                                                sizeof(r->last_payment) - 1))
-                         : json_null();
-        char *out  = kp_json_dump(
-             json_pack("{s:o, s:b, s:I, s:o}", "balances",
-                       kp_money_to_json(&r->balances, KP_MONEY_JSON_STRING),
-                       "frozen", r->frozen ? 1 : 0, "updated_ms",
-                       (json_int_t)r->updated_ms, "last_payment", lp));
-        if (lenp)
-                *lenp = strlen(out);
-        return out;
+        kp_buf_t b = {0};
+        char amount[KP_I128_DEC_SIZE];
+        kp_buf_reserve(&b, 128);
+        kp_buf_add(&b, "{\"balances\":{", 13);
+        for (size_t i = 0; i < r->balances.cnt; i++) {
+                size_t n = kp_i128_format(r->balances.e[i].amount, amount);
+                if (i)
+                        kp_buf_add(&b, ",", 1);
+                kp_buf_json_str(&b, r->balances.e[i].currency);
+                kp_buf_add(&b, ":\"", 2);
+                kp_buf_add(&b, amount, n);
+                kp_buf_add(&b, "\"", 1);
+        }
+        kp_buf_puts(&b, r->frozen ? "},\"frozen\":true" : "},\"frozen\":false");
+        kp_buf_puts(&b, ",\"updated_ms\":");
+        kp_buf_int(&b, r->updated_ms);
+        kp_buf_puts(&b, ",\"last_payment\":");
+        if (r->last_payment[0]) {
+                /* A payment id: printable ASCII (kp_payment_id_valid()). */
+                char id[sizeof(r->last_payment)];
+                memcpy(id, r->last_payment, sizeof(id) - 1);
+                id[sizeof(id) - 1] = '\0';
+                kp_buf_json_str(&b, id);
+        } else {
+                kp_buf_add(&b, "null", 4);
+        }
+        kp_buf_add(&b, "}", 1);
+        return kp_buf_take(&b, lenp);
+}
+
+/* The fast path of acct_decode(): a valid record in the simple form
+ * acct_encode() writes (members in any order, no other key). 0 with @p r
+ * filled, or -1: jansson then reads the record and words any error. */
+static int decode_fast(const void *buf, size_t len, acct_record_t *r) {
+        kp_jscan_t js;
+        kp_jscan_member_t m;
+        kp_jscan_res_t res;
+        int seen_bal = 0, seen_frozen = 0, seen_upd = 0, seen_lp = 0;
+        if (kp_jscan_begin(&js, buf, len))
+                return -1;
+        while ((res = kp_jscan_next(&js, &m)) == KP_JSCAN_MEMBER) {
+                if (kp_jscan_key_is(&m, "balances")) {
+                        if (seen_bal++ || m.type != KP_JSCAN_OBJECT)
+                                return -1;
+                        while ((res = kp_jscan_next(&js, &m)) ==
+                               KP_JSCAN_MEMBER) {
+                                char cur[KP_CURRENCY_SIZE];
+                                kp_i128_t amount;
+                                if (m.type != KP_JSCAN_STRING ||
+                                    m.klen >= sizeof(cur))
+                                        return -1;
+                                memcpy(cur, m.key, m.klen);
+                                cur[m.klen] = '\0';
+                                if (kp_money_has(&r->balances, cur) ||
+                                    kp_i128_parse(m.s, m.len, &amount) ||
+                                    kp_money_set(&r->balances, cur, amount))
+                                        return -1;
+                        }
+                        if (res != KP_JSCAN_END)
+                                return -1;
+                } else if (kp_jscan_key_is(&m, "frozen")) {
+                        if (seen_frozen++ || (m.type != KP_JSCAN_TRUE &&
+                                              m.type != KP_JSCAN_FALSE))
+                                return -1;
+                        r->frozen = m.type == KP_JSCAN_TRUE;
+                } else if (kp_jscan_key_is(&m, "updated_ms")) {
+                        if (seen_upd++ || m.type != KP_JSCAN_INT || m.i < 0)
+                                return -1;
+                        r->updated_ms = m.i;
+                } else if (kp_jscan_key_is(&m, "last_payment")) {
+                        if (seen_lp++)
+                                return -1;
+                        if (m.type == KP_JSCAN_STRING && m.len > 0 &&
+                            m.len <= KP_PAYMENT_ID_MAX) {
+                                memcpy(r->last_payment, m.s, m.len);
+                                r->last_payment[m.len] = '\0';
+                        } else if (m.type != KP_JSCAN_NULL) {
+                                return -1;
+                        }
+                } else {
+                        return -1;
+                }
+        }
+        return res == KP_JSCAN_END && seen_bal && seen_frozen && seen_upd &&
+                       seen_lp
+                   ? 0
+                   : -1;
 }
 
 /* The integer field @p name of @p obj into *valp, or an error. */
@@ -108,6 +186,9 @@ kp_err_t acct_decode(const void *buf, size_t len, acct_record_t *r,
                 snprintf(errstr, errstr_size, "no value");
                 return KP_ERR_PARSE;
         }
+        if (decode_fast(buf, len, r) == 0)
+                return KP_OK;
+        acct_record_clear(r);
         json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!root) {
                 snprintf(errstr, errstr_size, "not JSON: %s", jerr.text);

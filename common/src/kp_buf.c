@@ -60,18 +60,32 @@ void kp_buf_int(kp_buf_t *b, int64_t v) {
 }
 
 void kp_buf_json_str(kp_buf_t *b, const char *s) {
-        static const char hex[] = "0123456789abcdef";
+        /* jansson's forms (\n ... or \u001F), so that both write the
+         * same bytes. */
+        static const char hex[]           = "0123456789ABCDEF";
+        static const char esc_short[0x20] = {['\b'] = 'b',
+                                             ['\f'] = 'f',
+                                             ['\n'] = 'n',
+                                             ['\r'] = 'r',
+                                             ['\t'] = 't'};
         kp_buf_add(b, "\"", 1);
         for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                const unsigned char *run = p;
+                while (*p && *p != '"' && *p != '\\' && *p >= 0x20)
+                        p++;
+                kp_buf_add(b, (const char *)run, (size_t)(p - run));
+                if (!*p)
+                        break;
                 if (*p == '"' || *p == '\\') {
                         char e[2] = {'\\', (char)*p};
                         kp_buf_add(b, e, 2);
-                } else if (*p < 0x20) {
+                } else if (esc_short[*p]) {
+                        char e[2] = {'\\', esc_short[*p]};
+                        kp_buf_add(b, e, 2);
+                } else {
                         char e[6] = {'\\', 'u',          '0',
                                      '0',  hex[*p >> 4], hex[*p & 15]};
                         kp_buf_add(b, e, 6);
-                } else {
-                        kp_buf_add(b, (const char *)p, 1);
                 }
         }
         kp_buf_add(b, "\"", 1);

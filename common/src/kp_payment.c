@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kpay/kp_buf.h"
+#include "kpay/kp_jscan.h"
 #include "kpay/kp_mem.h"
 
 /* jansson flags for every input: duplicate keys are broken input; any JSON
@@ -42,6 +44,28 @@ static const char *const kp__pay_known_fields[] = {
     "created_ms", "inflight_ms", "complete_ms", "origin_partition",
     "debit_ms",   "credit_ms",
 };
+
+/* Their indices. */
+enum {
+        KP__PF_V,
+        KP__PF_ID,
+        KP__PF_FROM,
+        KP__PF_TO,
+        KP__PF_AMOUNT,
+        KP__PF_CURRENCY,
+        KP__PF_STATE,
+        KP__PF_REASON,
+        KP__PF_CREATED,
+        KP__PF_INFLIGHT,
+        KP__PF_COMPLETE,
+        KP__PF_ORIGIN,
+        KP__PF_DEBIT,
+        KP__PF_CREDIT,
+        KP__PF_CNT,
+};
+_Static_assert(sizeof(kp__pay_known_fields) / sizeof(kp__pay_known_fields[0]) ==
+                   KP__PF_CNT,
+               "a name for every field index");
 
 const char *kp_pay_err2code(kp_pay_err_t err) {
         switch (err) {
@@ -102,11 +126,6 @@ static void kp__pay_oom(const char *what) {
         abort();
 }
 
-static void kp__pay_set_new(json_t *obj, const char *key, json_t *val) {
-        if (!val || json_object_set_new(obj, key, val) == -1)
-                kp__pay_oom("object set");
-}
-
 static void kp__detail(char *detail, size_t detail_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -136,33 +155,73 @@ static json_t *kp__pay_load(const void *buf, size_t len, char *detail,
         return root;
 }
 
+/* A field's value as the parse found it: from jansson or from kp_jscan. */
+typedef enum kp__fvt_e {
+        KP__FV_ABSENT,
+        KP__FV_NULL,
+        KP__FV_STRING, /* s, len (may hold NUL bytes from jansson) */
+        KP__FV_INT,    /* i */
+        KP__FV_REAL,
+        KP__FV_OTHER, /* true, false, an array or an object */
+} kp__fvt_t;
+
+typedef struct kp__fv_s {
+        kp__fvt_t t;
+        const char *s;
+        size_t len;
+        int64_t i;
+} kp__fv_t;
+
+/* The member @p name of the jansson object @p obj as a kp__fv_t (its string
+ * lives as long as @p obj). */
+static kp__fv_t kp__jfv(json_t *obj, const char *name) {
+        json_t *val = json_object_get(obj, name);
+        kp__fv_t fv = {KP__FV_ABSENT, NULL, 0, 0};
+        if (!val)
+                return fv;
+        if (json_is_null(val)) {
+                fv.t = KP__FV_NULL;
+        } else if (json_is_string(val)) {
+                fv.t   = KP__FV_STRING;
+                fv.s   = json_string_value(val);
+                fv.len = json_string_length(val);
+        } else if (json_is_integer(val)) {
+                fv.t = KP__FV_INT;
+                fv.i = (int64_t)json_integer_value(val);
+        } else if (json_is_real(val)) {
+                fv.t = KP__FV_REAL;
+        } else {
+                fv.t = KP__FV_OTHER;
+        }
+        return fv;
+}
+
 /**
- * Copies the string field @p name of @p obj into @p dst (room for
+ * Copies the string field @p v (named @p name) into @p dst (room for
  * limit + 2 bytes). Absent or null: KP_PAY_E_MISSING_FIELD if @p required,
  * else @p dst is left alone. Strings over limit + 1 bytes are cut to
  * limit + 1 bytes so that validation sees them as too long; should the cut
  * fall inside a UTF-8 sequence, the partial sequence is replaced by '?' so
  * that the copy stays valid UTF-8 and keeps its length.
  */
-static kp_pay_err_t kp__get_str(json_t *obj, const char *name, char *dst,
+static kp_pay_err_t kp__get_str(kp__fv_t v, const char *name, char *dst,
                                 size_t limit, int required, char *detail,
                                 size_t detail_size) {
-        json_t *val = json_object_get(obj, name);
         const char *s;
         size_t len, n;
-        if (!val || json_is_null(val)) {
+        if (v.t == KP__FV_ABSENT || v.t == KP__FV_NULL) {
                 if (!required)
                         return KP_PAY_E_OK;
                 kp__detail(detail, detail_size, "missing field '%s'", name);
                 return KP_PAY_E_MISSING_FIELD;
         }
-        if (!json_is_string(val)) {
+        if (v.t != KP__FV_STRING) {
                 kp__detail(detail, detail_size, "field '%s' must be a string",
                            name);
                 return KP_PAY_E_WRONG_TYPE;
         }
-        s   = json_string_value(val);
-        len = json_string_length(val);
+        s   = v.s;
+        len = v.len;
         if (memchr(s, '\0', len)) {
                 kp__detail(detail, detail_size,
                            "field '%s' contains a NUL character", name);
@@ -190,57 +249,58 @@ static kp_pay_err_t kp__get_str(json_t *obj, const char *name, char *dst,
         return KP_PAY_E_OK;
 }
 
-/* Reads the integer field @p name; absent or null leaves @p out alone and
- * sets *@p present to 0. */
-static kp_pay_err_t kp__get_int(json_t *obj, const char *name, int64_t *out,
+/* Reads the integer field @p v (named @p name); absent or null leaves
+ * @p out alone and sets *@p present to 0. */
+static kp_pay_err_t kp__get_int(kp__fv_t v, const char *name, int64_t *out,
                                 int *present, char *detail,
                                 size_t detail_size) {
-        json_t *val = json_object_get(obj, name);
-        *present    = 0;
-        if (!val || json_is_null(val))
+        *present = 0;
+        if (v.t == KP__FV_ABSENT || v.t == KP__FV_NULL)
                 return KP_PAY_E_OK;
-        if (!json_is_integer(val)) {
+        if (v.t != KP__FV_INT) {
                 kp__detail(detail, detail_size, "field '%s' must be an integer",
                            name);
                 return KP_PAY_E_WRONG_TYPE;
         }
-        *out     = (int64_t)json_integer_value(val);
+        *out     = v.i;
         *present = 1;
         return KP_PAY_E_OK;
 }
 
 /* Checks v: present, an integer, equal to KP_PAYMENT_VERSION. */
-static kp_pay_err_t kp__get_version(json_t *obj, int *v, char *detail,
+static kp_pay_err_t kp__get_version(kp__fv_t v, int *vp, char *detail,
                                     size_t detail_size) {
-        json_t *val = json_object_get(obj, "v");
-        json_int_t ver;
-        if (!val || json_is_null(val)) {
+        if (v.t == KP__FV_ABSENT || v.t == KP__FV_NULL) {
                 kp__detail(detail, detail_size, "missing field 'v'");
                 return KP_PAY_E_NO_VERSION;
         }
-        if (!json_is_integer(val)) {
+        if (v.t != KP__FV_INT) {
                 kp__detail(detail, detail_size, "field 'v' must be an integer");
                 return KP_PAY_E_NO_VERSION;
         }
-        ver = json_integer_value(val);
-        if (ver != KP_PAYMENT_VERSION) {
+        if (v.i != KP_PAYMENT_VERSION) {
                 kp__detail(detail, detail_size,
                            "schema version %lld (this daemon knows %d)",
-                           (long long)ver, KP_PAYMENT_VERSION);
+                           (long long)v.i, KP_PAYMENT_VERSION);
                 return KP_PAY_E_UNKNOWN_VERSION;
         }
-        *v = KP_PAYMENT_VERSION;
+        *vp = KP_PAYMENT_VERSION;
         return KP_PAY_E_OK;
 }
 
+/* The index of @p key (@p klen bytes) in kp__pay_known_fields, or -1. */
+static int kp__pay_field_idx(const char *key, size_t klen) {
+        for (int i = 0; i < KP__PF_CNT; i++) {
+                const char *name = kp__pay_known_fields[i];
+                if (key[0] == name[0] && strlen(name) == klen &&
+                    !memcmp(key, name, klen))
+                        return i;
+        }
+        return -1;
+}
+
 static int kp__pay_is_known(const char *key) {
-        size_t i;
-        for (i = 0;
-             i < sizeof(kp__pay_known_fields) / sizeof(kp__pay_known_fields[0]);
-             i++)
-                if (!strcmp(key, kp__pay_known_fields[i]))
-                        return 1;
-        return 0;
+        return kp__pay_field_idx(key, strlen(key)) >= 0;
 }
 
 static void kp__pay_init(kp_payment_t *p) {
@@ -257,89 +317,95 @@ static void kp__pay_init(kp_payment_t *p) {
         p->extra            = NULL;
 }
 
-/* Fills @p p from the object @p root (p->extra is set only on success). */
-static kp_pay_err_t kp__pay_from_json(json_t *root, kp_payment_t *p,
-                                      char *detail, size_t detail_size) {
+/* Fills @p p from the known fields @p f (indexed by kp__pay_known_fields),
+ * whichever parse found them. */
+static kp_pay_err_t kp__pay_from_fields(const kp__fv_t *f, kp_payment_t *p,
+                                        char *detail, size_t detail_size) {
         kp_pay_err_t err;
-        json_t *val;
         int present;
         int64_t num;
-        const char *key;
 
-        if ((err = kp__get_version(root, &p->v, detail, detail_size)))
+        if ((err = kp__get_version(f[KP__PF_V], &p->v, detail, detail_size)))
                 return err;
 
-        if ((err = kp__get_str(root, "id", p->id, KP_PAYMENT_ID_MAX, 1, detail,
-                               detail_size)) ||
-            (err = kp__get_str(root, "from", p->from, KP_ACCOUNT_FIELD_MAX, 1,
+        if ((err = kp__get_str(f[KP__PF_ID], "id", p->id, KP_PAYMENT_ID_MAX, 1,
                                detail, detail_size)) ||
-            (err = kp__get_str(root, "to", p->to, KP_ACCOUNT_FIELD_MAX, 1,
-                               detail, detail_size)))
+            (err = kp__get_str(f[KP__PF_FROM], "from", p->from,
+                               KP_ACCOUNT_FIELD_MAX, 1, detail, detail_size)) ||
+            (err = kp__get_str(f[KP__PF_TO], "to", p->to, KP_ACCOUNT_FIELD_MAX,
+                               1, detail, detail_size)))
                 return err;
 
-        val = json_object_get(root, "amount");
-        if (!val || json_is_null(val)) {
+        switch (f[KP__PF_AMOUNT].t) {
+        case KP__FV_ABSENT:
+        case KP__FV_NULL:
                 kp__detail(detail, detail_size, "missing field 'amount'");
                 return KP_PAY_E_MISSING_FIELD;
-        }
-        if (!json_is_integer(val)) {
+        case KP__FV_INT:
+                p->amount = f[KP__PF_AMOUNT].i;
+                break;
+        default:
                 kp__detail(detail, detail_size,
                            "field 'amount' must be an integer number of minor "
                            "units (got %s)",
-                           json_is_real(val)     ? "a real number"
-                           : json_is_string(val) ? "a string"
-                                                 : "another JSON type");
+                           f[KP__PF_AMOUNT].t == KP__FV_REAL ? "a real number"
+                           : f[KP__PF_AMOUNT].t == KP__FV_STRING
+                               ? "a string"
+                               : "another JSON type");
                 return KP_PAY_E_AMOUNT_NOT_INTEGER;
         }
-        p->amount = (int64_t)json_integer_value(val);
 
         if ((err =
-                 kp__get_str(root, "currency", p->currency,
+                 kp__get_str(f[KP__PF_CURRENCY], "currency", p->currency,
                              KP_PAYMENT_CURRENCY_MAX, 0, detail, detail_size)))
                 return err;
 
-        val = json_object_get(root, "state");
-        if (!val || json_is_null(val)) {
+        switch (f[KP__PF_STATE].t) {
+        case KP__FV_ABSENT:
+        case KP__FV_NULL:
                 kp__detail(detail, detail_size, "missing field 'state'");
                 return KP_PAY_E_MISSING_FIELD;
-        }
-        if (!json_is_string(val)) {
-                kp__detail(detail, detail_size,
-                           "field 'state' must be a string");
-                return KP_PAY_E_WRONG_TYPE;
-        } else {
-                const char *s = json_string_value(val);
-                size_t len    = json_string_length(val);
-                size_t i;
+        case KP__FV_STRING: {
+                const char *s = f[KP__PF_STATE].s;
+                size_t len    = f[KP__PF_STATE].len;
                 if (memchr(s, '\0', len)) {
                         kp__detail(detail, detail_size,
                                    "field 'state' contains a NUL character");
                         return KP_PAY_E_WRONG_TYPE;
                 }
                 p->state = KP_PAY_STATE_UNKNOWN;
-                for (i = 0; i < KP__PAY_STATE_CNT; i++)
-                        if (!strcmp(s, kp__pay_state_names[i]))
+                for (size_t i = 0; i < KP__PAY_STATE_CNT; i++)
+                        if (strlen(kp__pay_state_names[i]) == len &&
+                            !memcmp(s, kp__pay_state_names[i], len))
                                 p->state = (kp_pay_state_t)i;
+                break;
+        }
+        default:
+                kp__detail(detail, detail_size,
+                           "field 'state' must be a string");
+                return KP_PAY_E_WRONG_TYPE;
         }
 
-        if ((err = kp__get_str(root, "reason", p->reason, KP_PAYMENT_REASON_MAX,
-                               0, detail, detail_size)))
+        if ((err = kp__get_str(f[KP__PF_REASON], "reason", p->reason,
+                               KP_PAYMENT_REASON_MAX, 0, detail, detail_size)))
                 return err;
 
-        if ((err = kp__get_int(root, "created_ms", &p->created_ms, &present,
-                               detail, detail_size)) ||
-            (err = kp__get_int(root, "inflight_ms", &p->inflight_ms, &present,
-                               detail, detail_size)) ||
-            (err = kp__get_int(root, "complete_ms", &p->complete_ms, &present,
-                               detail, detail_size)) ||
-            (err = kp__get_int(root, "debit_ms", &p->debit_ms, &present, detail,
-                               detail_size)) ||
-            (err = kp__get_int(root, "credit_ms", &p->credit_ms, &present,
-                               detail, detail_size)))
+        if ((err = kp__get_int(f[KP__PF_CREATED], "created_ms", &p->created_ms,
+                               &present, detail, detail_size)) ||
+            (err =
+                 kp__get_int(f[KP__PF_INFLIGHT], "inflight_ms", &p->inflight_ms,
+                             &present, detail, detail_size)) ||
+            (err =
+                 kp__get_int(f[KP__PF_COMPLETE], "complete_ms", &p->complete_ms,
+                             &present, detail, detail_size)) ||
+            (err = kp__get_int(f[KP__PF_DEBIT], "debit_ms", &p->debit_ms,
+                               &present, detail, detail_size)) ||
+            (err = kp__get_int(f[KP__PF_CREDIT], "credit_ms", &p->credit_ms,
+                               &present, detail, detail_size)))
                 return err;
 
-        if ((err = kp__get_int(root, "origin_partition", &num, &present, detail,
-                               detail_size)))
+        if ((err = kp__get_int(f[KP__PF_ORIGIN], "origin_partition", &num,
+                               &present, detail, detail_size)))
                 return err;
         if (present) {
                 if (num < 0 || num > INT32_MAX) {
@@ -351,7 +417,21 @@ static kp_pay_err_t kp__pay_from_json(json_t *root, kp_payment_t *p,
                 }
                 p->origin_partition = (int32_t)num;
         }
+        return KP_PAY_E_OK;
+}
 
+/* Fills @p p from the object @p root (p->extra is set only on success). */
+static kp_pay_err_t kp__pay_from_json(json_t *root, kp_payment_t *p,
+                                      char *detail, size_t detail_size) {
+        kp__fv_t f[KP__PF_CNT];
+        kp_pay_err_t err;
+        const char *key;
+        json_t *val;
+
+        for (int i = 0; i < KP__PF_CNT; i++)
+                f[i] = kp__jfv(root, kp__pay_known_fields[i]);
+        if ((err = kp__pay_from_fields(f, p, detail, detail_size)))
+                return err;
         json_object_foreach(root, key, val) {
                 if (kp__pay_is_known(key))
                         continue;
@@ -363,13 +443,52 @@ static kp_pay_err_t kp__pay_from_json(json_t *root, kp_payment_t *p,
         return KP_PAY_E_OK;
 }
 
+/* The fast path: reads the known fields of a simple record (kp_jscan.h)
+ * into @p f. 0, or -1 when the record needs jansson: it is not simple,
+ * repeats a key, or has a key kpay does not know (kept in `extra`). */
+static int kp__pay_scan(const void *buf, size_t len, kp__fv_t *f) {
+        kp_jscan_t js;
+        kp_jscan_member_t m;
+        kp_jscan_res_t res;
+        for (int i = 0; i < KP__PF_CNT; i++)
+                f[i] = (kp__fv_t){KP__FV_ABSENT, NULL, 0, 0};
+        if (kp_jscan_begin(&js, buf, len))
+                return -1;
+        while ((res = kp_jscan_next(&js, &m)) == KP_JSCAN_MEMBER) {
+                int idx = kp__pay_field_idx(m.key, m.klen);
+                if (idx < 0 || f[idx].t != KP__FV_ABSENT)
+                        return -1;
+                switch (m.type) {
+                case KP_JSCAN_NULL:
+                        f[idx].t = KP__FV_NULL;
+                        break;
+                case KP_JSCAN_TRUE:
+                case KP_JSCAN_FALSE:
+                        f[idx].t = KP__FV_OTHER;
+                        break;
+                case KP_JSCAN_STRING:
+                        f[idx] = (kp__fv_t){KP__FV_STRING, m.s, m.len, 0};
+                        break;
+                case KP_JSCAN_INT:
+                        f[idx] = (kp__fv_t){KP__FV_INT, NULL, 0, m.i};
+                        break;
+                case KP_JSCAN_OBJECT:
+                        return -1;
+                }
+        }
+        return res == KP_JSCAN_END ? 0 : -1;
+}
+
 kp_pay_err_t kp_payment_parse(const void *buf, size_t len, kp_payment_t *p,
                               char *detail, size_t detail_size) {
+        kp__fv_t f[KP__PF_CNT];
         kp_pay_err_t err;
         json_t *root;
 
         kp__pay_init(p);
         kp__detail(detail, detail_size, "%s", "");
+        if (kp__pay_scan(buf, len, f) == 0)
+                return kp__pay_from_fields(f, p, detail, detail_size);
         if (!(root = kp__pay_load(buf, len, detail, detail_size)))
                 return KP_PAY_E_NOT_JSON;
         if (!json_is_object(root)) {
@@ -441,86 +560,127 @@ kp_reason_t kp_payment_validate(const kp_payment_t *p) {
         return KP_REASON_NONE;
 }
 
-/* A JSON string for @p s. Strings from kp_payment_parse() are valid UTF-8;
- * for a struct filled by hand that is not, each non-ASCII byte becomes '?'
- * rather than failing the serialization. */
-static json_t *kp__jstr(const char *s) {
-        json_t *val = json_string(s);
-        if (!val) {
-                char *copy = kp_strdup(s);
-                char *q;
-                for (q = copy; *q; q++)
-                        if ((unsigned char)*q > 0x7f)
-                                *q = '?';
-                val = json_string(copy);
-                kp_free(copy);
-                if (!val)
-                        kp__pay_oom("string");
+/* 1 if @p s is valid UTF-8 as jansson checks it (no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+static int kp__utf8_valid(const unsigned char *s) {
+        while (*s) {
+                unsigned c = *s++;
+                int n;
+                uint32_t cp, min;
+                if (c < 0x80)
+                        continue;
+                if (c >= 0xc2 && c <= 0xdf) {
+                        n = 1, cp = c & 0x1f, min = 0x80;
+                } else if (c >= 0xe0 && c <= 0xef) {
+                        n = 2, cp = c & 0x0f, min = 0x800;
+                } else if (c >= 0xf0 && c <= 0xf4) {
+                        n = 3, cp = c & 0x07, min = 0x10000;
+                } else {
+                        return 0;
+                }
+                while (n-- > 0) {
+                        if ((*s & 0xc0) != 0x80)
+                                return 0; /* also the NUL at the end */
+                        cp = (cp << 6) | (*s++ & 0x3f);
+                }
+                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return 0;
         }
-        return val;
+        return 1;
 }
 
-static json_t *kp__jint_or_null(int64_t v) {
-        return v == -1 ? json_null() : json_integer((json_int_t)v);
+/* Appends @p name (a JSON key with its colon, as a literal) and @p s as a
+ * JSON string. Strings from kp_payment_parse() are valid UTF-8; for a
+ * struct filled by hand that is not, each non-ASCII byte becomes '?'
+ * rather than failing the serialization. */
+static void kp__w_str(kp_buf_t *b, const char *name, const char *s) {
+        const unsigned char *q;
+        kp_buf_puts(b, name);
+        for (q = (const unsigned char *)s; *q && *q < 0x80; q++)
+                ;
+        if (!*q || kp__utf8_valid(q)) {
+                kp_buf_json_str(b, s);
+        } else {
+                char *copy = kp_strdup(s);
+                for (char *c = copy; *c; c++)
+                        if ((unsigned char)*c > 0x7f)
+                                *c = '?';
+                kp_buf_json_str(b, copy);
+                kp_free(copy);
+        }
 }
 
-/* Dumps @p root compactly into a kp_malloc()ed string. Takes @p root. */
-static char *kp__pay_dump(json_t *root, size_t *lenp) {
-        const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
-        size_t size        = json_dumpb(root, NULL, 0, flags);
-        char *out;
-        if (size == 0)
-                kp__pay_oom("dump");
-        out = kp_malloc(size + 1);
-        if (json_dumpb(root, out, size, flags) != size)
-                kp__pay_oom("dump");
-        out[size] = '\0';
-        json_decref(root);
-        if (lenp)
-                *lenp = size;
-        return out;
+/* Appends @p name and @p v, or null for -1. */
+static void kp__w_int_or_null(kp_buf_t *b, const char *name, int64_t v) {
+        kp_buf_puts(b, name);
+        if (v == -1)
+                kp_buf_add(b, "null", 4);
+        else
+                kp_buf_int(b, v);
 }
 
-char *kp_payment_serialize(const kp_payment_t *p, size_t *lenp) {
-        json_t *root = json_object();
+/* Appends the members of the unknown fields @p extra (known names
+ * skipped: extra cannot override them), as jansson writes them. */
+static void kp__w_extra(kp_buf_t *b, json_t *extra) {
+        const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
         const char *key;
         json_t *val;
-        if (!root)
-                kp__pay_oom("object");
-        kp__pay_set_new(root, "v", json_integer(p->v));
-        kp__pay_set_new(root, "id", kp__jstr(p->id));
-        kp__pay_set_new(root, "from", kp__jstr(p->from));
-        kp__pay_set_new(root, "to", kp__jstr(p->to));
-        kp__pay_set_new(root, "amount", json_integer((json_int_t)p->amount));
-        kp__pay_set_new(root, "currency", kp__jstr(p->currency));
-        kp__pay_set_new(root, "state", json_string(kp_pay_state2str(p->state)));
-        kp__pay_set_new(root, "reason",
-                        p->reason[0] ? kp__jstr(p->reason) : json_null());
-        kp__pay_set_new(root, "created_ms",
-                        json_integer((json_int_t)p->created_ms));
-        kp__pay_set_new(root, "inflight_ms", kp__jint_or_null(p->inflight_ms));
-        kp__pay_set_new(root, "complete_ms", kp__jint_or_null(p->complete_ms));
-        kp__pay_set_new(root, "origin_partition",
-                        kp__jint_or_null(p->origin_partition));
+        json_object_foreach(extra, key, val) {
+                size_t n;
+                if (kp__pay_is_known(key))
+                        continue;
+                kp_buf_add(b, ",", 1);
+                kp_buf_json_str(b, key);
+                kp_buf_add(b, ":", 1);
+                if ((n = json_dumpb(val, NULL, 0, flags)) == 0)
+                        kp__pay_oom("dump");
+                kp_buf_reserve(b, n);
+                if (json_dumpb(val, b->p + b->len, n, flags) != n)
+                        kp__pay_oom("dump");
+                b->len += n;
+        }
+}
+
+/* Every payment is written here, on the hot path: straight into one
+ * buffer, with no JSON tree and no printf. */
+char *kp_payment_serialize(const kp_payment_t *p, size_t *lenp) {
+        kp_buf_t b = {0};
+        kp_buf_reserve(&b, 400);
+        kp_buf_add(&b, "{\"v\":", 5);
+        kp_buf_int(&b, p->v);
+        kp__w_str(&b, ",\"id\":", p->id);
+        kp__w_str(&b, ",\"from\":", p->from);
+        kp__w_str(&b, ",\"to\":", p->to);
+        kp_buf_puts(&b, ",\"amount\":");
+        kp_buf_int(&b, p->amount);
+        kp__w_str(&b, ",\"currency\":", p->currency);
+        kp_buf_puts(&b, ",\"state\":\"");
+        kp_buf_puts(&b, kp_pay_state2str(p->state));
+        kp_buf_puts(&b, "\"");
+        if (p->reason[0])
+                kp__w_str(&b, ",\"reason\":", p->reason);
+        else
+                kp_buf_puts(&b, ",\"reason\":null");
+        kp_buf_puts(&b, ",\"created_ms\":");
+        kp_buf_int(&b, p->created_ms);
+        kp__w_int_or_null(&b, ",\"inflight_ms\":", p->inflight_ms);
+        kp__w_int_or_null(&b, ",\"complete_ms\":", p->complete_ms);
+        kp__w_int_or_null(&b, ",\"origin_partition\":", p->origin_partition);
         /* The stage stamps only when set (positive; a payment built by
          * hand with zeros has none), so that a record that never passed
          * kpay-account is written as before they existed. */
-        if (p->debit_ms > 0)
-                kp__pay_set_new(root, "debit_ms",
-                                json_integer((json_int_t)p->debit_ms));
-        if (p->credit_ms > 0)
-                kp__pay_set_new(root, "credit_ms",
-                                json_integer((json_int_t)p->credit_ms));
-        if (p->extra && json_is_object(p->extra)) {
-                json_object_foreach(p->extra, key, val) {
-                        /* A known field cannot be overridden by extra. */
-                        if (kp__pay_is_known(key))
-                                continue;
-                        if (json_object_set(root, key, val) == -1)
-                                kp__pay_oom("object set");
-                }
+        if (p->debit_ms > 0) {
+                kp_buf_puts(&b, ",\"debit_ms\":");
+                kp_buf_int(&b, p->debit_ms);
         }
-        return kp__pay_dump(root, lenp);
+        if (p->credit_ms > 0) {
+                kp_buf_puts(&b, ",\"credit_ms\":");
+                kp_buf_int(&b, p->credit_ms);
+        }
+        if (p->extra && json_is_object(p->extra))
+                kp__w_extra(&b, p->extra);
+        kp_buf_add(&b, "}", 1);
+        return kp_buf_take(&b, lenp);
 }
 
 void kp_payment_copy(kp_payment_t *dst, const kp_payment_t *src) {
@@ -577,7 +737,8 @@ static kp_pay_err_t kp__cmd_from_json(json_t *root, kp_account_cmd_t *cmd,
         const char *s;
         int present;
 
-        if ((err = kp__get_version(root, &cmd->v, detail, detail_size)))
+        if ((err = kp__get_version(kp__jfv(root, "v"), &cmd->v, detail,
+                                   detail_size)))
                 return err;
 
         val = json_object_get(root, "command");
@@ -601,24 +762,26 @@ static kp_pay_err_t kp__cmd_from_json(json_t *root, kp_account_cmd_t *cmd,
                 return KP_PAY_E_WRONG_TYPE;
         }
 
-        if ((err = kp__get_str(root, "account", cmd->account,
-                               KP_ACCOUNT_FIELD_MAX, 1, detail, detail_size)))
+        if ((err =
+                 kp__get_str(kp__jfv(root, "account"), "account", cmd->account,
+                             KP_ACCOUNT_FIELD_MAX, 1, detail, detail_size)))
                 return err;
         if (!kp_account_id_valid(cmd->account)) {
                 kp__detail(detail, detail_size, "invalid account id");
                 return KP_PAY_E_WRONG_TYPE;
         }
 
-        if ((err = kp__get_str(root, "id", cmd->id, KP_PAYMENT_ID_MAX, 0,
-                               detail, detail_size)))
+        if ((err = kp__get_str(kp__jfv(root, "id"), "id", cmd->id,
+                               KP_PAYMENT_ID_MAX, 0, detail, detail_size)))
                 return err;
         if (cmd->id[0] && !kp_payment_id_valid(cmd->id)) {
                 kp__detail(detail, detail_size, "invalid command id");
                 return KP_PAY_E_WRONG_TYPE;
         }
 
-        if ((err = kp__get_int(root, "created_ms", &cmd->created_ms, &present,
-                               detail, detail_size)))
+        if ((err =
+                 kp__get_int(kp__jfv(root, "created_ms"), "created_ms",
+                             &cmd->created_ms, &present, detail, detail_size)))
                 return err;
 
         /* The actor labels the audit record: an odd one is cleaned, not a
@@ -658,20 +821,21 @@ kp_pay_err_t kp_account_cmd_parse(const void *buf, size_t len,
 }
 
 char *kp_account_cmd_serialize(const kp_account_cmd_t *cmd, size_t *lenp) {
-        json_t *root = json_object();
-        if (!root)
-                kp__pay_oom("object");
-        kp__pay_set_new(root, "v", json_integer(cmd->v));
-        kp__pay_set_new(
-            root, "command",
-            json_string(cmd->command == KP_CMD_UNFREEZE ? "UNFREEZE"
-                                                        : "FREEZE"));
-        kp__pay_set_new(root, "account", kp__jstr(cmd->account));
-        kp__pay_set_new(root, "id",
-                        cmd->id[0] ? kp__jstr(cmd->id) : json_null());
-        kp__pay_set_new(root, "created_ms",
-                        json_integer((json_int_t)cmd->created_ms));
+        kp_buf_t b = {0};
+        kp_buf_add(&b, "{\"v\":", 5);
+        kp_buf_int(&b, cmd->v);
+        kp_buf_puts(&b, cmd->command == KP_CMD_UNFREEZE
+                            ? ",\"command\":\"UNFREEZE\""
+                            : ",\"command\":\"FREEZE\"");
+        kp__w_str(&b, ",\"account\":", cmd->account);
+        if (cmd->id[0])
+                kp__w_str(&b, ",\"id\":", cmd->id);
+        else
+                kp_buf_puts(&b, ",\"id\":null");
+        kp_buf_puts(&b, ",\"created_ms\":");
+        kp_buf_int(&b, cmd->created_ms);
         if (cmd->actor[0])
-                kp__pay_set_new(root, "actor", kp__jstr(cmd->actor));
-        return kp__pay_dump(root, lenp);
+                kp__w_str(&b, ",\"actor\":", cmd->actor);
+        kp_buf_add(&b, "}", 1);
+        return kp_buf_take(&b, lenp);
 }

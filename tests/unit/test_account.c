@@ -1,11 +1,13 @@
 /* Unit tests of kpay-account's business logic (account-processor/account.c):
  * debit, credit, refund, rejections, the overdraft limit, system accounts,
  * overflow, frozen accounts, commands, and the store value's encoding. */
+#include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -548,6 +550,16 @@ static void assert_round_trip(const acct_record_t *r) {
         acct_record_init(&back);
         char *val = acct_encode(r, &len);
         assert_int_equal(len, strlen(val));
+        /* Byte for byte what jansson writes for the same value (the
+         * encoder writes it by hand). */
+        json_error_t jerr;
+        json_t *j = json_loadb(val, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!j)
+                fail_msg("not JSON: %s: %s", jerr.text, val);
+        char *jv = json_dumps(j, JSON_COMPACT);
+        assert_string_equal(jv, val);
+        free(jv);
+        json_decref(j);
         kp_err_t err = acct_decode(val, len, &back, errstr, sizeof(errstr));
         if (err)
                 fail_msg("decode %s: %s", val, errstr);

@@ -351,7 +351,7 @@ static void test_buf(void **state) {
         assert_int_equal(len, strlen(s));
         static const char want[] =
             "0 -9223372036854775808 9223372036854775807 x=42 "
-            "\"a\\\"b\\\\c\\u000a\\u0001\xc3\xa9\"";
+            "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\"";
         assert_int_equal(len, strlen(want) + 10000);
         assert_memory_equal(s, want, strlen(want));
         kp_free(s);

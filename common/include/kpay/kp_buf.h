@@ -35,7 +35,8 @@ void kp_buf_printf(kp_buf_t *b, const char *fmt, ...)
 void kp_buf_int(kp_buf_t *b, int64_t v);
 
 /** @brief Appends @p s as a JSON string: quoted, with '"', '\\' and
- *         control characters escaped (other bytes as they are). */
+ *         control characters escaped as jansson escapes them (\n, \t ...
+ *         or \u00XX; other bytes as they are). */
 void kp_buf_json_str(kp_buf_t *b, const char *s);
 
 /** @brief The string (kp_malloc()ed, "" when nothing was added), its
