@@ -166,6 +166,30 @@ cpu_ticks() { # prefix
   fi
 }
 
+# "name time committed seconds" of every daemon of a run: its transactions
+# committed and the seconds they took in all (kpay_commit_latency_seconds),
+# sampled before and after the workload like cpu_ticks.
+commit_sample() { # prefix
+  local pid name p
+  while read -r pid name p; do
+    curl -sf "http://127.0.0.1:$p/metrics" | awk -v n="$name" -v t="$(date +%s.%N)" '
+      /^kpay_transactions_committed_total / { c = $2 }
+      /^kpay_commit_latency_seconds_sum / { s = $2 }
+      END { print n, t, c + 0, s + 0 }'
+  done <"$out/$1.daemons"
+}
+
+# Commits per second and the mean time of a commit (ms) of each daemon
+# over the workload, as JSON, from two commit_sample files: at a moderate
+# rate a hop's latency is mostly its commit's duration (bench/README.md).
+commit_stats() { # before-file after-file
+  awk 'FNR == NR { t[$1] = $2; c[$1] = $3; s[$1] = $4; next }
+    { dc = $3 - c[$1]; dt = $2 - t[$1]
+      o = o (o ? "," : "") sprintf("\"%s\":{\"commits_per_s\":%.1f,\"commit_ms\":%.1f}", $1,
+        dt > 0 ? dc / dt : 0, dc > 0 ? ($4 - s[$1]) * 1000 / dc : 0) }
+    END { printf "{%s}", o }' "$1" "$2"
+}
+
 # CPU microseconds per payment of each daemon and of the broker, as JSON,
 # from two cpu_ticks samples and the payments sent (funding included).
 cpu_us_per_payment() { # before-file after-file payments
@@ -281,11 +305,13 @@ run() { # label account-instances gen-args...
   local sp=$!
   echo "bench: $label" >&2
   cpu_ticks "$prefix" >"$out/$label.ticks0"
+  commit_sample "$prefix" >"$out/$label.commits0"
   "$gen" -b "$bootstrap" --topic-prefix "$prefix" --accounts "$accounts" --fund \
     --seed 7 --wait --wait-timeout 900 --json --quiet \
     --latency-file "$out/$label.latency" --stages-file "$out/$label.stages" \
     "$@" >"$out/$label.json"
   cpu_ticks "$prefix" >"$out/$label.ticks1"
+  commit_sample "$prefix" >"$out/$label.commits1"
   local rss cpu sent
   rss=$(peak_rss "$prefix")
   cpu=$(cpu_seconds "$prefix")
@@ -296,6 +322,7 @@ run() { # label account-instances gen-args...
   printf '%s' "$cpu" >"$out/$label.cpu.json"
   sent=$(sed -n 's/.*"sent":\([0-9]*\).*/\1/p' "$out/$label.json")
   cpu_us_per_payment "$out/$label.ticks0" "$out/$label.ticks1" "$sent" >"$out/$label.cpu_us.json"
+  commit_stats "$out/$label.commits0" "$out/$label.commits1" >"$out/$label.commit.json"
   "$root/build/bin/kpay-bench-runtime" -b "$bootstrap" --count-topics "$prefix" >"$out/$label.topics.json"
   per_payment_by_topic "$out/$label.topics.json" "$sent" >"$out/$label.per_payment.json"
   stages_summary "$out/$label.stages" >"$out/$label.stages.json"
@@ -325,9 +352,9 @@ done
     "$commit_ms" "${commit_min_ms:-default}" "$accounts"
   printf '"librdkafka":"%s",' "$rdkafka"
   for l in $runs; do
-    printf '"%s":{"gen":%s,"peak_rss_kb":%s,"cpu_s":%s,"cpu_us_per_payment":%s,"per_payment":%s,"stages_ms":%s,"restore":%s,"daemon_records_out":%s},' \
+    printf '"%s":{"gen":%s,"peak_rss_kb":%s,"cpu_s":%s,"cpu_us_per_payment":%s,"commits":%s,"per_payment":%s,"stages_ms":%s,"restore":%s,"daemon_records_out":%s},' \
       "$l" "$(cat "$out/$l.json")" "$(cat "$out/$l.rss.json")" \
-      "$(cat "$out/$l.cpu.json")" "$(cat "$out/$l.cpu_us.json")" \
+      "$(cat "$out/$l.cpu.json")" "$(cat "$out/$l.cpu_us.json")" "$(cat "$out/$l.commit.json")" \
       "$(cat "$out/$l.per_payment.json")" "$(cat "$out/$l.stages.json")" \
       "$(cat "$out/$l.restore.json")" "$(cat "$out/$l.records_out")"
   done
