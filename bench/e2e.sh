@@ -95,7 +95,7 @@ start_daemon() { # name prefix instance
   port=$((port + 1))
   "$bin/kpay-$name" -b "$bootstrap" --topic-prefix "$prefix" --instance-id "$id" \
     --state-dir "$out/state-$prefix/$name-$id" --listen "127.0.0.1:$port" \
-    "${commit_args[@]}" --log-level warn \
+    "${commit_args[@]}" --log-level "${KPAY_BENCH_LOG_LEVEL:-warn}" \
     >>"$out/$prefix-$name-$id.log" 2>&1 &
   pids+=($!)
   echo "$! $name-$id $port" >>"$out/$prefix.daemons"
