@@ -72,7 +72,6 @@ kp_err_t acct_record_update(acct_record_t *r, const char *currency,
 char *acct_encode(const acct_record_t *r, size_t *lenp) {
         kp_buf_t b = {0};
         char amount[KP_I128_DEC_SIZE];
-        kp_buf_reserve(&b, 128);
         kp_buf_add(&b, "{\"balances\":{", 13);
         for (size_t i = 0; i < r->balances.cnt; i++) {
                 size_t n = kp_i128_format(r->balances.e[i].amount, amount);

@@ -154,11 +154,14 @@ cpu_ticks() { # prefix
   if [ -n "$bpid" ]; then
     awk '{print "broker", $14 + $15}' "/proc/$bpid/stat" 2>/dev/null || echo "broker 0"
     # Of which the JIT compiler threads (C1, C2): a fresh broker's cost.
+    # Only the threads alive at the sample count (HotSpot stops idle
+    # compiler threads), so it is a lower bound.
     local t jit=0 v
     for t in /proc/"$bpid"/task/*; do
       case $(cat "$t/comm" 2>/dev/null) in
       C[12]\ Compiler*)
-        v=$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo 0)
+        # The name holds a space: fields count from after its ')'.
+        v=$(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0)
         jit=$((jit + ${v:-0})) ;;
       esac
     done

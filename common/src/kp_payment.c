@@ -645,7 +645,6 @@ static void kp__w_extra(kp_buf_t *b, json_t *extra) {
  * buffer, with no JSON tree and no printf. */
 char *kp_payment_serialize(const kp_payment_t *p, size_t *lenp) {
         kp_buf_t b = {0};
-        kp_buf_reserve(&b, 400);
         kp_buf_add(&b, "{\"v\":", 5);
         kp_buf_int(&b, p->v);
         kp__w_str(&b, ",\"id\":", p->id);

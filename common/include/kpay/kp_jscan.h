@@ -11,8 +11,10 @@
  * malformed) makes it answer KP_JSCAN_FALLBACK, and the caller parses the
  * record again with jansson, which then decides (and words the error). So
  * a record it accepts means what jansson would have made of it, and every
- * other record takes the old path unchanged. Duplicate keys are the
- * caller's to notice (it knows its fields); it falls back on them.
+ * other record takes the old path unchanged. The reader does NOT notice
+ * a repeated key (it keeps no record of the keys it read): the caller
+ * must, and fall back on one (jansson refuses them), or it would accept
+ * what jansson rejects.
  */
 #ifndef KPAY_KP_JSCAN_H
 #define KPAY_KP_JSCAN_H
@@ -76,7 +78,11 @@ int kp_jscan_begin(kp_jscan_t *js, const void *buf, size_t len);
  */
 kp_jscan_res_t kp_jscan_next(kp_jscan_t *js, kp_jscan_member_t *m);
 
-/** @brief 1 if the member's key is the NUL-terminated @p name. */
+/**
+ * @brief Compares the member's key with the NUL-terminated @p name.
+ * @returns 1 if they are equal, else 0.
+ * @locality any thread
+ */
 int kp_jscan_key_is(const kp_jscan_member_t *m, const char *name);
 
 #endif /* KPAY_KP_JSCAN_H */
