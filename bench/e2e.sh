@@ -4,7 +4,7 @@
 #   bench/e2e.sh [--payments N] [--accounts N] [--moderate-rate R]
 #                [--moderate-seconds S] [--commit-interval-ms MS]
 #                [--commit-min-interval-ms MS] [--runs "NAME..."]
-#                [--warmup-seconds S]
+#                [--warmup-seconds S] [--partitions N]
 #
 # --runs picks some of full-1-account, full-2-accounts and moderate (all
 # three by default). Before them a warm-up run (its own topics, the
@@ -12,6 +12,9 @@
 # fresh broker's JIT compile its transactional paths, so that the runs
 # measure a warm broker; its figures are in the result as "warmup" (the
 # broker's JIT threads' CPU is "broker_jit" in every run's cpu figures).
+# --partitions (default 12) is every topic's partition count and the
+# daemons' --partitions: a transaction writes every partition of its
+# outputs and changelogs, one ProduceRequest each (bench/README.md).
 #
 # On a dedicated broker (127.0.0.1:29092, fresh data) it measures, in one
 # run: the broker's raw produce+consume rate for records of a payment's
@@ -34,6 +37,7 @@ commit_ms=100
 commit_min_ms=
 runs="full-1-account full-2-accounts moderate"
 warmup_seconds=30
+partitions=12
 while [ $# -gt 0 ]; do
   case "$1" in
   --payments) payments=$2; shift 2 ;;
@@ -44,7 +48,8 @@ while [ $# -gt 0 ]; do
   --commit-min-interval-ms) commit_min_ms=$2; shift 2 ;;
   --runs) runs=$2; shift 2 ;;
   --warmup-seconds) warmup_seconds=$2; shift 2 ;;
-  *) echo "usage: $0 [--payments N] [--accounts N] [--moderate-rate R] [--moderate-seconds S] [--commit-interval-ms MS] [--commit-min-interval-ms MS] [--runs \"full-1-account full-2-accounts moderate\"] [--warmup-seconds S]" >&2; exit 2 ;;
+  --partitions) partitions=$2; shift 2 ;;
+  *) echo "usage: $0 [--payments N] [--accounts N] [--moderate-rate R] [--moderate-seconds S] [--commit-interval-ms MS] [--commit-min-interval-ms MS] [--runs \"full-1-account full-2-accounts moderate\"] [--warmup-seconds S] [--partitions N]" >&2; exit 2 ;;
   esac
 done
 
@@ -95,7 +100,7 @@ start_daemon() { # name prefix instance
   port=$((port + 1))
   "$bin/kpay-$name" -b "$bootstrap" --topic-prefix "$prefix" --instance-id "$id" \
     --state-dir "$out/state-$prefix/$name-$id" --listen "127.0.0.1:$port" \
-    "${commit_args[@]}" --log-level "${KPAY_BENCH_LOG_LEVEL:-warn}" \
+    "${commit_args[@]}" --partitions "$partitions" --log-level "${KPAY_BENCH_LOG_LEVEL:-warn}" \
     >>"$out/$prefix-$name-$id.log" 2>&1 &
   pids+=($!)
   echo "$! $name-$id $port" >>"$out/$prefix.daemons"
@@ -271,7 +276,7 @@ restore_run() { # prefix label
   port=$((port + 1))
   "$bin/kpay-inflight" -b "$bootstrap" --topic-prefix "$prefix" --instance-id 1 \
     --state-dir "$out/state-$prefix/inflight-1" --listen "127.0.0.1:$port" \
-    "${commit_args[@]}" --log-level info >"$log" 2>&1 &
+    "${commit_args[@]}" --partitions "$partitions" --log-level info >"$log" 2>&1 &
   local pid=$! deadline=$((SECONDS + 300))
   pids+=($pid)
   until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
@@ -297,7 +302,7 @@ run() { # label account-instances gen-args...
   # The daemons' own kpay-admin: it makes the changelogs as they expect them.
   local admin=$bin/kpay-admin
   [ -x "$admin" ] || admin=$root/build/bin/kpay-admin
-  "$admin" topics -b "$bootstrap" --topic-prefix "$prefix" >/dev/null
+  "$admin" topics -b "$bootstrap" --topic-prefix "$prefix" --partitions "$partitions" >/dev/null
   start_daemon inflight "$prefix" 1
   for i in $(seq 1 "$n"); do start_daemon account "$prefix" "$i"; done
   start_daemon confirmed "$prefix" 1
