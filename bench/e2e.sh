@@ -24,7 +24,8 @@
 # build/bench-e2e/e2e.png (throughput and latency over time).
 # KPAY_BENCH_BIN=dir runs the daemons from another build (to compare);
 # KPAY_BENCH_DAEMON_ARGS="-X linger.ms=5 ..." adds options to every daemon
-# (to measure one setting against its default);
+# (to measure one setting against its default); KPAY_BENCH_LOG_LEVEL
+# (warn) is the daemons' --log-level (debug shows librdkafka's -X debug=);
 # KPAY_BENCH_KAFKA_PORT and KPAY_BENCH_HTTP_BASE_PORT move it off the
 # default ports (29092, 18101...).
 set -euo pipefail
@@ -180,7 +181,7 @@ cpu_ticks() { # prefix
 commit_sample() { # prefix
   local pid name p
   while read -r pid name p; do
-    curl -sf "http://127.0.0.1:$p/metrics" | awk -v n="$name" -v t="$(date +%s.%N)" '
+    curl -sf -m 5 "http://127.0.0.1:$p/metrics" | awk -v n="$name" -v t="$(date +%s.%N)" '
       /^kpay_transactions_committed_total / { c = $2 }
       /^kpay_commit_latency_seconds_sum / { s = $2 }
       END { print n, t, c + 0, s + 0 }'
