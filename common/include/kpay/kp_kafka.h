@@ -50,17 +50,23 @@ typedef struct kp_kafka_prop_s {
 } kp_kafka_prop_t;
 
 /**
- * Memory defaults of a consumer's rows (docs/runtime.md, "Memory"): the
- * records librdkafka prefetches are bounded by queued.max.messages.kbytes
- * (64 MiB by default, for the consumer's one queue), and a fetch response
- * by fetch.max.bytes (50 MB by default; librdkafka also caps it at the
- * queue's size). 4 MiB is 16,000 records of a payment's size, seconds of
- * work at full speed. @p kbytes is the queue's size in KiB and @p bytes
- * the same in bytes (fetch.max.bytes must stay >= message.max.bytes, 1 MB).
+ * Memory defaults of a consumer's rows (docs/runtime.md, "Memory"). The
+ * records librdkafka prefetches are bounded by queued.min.messages (a
+ * count; 100,000 by default) and queued.max.messages.kbytes (their
+ * payload; 64 MiB by default), both for the consumer's one queue, and a
+ * fetch response by fetch.max.bytes (50 MB by default; librdkafka also caps
+ * it at the queue's size). A queued record costs its payload plus a
+ * 1 KiB op (librdkafka 2.14's sizeof(rd_kafka_op_t)), so the count binds
+ * first for records of a payment's size. A partition whose queue is full
+ * is fetched again after fetch.queue.backoff.ms (1 s by default: a small
+ * queue drained in less than that, and the consumer idled until then).
+ * @p msgs is the count, @p kbytes the queue's payload in KiB and @p bytes
+ * the fetch size (it must stay >= message.max.bytes, 1 MB).
  */
-#define KP_KAFKA_CONSUMER_MEMORY(kbytes, bytes)                                \
-        {"queued.max.messages.kbytes", kbytes, KP_PROP_DEFAULT},               \
-            {"queued.min.messages", "10000", KP_PROP_DEFAULT}, {               \
+#define KP_KAFKA_CONSUMER_MEMORY(msgs, kbytes, bytes)                          \
+        {"queued.min.messages", msgs, KP_PROP_DEFAULT},                        \
+            {"queued.max.messages.kbytes", kbytes, KP_PROP_DEFAULT},           \
+            {"fetch.queue.backoff.ms", "10", KP_PROP_DEFAULT}, {               \
                 "fetch.max.bytes", bytes, KP_PROP_DEFAULT                      \
         }
 
