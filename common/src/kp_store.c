@@ -37,7 +37,6 @@
 #define KP_STORE_WRITE_BUFFER   (8u * 1024 * 1024)
 #define KP_STORE_MAX_WRITE_BUF  2
 #define KP_STORE_BLOOM_BITS     10.0
-#define KP_STORE_KEEP_LOG_FILES 2
 /* A memtable grows in blocks of this size (RocksDB's default is an eighth
  * of the write buffer, 1 MiB here): an instance has two memtables per
  * store and partition (36 stores x 2 for kpay-inflight on 12 partitions),
@@ -354,6 +353,25 @@ static int remove_tree(const char *path, char *errstr, size_t errstr_size) {
         return ret;
 }
 
+static kp_log_level_t store_log_level(kp_store_log_level_t level) {
+        switch (level) {
+        case KP_STORE_LOG_ERROR:
+                return KP_LOG_ERROR;
+        case KP_STORE_LOG_WARN:
+                return KP_LOG_WARN;
+        default:
+                return KP_LOG_DEBUG;
+        }
+}
+
+int kp_store_log_enabled(kp_store_log_level_t level) {
+        return (int)store_log_level(level) <= kp_log_level_current;
+}
+
+void kp_store_log(kp_store_log_level_t level, const char *line) {
+        KP_LOG(store_log_level(level), "rocksdb: %s", line);
+}
+
 /* The options of a store's DB and of both its column families. */
 static rocksdb_options_t *store_options(kp_store_env_t *env, char *errstr,
                                         size_t errstr_size) {
@@ -367,7 +385,6 @@ static rocksdb_options_t *store_options(kp_store_env_t *env, char *errstr,
         rocksdb_options_set_write_buffer_size(opts, KP_STORE_WRITE_BUFFER);
         rocksdb_options_set_max_write_buffer_number(opts,
                                                     KP_STORE_MAX_WRITE_BUF);
-        rocksdb_options_set_keep_log_file_num(opts, KP_STORE_KEEP_LOG_FILES);
         rocksdb_options_set_arena_block_size(opts, KP_STORE_ARENA_BLOCK);
         rocksdb_options_set_writable_file_max_buffer_size(opts,
                                                           KP_STORE_FILE_BUFFER);
@@ -385,7 +402,8 @@ static rocksdb_options_t *store_options(kp_store_env_t *env, char *errstr,
         rocksdb_options_set_block_based_table_factory(opts, tbl);
         rocksdb_block_based_options_destroy(tbl);
 
-        if (kp_store_wbm_set(opts, env->wbm, errstr, errstr_size) == -1) {
+        if (kp_store_wbm_set(opts, env->wbm, errstr, errstr_size) == -1 ||
+            kp_store_logger_set(opts, errstr, errstr_size) == -1) {
                 rocksdb_options_destroy(opts);
                 return NULL;
         }

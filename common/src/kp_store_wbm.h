@@ -35,6 +35,29 @@ kp_store_wbm_t *kp_store_wbm_new(size_t write_buffer_bytes,
 int kp_store_wbm_set(rocksdb_options_t *opts, kp_store_wbm_t *wbm, char *errstr,
                      size_t errstr_size);
 
+/** The levels the shim's logger writes RocksDB's lines at. */
+typedef enum kp_store_log_level_e {
+        KP_STORE_LOG_ERROR,
+        KP_STORE_LOG_WARN,
+        KP_STORE_LOG_DEBUG,
+} kp_store_log_level_t;
+
+/** @brief Implemented by kp_store.c: whether kpay logs @p level now. */
+int kp_store_log_enabled(kp_store_log_level_t level);
+
+/** @brief Implemented by kp_store.c: writes one line of RocksDB's log.
+ *  @locality any thread (RocksDB's background threads log too) */
+void kp_store_log(kp_store_log_level_t level, const char *line);
+
+/**
+ * @brief Makes @p opts log through the process's one RocksDB logger, which
+ *        writes RocksDB's warnings and errors as kpay log lines (and the
+ *        rest at debug) instead of a LOG file in every store's directory.
+ * @returns 0, or -1 with the reason in errstr.
+ */
+int kp_store_logger_set(rocksdb_options_t *opts, char *errstr,
+                        size_t errstr_size);
+
 /** @brief Drops this reference to the manager. NULL is a no-op. */
 void kp_store_wbm_destroy(kp_store_wbm_t *wbm);
 

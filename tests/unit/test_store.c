@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "kpay/kp_log.h"
 #include "kpay/kp_mem.h"
 #include "kpay/kp_store.h"
 
@@ -778,6 +779,64 @@ static void test_null_noops(void **state) {
         kp_store_env_destroy(NULL);
 }
 
+/* RocksDB's info log goes to kpay's log (its INFO lines at debug) and no
+ * store writes a LOG file of its own. */
+typedef struct log_seen_s {
+        /* RocksDB's background threads log too. */
+        atomic_int rocksdb_debug, rocksdb_other;
+} log_seen_t;
+
+static void log_sink(kp_log_level_t level, int64_t ts_ms, const char *msg,
+                     void *opaque) {
+        log_seen_t *seen = opaque;
+        (void)ts_ms;
+        if (!strncmp(msg, "rocksdb: ", 9)) {
+                if (level == KP_LOG_DEBUG)
+                        atomic_fetch_add(&seen->rocksdb_debug, 1);
+                else
+                        atomic_fetch_add(&seen->rocksdb_other, 1);
+        }
+}
+
+static void test_info_log(void **state) {
+        fixture_t *f = *state;
+        char path[600];
+        struct stat sb;
+        int saved = kp_log_level_current;
+        log_seen_t seen;
+        atomic_init(&seen.rocksdb_debug, 0);
+        atomic_init(&seen.rocksdb_other, 0);
+
+        /* Above debug, RocksDB's open reports are not even formatted. */
+        kp_log_set_level(KP_LOG_INFO);
+        kp_log_set_sink(log_sink, KP_LOG_DEBUG, &seen);
+        kp_store_t *st = open_store(f, 0);
+        put_str(st, "k", "v");
+        commit(st, 1);
+        kp_store_close(st);
+        assert_int_equal(
+            atomic_load(&seen.rocksdb_debug) + atomic_load(&seen.rocksdb_other),
+            0);
+
+        /* At debug they are kpay log lines. */
+        kp_log_set_level(KP_LOG_DEBUG);
+        st = open_store(f, 1);
+        kp_store_close(st);
+        kp_log_set_sink(NULL, KP_LOG_DEBUG, NULL);
+        kp_log_set_level((kp_log_level_t)saved);
+        assert_true(atomic_load(&seen.rocksdb_debug) > 0);
+        assert_int_equal(atomic_load(&seen.rocksdb_other), 0);
+
+        for (int i = 0; i < 2; i++) {
+                snprintf(path, sizeof(path), "%s/LOG", f->paths[i]);
+                assert_int_equal(stat(path, &sb), -1);
+                assert_int_equal(errno, ENOENT);
+                /* The store itself is there. */
+                snprintf(path, sizeof(path), "%s/CURRENT", f->paths[i]);
+                assert_int_equal(stat(path, &sb), 0);
+        }
+}
+
 int main(void) {
         /* KPAY_TEST_FILTER=test_name runs one test (while developing). */
         if (getenv("KPAY_TEST_FILTER"))
@@ -799,6 +858,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_local_writes, setup, teardown),
             cmocka_unit_test_setup_teardown(test_overlay_foreach, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_info_log, setup, teardown),
             cmocka_unit_test(test_null_noops),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
