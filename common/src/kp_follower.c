@@ -506,7 +506,7 @@ static rd_kafka_conf_t *fol_conf_new(const kp_app_conf_t *c,
              * wait for the whole fetch.wait.max.ms (500 ms by default):
              * poll faster. */
             {"fetch.wait.max.ms", "100", KP_PROP_DEFAULT},
-            KP_KAFKA_CONSUMER_MEMORY("2000", "1024", "1048576"),
+            KP_KAFKA_CONSUMER_MEMORY("2000", "1024"),
             {NULL},
         };
         rd_kafka_conf_t *conf =

@@ -100,7 +100,7 @@ static kp_err_t make_restorer(kp_proc_t *proc) {
              * "the end": that would skip records. */
             {"auto.offset.reset", "error", KP_PROP_REQUIRE},
             /* Larger than the input's: the restore rate is fetch-bound. */
-            KP_KAFKA_CONSUMER_MEMORY("10000", "8192", "8388608"),
+            KP_KAFKA_CONSUMER_MEMORY("10000", "8192"),
             {NULL},
         };
         proc->restorer =
@@ -137,7 +137,7 @@ static kp_err_t make_consumer(kp_proc_t *proc) {
              * fetch returns as soon as committed records are there, so a
              * shorter wait only adds empty fetches (10 ms was slower). */
             {"fetch.wait.max.ms", "100", KP_PROP_DEFAULT},
-            KP_KAFKA_CONSUMER_MEMORY("2000", "1024", "1048576"),
+            KP_KAFKA_CONSUMER_MEMORY("2000", "1024"),
             {NULL},
         };
         proc->consumer =

@@ -368,8 +368,9 @@ int kp_store_log_enabled(kp_store_log_level_t level) {
         return (int)store_log_level(level) <= kp_log_level_current;
 }
 
-void kp_store_log(kp_store_log_level_t level, const char *line) {
-        KP_LOG(store_log_level(level), "rocksdb: %s", line);
+void kp_store_log(kp_store_log_level_t level, const char *store,
+                  const char *line) {
+        KP_LOG(store_log_level(level), "rocksdb: %s: %s", store, line);
 }
 
 /* The options of a store's DB and of both its column families. */
@@ -402,8 +403,7 @@ static rocksdb_options_t *store_options(kp_store_env_t *env, char *errstr,
         rocksdb_options_set_block_based_table_factory(opts, tbl);
         rocksdb_block_based_options_destroy(tbl);
 
-        if (kp_store_wbm_set(opts, env->wbm, errstr, errstr_size) == -1 ||
-            kp_store_logger_set(opts, errstr, errstr_size) == -1) {
+        if (kp_store_wbm_set(opts, env->wbm, errstr, errstr_size) == -1) {
                 rocksdb_options_destroy(opts);
                 return NULL;
         }
@@ -503,6 +503,10 @@ kp_store_t *kp_store_open(kp_store_env_t *env, const char *path, char *errstr,
                 return NULL;
         if (!(opts = store_options(env, errstr, errstr_size)))
                 return NULL;
+        if (kp_store_logger_set(opts, path, errstr, errstr_size) == -1) {
+                rocksdb_options_destroy(opts);
+                return NULL;
+        }
 
         cf_opts[0] = opts;
         cf_opts[1] = opts;

@@ -5,8 +5,12 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <memory>
+#include <new>
+#include <string>
+#include <utility>
 
 #include <rocksdb/cache.h>
 #include <rocksdb/env.h>
@@ -75,15 +79,26 @@ extern "C" void kp_store_wbm_destroy(kp_store_wbm_t *wbm) {
 }
 
 namespace {
-/* RocksDB's info log, written as the daemon's own log lines: its warnings
- * and errors at WARN and ERROR, everything else (flush and compaction
- * reports, option dumps, the periodic statistics) only at --log-level
- * debug. It replaces a LOG file per store and partition, each with its own
- * 64 KiB write buffer (2.3 MiB of kpay-inflight's heap for 36 stores). A
- * line above the daemon's --log-level costs no formatting. */
+/* RocksDB's info log of one store, written as the daemon's own log lines
+ * (`rocksdb: <store>/<partition>: ...`): its warnings and errors at WARN
+ * and ERROR, everything else (flush and compaction reports, option dumps,
+ * the periodic statistics) only at --log-level debug. It replaces a LOG
+ * file per store and partition, each with its own 64 KiB write buffer
+ * (2.3 MiB of kpay-inflight's heap for 36 stores). GetInfoLogLevel()
+ * follows the daemon's level, so RocksDB skips what would be dropped. */
 class KpLogger : public rocksdb::Logger {
       public:
-        KpLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::DEBUG_LEVEL) {}
+        explicit KpLogger(std::string name)
+            : rocksdb::Logger(rocksdb::InfoLogLevel::DEBUG_LEVEL),
+              name_(std::move(name)) {}
+
+        rocksdb::InfoLogLevel GetInfoLogLevel() const override {
+                if (kp_store_log_enabled(KP_STORE_LOG_DEBUG))
+                        return rocksdb::InfoLogLevel::DEBUG_LEVEL;
+                if (kp_store_log_enabled(KP_STORE_LOG_WARN))
+                        return rocksdb::InfoLogLevel::WARN_LEVEL;
+                return rocksdb::InfoLogLevel::ERROR_LEVEL;
+        }
 
         using rocksdb::Logger::Logv;
         void Logv(const char *format, va_list ap) override {
@@ -106,20 +121,56 @@ class KpLogger : public rocksdb::Logger {
                 }
                 if (!kp_store_log_enabled(kl))
                         return;
-                char line[1024];
-                std::vsnprintf(line, sizeof(line), format, ap);
-                kp_store_log(kl, line);
+                /* Most lines fit; a statistics dump or an event's JSON may
+                 * not, and is formatted again into the heap. */
+                char small[1024];
+                va_list again;
+                va_copy(again, ap);
+                int n       = std::vsnprintf(small, sizeof(small), format, ap);
+                char *text  = small;
+                char *large = nullptr;
+                if (n >= (int)sizeof(small) &&
+                    (large = new (std::nothrow) char[(size_t)n + 1])) {
+                        std::vsnprintf(large, (size_t)n + 1, format, again);
+                        text = large;
+                }
+                va_end(again);
+                if (n >= 0) {
+                        /* One kpay line per line of RocksDB's. */
+                        for (char *p = text; p;) {
+                                char *nl = std::strchr(p, '\n');
+                                if (nl)
+                                        *nl = '\0';
+                                if (*p)
+                                        kp_store_log(kl, name_.c_str(), p);
+                                p = nl ? nl + 1 : nullptr;
+                        }
+                }
+                delete[] large;
         }
+
+      private:
+        const std::string name_;
 };
+
+/* "<store>/<partition>": the last two parts of a store's path. */
+std::string store_name(const char *path) {
+        std::string p(path);
+        while (p.size() > 1 && p.back() == '/')
+                p.pop_back();
+        size_t last = p.rfind('/');
+        if (last == std::string::npos || last == 0)
+                return p;
+        size_t prev = p.rfind('/', last - 1);
+        return prev == std::string::npos ? p : p.substr(prev + 1);
+}
 } // namespace
 
-extern "C" int kp_store_logger_set(rocksdb_options_t *opts, char *errstr,
-                                   size_t errstr_size) {
+extern "C" int kp_store_logger_set(rocksdb_options_t *opts, const char *path,
+                                   char *errstr, size_t errstr_size) {
         try {
-                /* One for the process: every store logs through it. */
-                static const std::shared_ptr<rocksdb::Logger> logger =
-                    std::make_shared<KpLogger>();
-                opts->rep.info_log = logger;
+                opts->rep.info_log =
+                    std::make_shared<KpLogger>(store_name(path));
                 return 0;
         } catch (const std::exception &e) {
                 set_errstr(errstr, errstr_size, e.what(), "info logger");

@@ -1,8 +1,8 @@
 /**
  * @file kp_store_wbm.h
- * @brief Private to kp_store.c: a RocksDB WriteBufferManager, which RocksDB
- *        7.8's C API lacks, reached through a tiny C++ shim
- *        (kp_store_wbm.cc).
+ * @brief Private to kp_store.c: what RocksDB 7.8's C API lacks, reached
+ *        through a tiny C++ shim (kp_store_wbm.cc): a WriteBufferManager,
+ *        and an info logger that writes kpay log lines.
  */
 #ifndef KPAY_KP_STORE_WBM_H
 #define KPAY_KP_STORE_WBM_H
@@ -45,17 +45,19 @@ typedef enum kp_store_log_level_e {
 /** @brief Implemented by kp_store.c: whether kpay logs @p level now. */
 int kp_store_log_enabled(kp_store_log_level_t level);
 
-/** @brief Implemented by kp_store.c: writes one line of RocksDB's log.
- *  @locality any thread (RocksDB's background threads log too) */
-void kp_store_log(kp_store_log_level_t level, const char *line);
+/** @brief Implemented by kp_store.c: writes one line of @p store's
+ *  RocksDB log. @locality any thread (RocksDB's background threads log) */
+void kp_store_log(kp_store_log_level_t level, const char *store,
+                  const char *line);
 
 /**
- * @brief Makes @p opts log through the process's one RocksDB logger, which
- *        writes RocksDB's warnings and errors as kpay log lines (and the
- *        rest at debug) instead of a LOG file in every store's directory.
+ * @brief Gives @p opts, for the store at @p path, a RocksDB logger that
+ *        writes RocksDB's warnings and errors as kpay log lines naming the
+ *        store (and the rest at debug) instead of a LOG file in the
+ *        store's directory.
  * @returns 0, or -1 with the reason in errstr.
  */
-int kp_store_logger_set(rocksdb_options_t *opts, char *errstr,
+int kp_store_logger_set(rocksdb_options_t *opts, const char *path, char *errstr,
                         size_t errstr_size);
 
 /** @brief Drops this reference to the manager. NULL is a no-op. */

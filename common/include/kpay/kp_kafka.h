@@ -53,21 +53,22 @@ typedef struct kp_kafka_prop_s {
  * Memory defaults of a consumer's rows (docs/runtime.md, "Memory"). The
  * records librdkafka prefetches are bounded by queued.min.messages (a
  * count; 100,000 by default) and queued.max.messages.kbytes (their
- * payload; 64 MiB by default), both for the consumer's one queue, and a
- * fetch response by fetch.max.bytes (50 MB by default; librdkafka also caps
- * it at the queue's size). A queued record costs its payload plus a
- * 1 KiB op (librdkafka 2.14's sizeof(rd_kafka_op_t)), so the count binds
- * first for records of a payment's size. A partition whose queue is full
- * is fetched again after fetch.queue.backoff.ms (1 s by default: a small
- * queue drained in less than that, and the consumer idled until then).
- * @p msgs is the count, @p kbytes the queue's payload in KiB and @p bytes
- * the fetch size (it must stay >= message.max.bytes, 1 MB).
+ * payload, in units of 1,000 bytes; 64 MB by default), both for the
+ * consumer's one queue, plus the fetch response in flight. librdkafka
+ * sizes that from the queue (fetch.max.bytes: the kbytes times 1,024, but
+ * at least message.max.bytes), so it is not set here: an explicit value
+ * would make a larger -X message.max.bytes fail the configuration. A
+ * queued record costs its payload plus a 1 KiB op (librdkafka 2.14's
+ * sizeof(rd_kafka_op_t)), so the count binds first for records of a
+ * payment's size. While the queue is full its partitions are fetched
+ * again after fetch.queue.backoff.ms (1 s by default: a small queue
+ * drained in less than that, and the consumer idled until then).
+ * @p msgs is the count and @p kbytes the payload bound.
  */
-#define KP_KAFKA_CONSUMER_MEMORY(msgs, kbytes, bytes)                          \
+#define KP_KAFKA_CONSUMER_MEMORY(msgs, kbytes)                                 \
         {"queued.min.messages", msgs, KP_PROP_DEFAULT},                        \
-            {"queued.max.messages.kbytes", kbytes, KP_PROP_DEFAULT},           \
-            {"fetch.queue.backoff.ms", "10", KP_PROP_DEFAULT}, {               \
-                "fetch.max.bytes", bytes, KP_PROP_DEFAULT                      \
+            {"queued.max.messages.kbytes", kbytes, KP_PROP_DEFAULT}, {         \
+                "fetch.queue.backoff.ms", "10", KP_PROP_DEFAULT                \
         }
 
 /**
