@@ -17,7 +17,6 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_buffer_manager.h>
 
-
 /* The C API's handles are opaque structs wrapping the C++ objects. To reach
  * those objects we re-declare the two wrappers we need exactly as RocksDB's
  * db/c.cc defines them (RocksDB 7.8.3; they have had this form since the C

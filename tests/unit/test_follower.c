@@ -116,6 +116,27 @@ static void test_bad_args(void **state) {
         assert_non_null(strstr(errstr, "no.such.property"));
 }
 
+/* A -X message.max.bytes above 1 MB is taken: the consumer's defaults leave
+ * fetch.max.bytes to librdkafka, which keeps it >= message.max.bytes (an
+ * explicit 1 MiB default made such a configuration fail). */
+static void test_large_message_max_bytes(void **state) {
+        (void)state;
+        static char *bigkeys[]   = {"log_level",
+                                    "socket.connection.setup.timeout.ms",
+                                    "message.max.bytes"},
+                    *bigvalues[] = {"0", "1000", "2000000"};
+        const kp_app_conf_t big  = {
+             .bootstrap_servers = unreachable.bootstrap_servers,
+             .topic_prefix      = unreachable.topic_prefix,
+             .kafka = {.cnt = 3, .keys = bigkeys, .values = bigvalues}};
+        const kp_follower_conf_t fc = {.topic = "unit.follower"};
+        char errstr[512]            = "";
+        kp_follower_t *f = kp_follower_new(&big, &fc, errstr, sizeof(errstr));
+        if (!f)
+                fail_msg("kp_follower_new: %s", errstr);
+        assert_destroy_prompt(f);
+}
+
 static void test_null(void **state) {
         (void)state;
         char *v    = (char *)1;
@@ -184,6 +205,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
             cmocka_unit_test_setup_teardown(test_null, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_large_message_max_bytes, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_threaded_unreachable, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_driven_unreachable, setup,
