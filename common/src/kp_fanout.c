@@ -20,6 +20,7 @@ typedef struct fanout_job_s {
         char *method, *hostport, *path, *body, *headers;
         int timeout_ms;
         int done;
+        int late; /* failed at or after the run's deadline */
         int status;
         char *resp;
         size_t resp_len;
@@ -33,6 +34,7 @@ struct fanout_s {
         size_t pending; /* jobs still running */
         size_t refs;    /* running threads + the caller */
         size_t cnt;
+        int64_t deadline_ms; /* kp_mono_ms() */
         fanout_job_t *jobs;
 };
 
@@ -69,7 +71,12 @@ static void *job_main(void *arg) {
                                            j->headers, j->body, j->timeout_ms, &resp,
                                            &len, errstr, sizeof(errstr));
         fanout_t *run    = j->run;
+        /* A request whose own socket time-out fired no sooner than the
+         * deadline had no answer within it: the caller's wake-up at the
+         * deadline may simply have come later (a busy machine). */
+        int late = status < 0 && kp_mono_ms() >= run->deadline_ms;
         pthread_mutex_lock(&run->lock);
+        j->late     = late;
         j->status   = status;
         j->resp     = resp;
         j->resp_len = len;
@@ -99,6 +106,18 @@ size_t kp_fanout_run(kp_fanout_req_t *reqs, size_t cnt, const char *headers,
         run->cnt  = cnt;
         run->jobs = kp_calloc(cnt ? cnt : 1, sizeof(*run->jobs));
         run->refs = 1;
+        /* Taken before any request starts, so that every socket time-out
+         * (the same length, started later) ends after it. */
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        run->deadline_ms =
+            (int64_t)dl.tv_sec * 1000 + dl.tv_nsec / 1000000 + timeout_ms;
+        dl.tv_sec += timeout_ms / 1000;
+        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000L;
+        }
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -128,14 +147,6 @@ size_t kp_fanout_run(kp_fanout_req_t *reqs, size_t cnt, const char *headers,
                 run->refs++;
         }
         pthread_attr_destroy(&attr);
-        struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-                dl.tv_sec++;
-                dl.tv_nsec -= 1000000000L;
-        }
         while (run->pending > 0 &&
                pthread_cond_timedwait(&run->cond, &run->lock, &dl) != ETIMEDOUT)
                 ;
@@ -145,8 +156,8 @@ size_t kp_fanout_run(kp_fanout_req_t *reqs, size_t cnt, const char *headers,
                 kp_fanout_req_t *q = &reqs[i];
                 q->resp            = NULL;
                 q->resp_len        = 0;
-                q->timed_out       = !j->done;
-                if (!j->done) {
+                q->timed_out       = !j->done || j->late;
+                if (q->timed_out) {
                         q->status = -1;
                         snprintf(q->errstr, sizeof(q->errstr),
                                  "%s: no answer within %d ms", j->hostport,

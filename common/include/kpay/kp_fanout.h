@@ -30,8 +30,10 @@ typedef struct kp_fanout_req_s {
  *        have answered or @p timeout_ms has passed. A request still
  *        running at the deadline is abandoned (its thread ends on its own,
  *        within the same bound, and frees what it holds) and reported with
- *        status -1 and timed_out 1. Strings of @p reqs are copied: they may
- *        be freed once this returns.
+ *        status -1 and timed_out 1, as is one whose own socket time-out
+ *        ended it no sooner than the deadline (on a busy machine that can
+ *        happen before this call wakes). Strings of @p reqs are copied:
+ *        they may be freed once this returns.
  * @param headers extra request header lines ("Name: value\r\n"...) for
  *        every request, or NULL.
  * @returns the number of requests that got an answer (any status).
