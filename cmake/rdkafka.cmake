@@ -34,15 +34,26 @@ elseif(KPAY_RDKAFKA STREQUAL "auto")
       set(_rdk_cache "$ENV{HOME}/.cache/kpay")
     endif()
     # Each prefix appears only once complete (./kpay renames it into place).
+    # librdkafka-<version>-kpay<rev> carries kpay's patches of revision
+    # <rev> (deps/librdkafka/): the highest version wins, then the highest
+    # revision (an unpatched librdkafka-<version> counts as revision 0).
     file(GLOB _rdk_pcs "${_rdk_cache}/librdkafka-*/lib/pkgconfig/rdkafka.pc")
     set(_rdk_best "")
+    set(_rdk_best_rev -1)
     foreach(_pc IN LISTS _rdk_pcs)
-      string(REGEX MATCH "librdkafka-([0-9][0-9.]*)/lib/pkgconfig/rdkafka.pc$"
-                   _m "${_pc}")
+      string(REGEX MATCH
+             "librdkafka-([0-9][0-9.]*)(-kpay([0-9]+))?/lib/pkgconfig/rdkafka.pc$"
+             _m "${_pc}")
       set(_v "${CMAKE_MATCH_1}")
+      set(_r "${CMAKE_MATCH_3}")
+      if(NOT _r)
+        set(_r 0)
+      endif()
       if(_v AND _v VERSION_GREATER_EQUAL KPAY_RDKAFKA_MIN_VERSION AND
-         (NOT _rdk_best OR _v VERSION_GREATER _rdk_best))
+         (NOT _rdk_best OR _v VERSION_GREATER _rdk_best OR
+          (_v VERSION_EQUAL _rdk_best AND _r GREATER _rdk_best_rev)))
         set(_rdk_best "${_v}")
+        set(_rdk_best_rev "${_r}")
         set(_rdk_pc "${_pc}")
       endif()
     endforeach()
