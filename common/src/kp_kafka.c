@@ -108,8 +108,22 @@ rd_kafka_conf_t *kp_kafka_conf_build(const kp_app_conf_t *c,
                 if (!p->value)
                         continue;
                 const char *user = user_value(c, p->name);
-                if (p->kind == KP_PROP_DEFAULT && user)
+                if (p->kind != KP_PROP_REQUIRE && user)
                         continue; /* -X wins over a default */
+                if (p->kind == KP_PROP_DEFAULT_IF_KNOWN) {
+                        char why[256];
+                        rd_kafka_conf_res_t r = rd_kafka_conf_set(
+                            conf, p->name, p->value, why, sizeof(why));
+                        if (r == RD_KAFKA_CONF_UNKNOWN)
+                                continue; /* not this librdkafka's */
+                        if (r != RD_KAFKA_CONF_OK) {
+                                snprintf(errstr, errstr_size,
+                                         "Kafka property %s: %s", p->name, why);
+                                rd_kafka_conf_destroy(conf);
+                                return NULL;
+                        }
+                        continue;
+                }
                 if (p->kind == KP_PROP_REQUIRE && user &&
                     strcmp(user, p->value))
                         KP_WARN(

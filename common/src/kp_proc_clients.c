@@ -79,6 +79,13 @@ static kp_err_t make_producer(kp_proc_t *proc) {
             /* What waits to be sent (1 GiB by default): a full queue makes
              * proc_produce() serve deliveries and try again. */
             {"queue.buffering.max.kbytes", "16384", KP_PROP_DEFAULT},
+            /* A commit's flush sends one batch to every partition the
+             * transaction wrote (its outputs' and its changelogs'): in one
+             * ProduceRequest per broker, not one per partition, five at a
+             * time, each verified by the broker on its own (KIP-890). The
+             * property is kpay's librdkafka build's (docs/runtime.md). */
+            {"produce.request.max.partitions", "1000",
+             KP_PROP_DEFAULT_IF_KNOWN},
             {NULL},
         };
         proc->producer =

@@ -191,6 +191,43 @@ static void test_conf_build(void **state) {
         kp_app_destroy(app);
 }
 
+/* A default only some librdkafka builds know: set where known, skipped
+ * where not, -X wins, and a bad value is still an error. */
+static void test_conf_build_if_known(void **state) {
+        (void)state;
+        char errstr[256];
+        char *plain[]                        = {"test", NULL};
+        kp_app_t *app                        = new_app(1, plain);
+        static const kp_kafka_prop_t props[] = {
+            {"kpay.no.such.property", "1", KP_PROP_DEFAULT_IF_KNOWN},
+            {"linger.ms", "7", KP_PROP_DEFAULT_IF_KNOWN},
+            {NULL},
+        };
+        rd_kafka_conf_t *conf = kp_kafka_conf_build(
+            kp_app_conf(app), "cid", props, errstr, sizeof(errstr));
+        assert_non_null(conf);
+        assert_string_equal(conf_get(conf, "linger.ms"), "7");
+        rd_kafka_conf_destroy(conf);
+
+        static const kp_kafka_prop_t bad[] = {
+            {"linger.ms", "soon", KP_PROP_DEFAULT_IF_KNOWN},
+            {NULL},
+        };
+        assert_null(kp_kafka_conf_build(kp_app_conf(app), "cid", bad, errstr,
+                                        sizeof(errstr)));
+        assert_non_null(strstr(errstr, "linger.ms"));
+        kp_app_destroy(app);
+
+        char *argv[] = {"test", "-X", "linger.ms=3", NULL};
+        app          = new_app(3, argv);
+        conf = kp_kafka_conf_build(kp_app_conf(app), "cid", props, errstr,
+                                   sizeof(errstr));
+        assert_non_null(conf);
+        assert_string_equal(conf_get(conf, "linger.ms"), "3");
+        rd_kafka_conf_destroy(conf);
+        kp_app_destroy(app);
+}
+
 /* Nagle is off on every client unless -X turns it back on. */
 static void test_client_defaults(void **state) {
         (void)state;
@@ -516,6 +553,7 @@ int main(void) {
             cmocka_unit_test(test_service_refuses_illegal),
             cmocka_unit_test(test_service_needs_listen),
             cmocka_unit_test(test_conf_build),
+            cmocka_unit_test(test_conf_build_if_known),
             cmocka_unit_test(test_client_defaults),
             cmocka_unit_test(test_commit_policy),
             cmocka_unit_test(test_secrets),

@@ -40,6 +40,10 @@ typedef enum kp_kafka_prop_kind_e {
         /** A safety invariant (exactly once, offsets...): always set; a -X
          *  that tried to change it is logged as a warning and ignored. */
         KP_PROP_REQUIRE,
+        /** A tunable as KP_PROP_DEFAULT, of a property only some
+         *  librdkafka builds have (kpay's own build: docs/development.md,
+         *  "librdkafka"): a library that does not know it runs without it. */
+        KP_PROP_DEFAULT_IF_KNOWN,
 } kp_kafka_prop_kind_t;
 
 /** One row of a client's property table. */
@@ -75,7 +79,8 @@ typedef struct kp_kafka_prop_s {
  * @brief A client configuration from a property table: what
  *        kp_kafka_conf_new() sets (bootstrap, client.id, logging, every -X
  *        property), then each KP_PROP_DEFAULT row the user did not pass
- *        with -X, then every KP_PROP_REQUIRE row (warning once about a -X
+ *        with -X (and each KP_PROP_DEFAULT_IF_KNOWN row this librdkafka
+ *        knows), then every KP_PROP_REQUIRE row (warning once about a -X
  *        value it overrides). docs/runtime.md lists the tables.
  * @param props rows ending with a {NULL} row.
  * @returns a new conf (the caller owns it) or NULL with a reason.
