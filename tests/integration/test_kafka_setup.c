@@ -1,7 +1,11 @@
 /* Integration test of the foundation against the real broker of the CTest
  * fixture: kpay-admin creates every topic with the right layout, is
  * idempotent, refuses topics that differ, and the broker gives us real
- * transactions (an aborted transaction is invisible to read_committed). */
+ * transactions (an aborted transaction is invisible to read_committed).
+ * It also checks kpay's librdkafka build's ProduceRequests carrying
+ * several partitions (produce.request.max.partitions, docs/runtime.md):
+ * fewer requests, every record exactly once and in order, and a
+ * partition's own error failing only that partition's records. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +15,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "it_util.h"
 #include "kpay/kp_admin.h"
@@ -256,11 +261,300 @@ static void test_transactions_read_committed(void **state) {
         free(all);
 }
 
+/* ---- ProduceRequests carrying several partitions ---------------------- */
+
+#define MP_TOPICS     3
+#define MP_PARTITIONS 12
+#define MP_TXNS       5
+#define MP_PER_TXN    2 /* records per partition and transaction */
+
+/* 1 when this librdkafka has kpay's produce.request.max.partitions. */
+static int have_multi_partition_produce(void) {
+        char errstr[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_res_t r =
+            rd_kafka_conf_set(conf, "produce.request.max.partitions", "2",
+                              errstr, sizeof(errstr));
+        rd_kafka_conf_destroy(conf);
+        return r == RD_KAFKA_CONF_OK;
+}
+
+/* The statistics of a producer: how many callbacks came, and the Produce
+ * requests its brokers had sent by the last one. */
+typedef struct mp_stats_s {
+        int calls;
+        long long produce_reqs;
+} mp_stats_t;
+
+static int mp_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+        (void)rk;
+        mp_stats_t *st = opaque;
+        json_error_t jerr;
+        json_t *root = json_loadb(json, len, 0, &jerr);
+        if (!root)
+                return 0;
+        long long sum = 0;
+        const char *name;
+        json_t *b;
+        json_object_foreach(json_object_get(root, "brokers"), name, b) {
+                (void)name;
+                sum += json_integer_value(
+                    json_object_get(json_object_get(b, "req"), "Produce"));
+        }
+        json_decref(root);
+        st->produce_reqs = sum;
+        st->calls++;
+        return 0;
+}
+
+/* Serves the producer until two more statistics callbacks came: the
+ * second one counts everything sent before this call. */
+static long long mp_produce_requests(rd_kafka_t *rk, mp_stats_t *st) {
+        int want         = st->calls + 2;
+        int64_t deadline = it_now_ms() + TIMEOUT_MS;
+        while (st->calls < want) {
+                if (it_now_ms() > deadline)
+                        fail_msg("no statistics from the producer in %d ms",
+                                 TIMEOUT_MS);
+                rd_kafka_poll(rk, 100);
+        }
+        return st->produce_reqs;
+}
+
+/* Runs MP_TXNS transactions, each writing MP_PER_TXN records to every
+ * partition of @p topics, with produce.request.max.partitions=@p maxparts;
+ * checks that read_committed readers get each partition's records exactly
+ * once and in order; returns the Produce requests sent. */
+static long long mp_run_transactions(const char *prefix, const char *maxparts) {
+        char topics[MP_TOPICS][256], txnid[256];
+        const char *names[MP_TOPICS + 1];
+        for (int t = 0; t < MP_TOPICS; t++) {
+                snprintf(topics[t], sizeof(topics[t]), "%smp%s-%d", prefix,
+                         maxparts, t);
+                names[t] = topics[t];
+        }
+        names[MP_TOPICS] = NULL;
+        it_create_topics(names, MP_PARTITIONS, 0);
+        snprintf(txnid, sizeof(txnid), "%smp%s", prefix, maxparts);
+
+        mp_stats_t st       = {0};
+        const char *props[] = {"transactional.id", txnid,
+                               "produce.request.max.partitions", maxparts,
+                               /* Only the commit's flush sends: */
+                               "linger.ms", "10000", "statistics.interval.ms",
+                               "100", NULL};
+        char errstr[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        if (rd_kafka_conf_set(conf, "bootstrap.servers", it_bootstrap(), errstr,
+                              sizeof(errstr)))
+                fail_msg("%s", errstr);
+        for (const char *const *p = props; p[0]; p += 2)
+                if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof(errstr)))
+                        fail_msg("%s=%s: %s", p[0], p[1], errstr);
+        rd_kafka_conf_set_stats_cb(conf, mp_stats_cb);
+        rd_kafka_conf_set_opaque(conf, &st);
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        if (!rk)
+                fail_msg("rd_kafka_new: %s", errstr);
+        check_txn(rd_kafka_init_transactions(rk, TIMEOUT_MS), "init");
+        long long before = mp_produce_requests(rk, &st);
+
+        for (int x = 0; x < MP_TXNS; x++) {
+                check_txn(rd_kafka_begin_transaction(rk), "begin");
+                for (int i = 0; i < MP_PER_TXN; i++)
+                        for (int t = 0; t < MP_TOPICS; t++)
+                                for (int p = 0; p < MP_PARTITIONS; p++) {
+                                        char v[64];
+                                        snprintf(v, sizeof(v), "%d",
+                                                 x * MP_PER_TXN + i);
+                                        rd_kafka_resp_err_t err =
+                                            rd_kafka_producev(
+                                                rk, RD_KAFKA_V_TOPIC(topics[t]),
+                                                RD_KAFKA_V_PARTITION(p),
+                                                RD_KAFKA_V_VALUE(v, strlen(v)),
+                                                RD_KAFKA_V_MSGFLAGS(
+                                                    RD_KAFKA_MSG_F_COPY),
+                                                RD_KAFKA_V_END);
+                                        assert_int_equal(err, 0);
+                                }
+                check_txn(rd_kafka_commit_transaction(rk, TIMEOUT_MS),
+                          "commit");
+        }
+        long long reqs = mp_produce_requests(rk, &st) - before;
+        rd_kafka_destroy(rk);
+
+        for (int t = 0; t < MP_TOPICS; t++) {
+                it_rec_t *recs = NULL;
+                size_t n = it_read_all(topics[t], "read_committed", &recs);
+                assert_int_equal(n, MP_PARTITIONS * MP_TXNS * MP_PER_TXN);
+                int next[MP_PARTITIONS] = {0};
+                for (size_t i = 0; i < n; i++) {
+                        int32_t p = recs[i].partition;
+                        assert_true(p >= 0 && p < MP_PARTITIONS);
+                        assert_non_null(recs[i].value);
+                        char want[32];
+                        snprintf(want, sizeof(want), "%d", next[p]++);
+                        if (strcmp(recs[i].value, want))
+                                fail_msg("%s [%d] offset %lld: %s, expected %s",
+                                         topics[t], p,
+                                         (long long)recs[i].offset,
+                                         recs[i].value, want);
+                }
+                for (int p = 0; p < MP_PARTITIONS; p++)
+                        assert_int_equal(next[p], MP_TXNS * MP_PER_TXN);
+                it_free_recs(recs, n);
+        }
+        return reqs;
+}
+
+static void test_multi_partition_transactions(void **state) {
+        (void)state;
+        if (!have_multi_partition_produce())
+                skip(); /* a librdkafka other than kpay's build */
+        char prefix[64];
+        it_unique_prefix(prefix, sizeof(prefix), "mp");
+        long long one  = mp_run_transactions(prefix, "1");
+        long long many = mp_run_transactions(prefix, "1000");
+        print_message(
+            "Produce requests for %d transactions over %d "
+            "partitions: %lld one partition each, %lld several\n",
+            MP_TXNS, MP_TOPICS * MP_PARTITIONS, one, many);
+        /* One partition per request: a request per partition and commit. */
+        assert_true(one >= MP_TXNS * MP_TOPICS * MP_PARTITIONS);
+        /* Several: the partitions whose batches are ready together (all
+         * of a commit's, once the transaction has registered them) travel
+         * in one request. */
+        assert_true(many * 4 <= one);
+}
+
+/* The delivery reports of mp_partial_error's producer. */
+typedef struct mp_drs_s {
+        int ok, too_large, other;
+} mp_drs_t;
+
+static void mp_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                     void *opaque) {
+        (void)rk;
+        (void)opaque;
+        mp_drs_t *d = m->_private; /* the message's opaque */
+        if (!m->err)
+                d->ok++;
+        else if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+                d->too_large++;
+        else
+                d->other++;
+}
+
+/* A request carrying several partitions where the broker refuses one of
+ * them (a record larger than that topic's max.message.bytes): only that
+ * partition's record fails, the others are written. */
+static void test_multi_partition_partial_error(void **state) {
+        (void)state;
+        if (!have_multi_partition_produce())
+                skip();
+        char prefix[64], ok_topic[256], small_topic[256], errstr[512];
+        it_unique_prefix(prefix, sizeof(prefix), "mperr");
+        snprintf(ok_topic, sizeof(ok_topic), "%sok", prefix);
+        snprintf(small_topic, sizeof(small_topic), "%ssmall", prefix);
+        const char *names[] = {ok_topic, NULL};
+        it_create_topics(names, 4, 0);
+
+        rd_kafka_t *admin = it_client(RD_KAFKA_PRODUCER, NULL);
+        rd_kafka_NewTopic_t *nt =
+            rd_kafka_NewTopic_new(small_topic, 1, 1, errstr, sizeof(errstr));
+        assert_non_null(nt);
+        assert_int_equal(
+            rd_kafka_NewTopic_set_config(nt, "max.message.bytes", "1000"), 0);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(admin);
+        rd_kafka_CreateTopics(admin, &nt, 1, NULL, q);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, TIMEOUT_MS);
+        assert_non_null(ev);
+        size_t cnt;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(
+                rd_kafka_event_CreateTopics_result(ev), &cnt);
+        assert_int_equal(cnt, 1);
+        if (rd_kafka_topic_result_error(res[0]))
+                fail_msg("creating %s: %s", small_topic,
+                         rd_kafka_topic_result_error_string(res[0]));
+        rd_kafka_event_destroy(ev);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_NewTopic_destroy(nt);
+        rd_kafka_destroy(admin);
+
+        mp_stats_t st         = {0};
+        mp_drs_t drs          = {0};
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        const char *props[]   = {
+              "bootstrap.servers", it_bootstrap(),
+              "produce.request.max.partitions", "1000", "linger.ms", "10000",
+              "statistics.interval.ms", "100",
+              /* a permanent error would be fatal to an
+               * idempotent producer */
+              "enable.idempotence", "false", "acks", "all", NULL};
+        for (const char *const *p = props; p[0]; p += 2)
+                if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof(errstr)))
+                        fail_msg("%s=%s: %s", p[0], p[1], errstr);
+        rd_kafka_conf_set_stats_cb(conf, mp_stats_cb);
+        rd_kafka_conf_set_dr_msg_cb(conf, mp_dr_cb);
+        rd_kafka_conf_set_opaque(conf, &st);
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        if (!rk)
+                fail_msg("rd_kafka_new: %s", errstr);
+        static char big[4000];
+        memset(big, 'x', sizeof(big));
+        long long before = mp_produce_requests(rk, &st);
+        for (int p = 0; p < 4; p++)
+                for (int i = 0; i < 3; i++) {
+                        char v[16];
+                        snprintf(v, sizeof(v), "%d-%d", p, i);
+                        assert_int_equal(
+                            rd_kafka_producev(
+                                rk, RD_KAFKA_V_TOPIC(ok_topic),
+                                RD_KAFKA_V_PARTITION(p),
+                                RD_KAFKA_V_VALUE(v, strlen(v)),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_OPAQUE(&drs), RD_KAFKA_V_END),
+                            0);
+                }
+        assert_int_equal(
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(small_topic),
+                              RD_KAFKA_V_PARTITION(0),
+                              RD_KAFKA_V_VALUE(big, sizeof(big)),
+                              RD_KAFKA_V_OPAQUE(&drs), RD_KAFKA_V_END),
+            0);
+        assert_int_equal(rd_kafka_flush(rk, TIMEOUT_MS), 0);
+        long long reqs = mp_produce_requests(rk, &st) - before;
+        rd_kafka_destroy(rk);
+
+        print_message(
+            "partial error: %d delivered, %d too large, %d other, "
+            "in %lld Produce request(s)\n",
+            drs.ok, drs.too_large, drs.other, reqs);
+        assert_int_equal(drs.ok, 12);
+        assert_int_equal(drs.too_large, 1);
+        assert_int_equal(drs.other, 0);
+        /* The five partitions went together (a request each would be 5). */
+        assert_true(reqs < 5);
+
+        it_rec_t *recs = NULL;
+        size_t n       = it_read_all(ok_topic, "read_uncommitted", &recs);
+        assert_int_equal(n, 12);
+        it_free_recs(recs, n);
+        n = it_read_all(small_topic, "read_uncommitted", &recs);
+        assert_int_equal(n, 0);
+        it_free_recs(recs, n);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_topics_created_then_checked),
             cmocka_unit_test(test_mismatch_is_an_error),
             cmocka_unit_test(test_transactions_read_committed),
+            cmocka_unit_test(test_multi_partition_transactions),
+            cmocka_unit_test(test_multi_partition_partial_error),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
