@@ -273,7 +273,7 @@ function checkDockerfile(file, bindir) {
     check(fs.existsSync(path.join(root, src)), `Dockerfile: COPY ${src} exists`);
     check(!ignore.includes(src), `Dockerfile: COPY ${src} is not in .dockerignore`);
   }
-  for (const need of ["kpay", "CMakeLists.txt", "common", "cmake", "web-tier"])
+  for (const need of ["kpay", "CMakeLists.txt", "common", "cmake", "web-tier", "deps"])
     check(!ignore.includes(need), `.dockerignore keeps ${need}`);
   // ENV KPAY_* of the runtime stage: options of the daemons.
   const runtime = text.slice(text.lastIndexOf("\nFROM "));
