@@ -90,6 +90,15 @@ int it_run(char *const argv[], int timeout_ms, char **outp) {
 
 rd_kafka_t *it_client(rd_kafka_type_t type, const char *const *props) {
         char errstr[512];
+        rd_kafka_t *rk =
+            rd_kafka_new(type, it_client_conf(props), errstr, sizeof(errstr));
+        if (!rk)
+                fail_msg("rd_kafka_new: %s", errstr);
+        return rk;
+}
+
+rd_kafka_conf_t *it_client_conf(const char *const *props) {
+        char errstr[512];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         if (rd_kafka_conf_set(conf, "bootstrap.servers", it_bootstrap(), errstr,
                               sizeof(errstr)))
@@ -112,10 +121,7 @@ rd_kafka_t *it_client(rd_kafka_type_t type, const char *const *props) {
                 if (rd_kafka_conf_set(conf, props[0], props[1], errstr,
                                       sizeof(errstr)))
                         fail_msg("%s=%s: %s", props[0], props[1], errstr);
-        rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
-        if (!rk)
-                fail_msg("rd_kafka_new: %s", errstr);
-        return rk;
+        return conf;
 }
 
 /* Runs scripts/test-kafka.sh @p cmd with the fixture's environment

@@ -31,6 +31,11 @@ int it_run(char *const argv[], int timeout_ms, char **outp);
  *  (NULL-terminated key, value list). Fails the test on error. */
 rd_kafka_t *it_client(rd_kafka_type_t type, const char *const *props);
 
+/** The configuration it_client() creates its client with (the fixture's
+ *  bootstrap, a secured broker's properties, then @p props), for a test
+ *  that sets callbacks before rd_kafka_new(). */
+rd_kafka_conf_t *it_client_conf(const char *const *props);
+
 #include <sys/types.h>
 
 /**

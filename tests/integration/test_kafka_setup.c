@@ -321,6 +321,24 @@ static long long mp_produce_requests(rd_kafka_t *rk, mp_stats_t *st) {
         return st->produce_reqs;
 }
 
+/* A producer of @p props whose statistics go to @p st (and, with @p dr,
+ * whose delivery reports go to mp_dr_cb()). */
+static void mp_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+static rd_kafka_t *mp_producer(const char *const *props, mp_stats_t *st,
+                               int dr) {
+        char errstr[512];
+        rd_kafka_conf_t *conf = it_client_conf(props);
+        rd_kafka_conf_set_stats_cb(conf, mp_stats_cb);
+        if (dr)
+                rd_kafka_conf_set_dr_msg_cb(conf, mp_dr_cb);
+        rd_kafka_conf_set_opaque(conf, st);
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        if (!rk)
+                fail_msg("rd_kafka_new: %s", errstr);
+        return rk;
+}
+
 /* Runs MP_TXNS transactions, each writing MP_PER_TXN records to every
  * partition of @p topics, with produce.request.max.partitions=@p maxparts;
  * checks that read_committed readers get each partition's records exactly
@@ -343,20 +361,7 @@ static long long mp_run_transactions(const char *prefix, const char *maxparts) {
                                /* Only the commit's flush sends: */
                                "linger.ms", "10000", "statistics.interval.ms",
                                "100", NULL};
-        char errstr[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        if (rd_kafka_conf_set(conf, "bootstrap.servers", it_bootstrap(), errstr,
-                              sizeof(errstr)))
-                fail_msg("%s", errstr);
-        for (const char *const *p = props; p[0]; p += 2)
-                if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof(errstr)))
-                        fail_msg("%s=%s: %s", p[0], p[1], errstr);
-        rd_kafka_conf_set_stats_cb(conf, mp_stats_cb);
-        rd_kafka_conf_set_opaque(conf, &st);
-        rd_kafka_t *rk =
-            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-        if (!rk)
-                fail_msg("rd_kafka_new: %s", errstr);
+        rd_kafka_t *rk      = mp_producer(props, &st, 0);
         check_txn(rd_kafka_init_transactions(rk, TIMEOUT_MS), "init");
         long long before = mp_produce_requests(rk, &st);
 
@@ -483,26 +488,15 @@ static void test_multi_partition_partial_error(void **state) {
         rd_kafka_NewTopic_destroy(nt);
         rd_kafka_destroy(admin);
 
-        mp_stats_t st         = {0};
-        mp_drs_t drs          = {0};
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        const char *props[]   = {
-              "bootstrap.servers", it_bootstrap(),
-              "produce.request.max.partitions", "1000", "linger.ms", "10000",
-              "statistics.interval.ms", "100",
-              /* a permanent error would be fatal to an
-               * idempotent producer */
-              "enable.idempotence", "false", "acks", "all", NULL};
-        for (const char *const *p = props; p[0]; p += 2)
-                if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof(errstr)))
-                        fail_msg("%s=%s: %s", p[0], p[1], errstr);
-        rd_kafka_conf_set_stats_cb(conf, mp_stats_cb);
-        rd_kafka_conf_set_dr_msg_cb(conf, mp_dr_cb);
-        rd_kafka_conf_set_opaque(conf, &st);
-        rd_kafka_t *rk =
-            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-        if (!rk)
-                fail_msg("rd_kafka_new: %s", errstr);
+        mp_stats_t st       = {0};
+        mp_drs_t drs        = {0};
+        const char *props[] = {
+            "produce.request.max.partitions", "1000", "linger.ms", "10000",
+            "statistics.interval.ms", "100",
+            /* a permanent error would be fatal to an
+             * idempotent producer */
+            "enable.idempotence", "false", "acks", "all", NULL};
+        rd_kafka_t *rk = mp_producer(props, &st, 1);
         static char big[4000];
         memset(big, 'x', sizeof(big));
         long long before = mp_produce_requests(rk, &st);
