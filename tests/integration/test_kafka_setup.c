@@ -503,14 +503,21 @@ static void test_multi_partition_partial_error(void **state) {
          * leaders are known and loaded (a partition that answers
          * NOT_LEADER just after its creation is retried in requests of
          * its own, which a busy machine made 13). */
-        for (int p = 0; p < 5; p++)
+        for (int p = 0; p < 5; p++) {
+                /* (RD_KAFKA_V_TOPIC() takes no conditional expression) */
+                const char *wtopic = ok_topic;
+                int32_t wpart      = p;
+                if (p == 4) {
+                        wtopic = small_topic;
+                        wpart  = 0;
+                }
                 assert_int_equal(
-                    rd_kafka_producev(
-                        rk, RD_KAFKA_V_TOPIC(p < 4 ? ok_topic : small_topic),
-                        RD_KAFKA_V_PARTITION(p < 4 ? p : 0),
-                        RD_KAFKA_V_VALUE("w", 1), RD_KAFKA_V_OPAQUE(&drs),
-                        RD_KAFKA_V_END),
+                    rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(wtopic),
+                                      RD_KAFKA_V_PARTITION(wpart),
+                                      RD_KAFKA_V_VALUE("w", 1),
+                                      RD_KAFKA_V_OPAQUE(&drs), RD_KAFKA_V_END),
                     0);
+        }
         assert_int_equal(rd_kafka_flush(rk, TIMEOUT_MS), 0);
         assert_int_equal(drs.ok, 5);
         drs.ok           = 0;
