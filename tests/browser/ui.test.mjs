@@ -195,7 +195,10 @@ const failed = await run('ui', [
     await page.selectOption('#acct-limit', '20');
     await page.click('#acct-form button[type=submit]');
     await page.locator('#acct-table tr[data-account="acc-0"]').waitFor({timeout: 15000});
-    assert.equal(await page.locator('#acct-table tbody tr').count(), 20);
+    // Typing the prefix may already have shown a page of the old limit:
+    // wait for the page of 20, not for the first acc- row.
+    await waitFor('a page of 20 acc- accounts', async () =>
+      (await page.locator('#acct-table tbody tr').count()) === 20, 15000);
     assert.equal(await page.isEnabled('#acct-next'), true, 'no next page of acc- accounts');
     await page.click('#acct-next');
     await waitFor('page 2', async () => /^page 2/.test(await text('#acct-page')), 10000);
