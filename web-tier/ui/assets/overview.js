@@ -9,6 +9,14 @@ const MAX_POINTS = 180; // three minutes of 1 s windows
 let cur = {};
 let charts = null;
 let lastControl = null;
+// Views of kpay-control arrive two ways: in the event stream's ticks and
+// in the answer to a command. Either may be the older one, so the page
+// never goes back: a view of an older version than the one shown is
+// dropped, and a command's answer does not replace a tick of its version
+// (or later) that arrived after the command was sent (the answer was
+// computed when the command was written, before the instances applied it:
+// PAUSED, where the tick may already say DRAINED).
+let controlTicks = 0;
 
 function makeChart(node, series, opts = {}) {
   const width = Math.max(300, node.clientWidth || 500);
@@ -116,7 +124,10 @@ function onSla(sla) {
   $('#sla-detail').textContent = parts.join(' · ');
 }
 
+const versionOf = (c) => (c && typeof c.version === 'number' ? c.version : -1);
+
 function onControl(c) {
+  if (c && lastControl && versionOf(c) < versionOf(lastControl)) return;
   lastControl = c;
   const node = $('#control-state');
   if (!c) {
@@ -142,7 +153,9 @@ function onTick(tick) {
   totals('confirmed', p.confirmed);
   totals('rejected', p.rejected);
   onSla(p.sla);
-  onControl(tick.control !== undefined ? tick.control : p.control);
+  const c = tick.control !== undefined ? tick.control : p.control;
+  if (c) controlTicks++;
+  onControl(c);
   onWindow(tick.window);
   const missing = (p.missing ?? []).map((m) => `${m.service} ${m.partitions?.length ? `partitions ${m.partitions.join(',')}` : ''}`);
   status($('#overview-partial'), p.partial ? `partial answer, missing: ${missing.join('; ') || 'some instances'}` : '', p.partial ? 'error' : '');
@@ -172,9 +185,10 @@ function connect() {
 async function control(method, path, body, what) {
   const st = $('#control-status');
   status(st, `${what}…`);
+  const ticksBefore = controlTicks;
   try {
     const r = await api(method, path, {body});
-    onControl(r.body);
+    if (!(controlTicks !== ticksBefore && versionOf(lastControl) >= versionOf(r.body))) onControl(r.body);
     status(st, `${what}: done`, 'ok');
   } catch (e) {
     status(st, `${what} failed: ${e.status === 401 ? 'a token is required (the field at the top)' : e.message}`, 'error');
